@@ -14,7 +14,14 @@ type Loader = () => Promise<ProgramModule>;
 
 /** Program name → module, for every program built so far. */
 const programs: Record<string, Loader> = {
+  postalias: () => import("./cmd/postalias.ts"),
+  postcat: () => import("./cmd/postcat.ts"),
+  postconf: () => import("./cmd/postconf.ts"),
+  postdrop: () => import("./cmd/postdrop.ts"),
+  postkick: () => import("./cmd/postkick.ts"),
   postlog: () => import("./cmd/postlog.ts"),
+  postmap: () => import("./cmd/postmap.ts"),
+  sendmail: () => import("./cmd/sendmail.ts"),
 };
 
 /** Names that run another program's module (Postfix's aliases). */

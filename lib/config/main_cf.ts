@@ -1,0 +1,38 @@
+// main.cf as postconf(5) describes it: `name = value` logical lines.
+
+import { logicalLines } from "./logical_lines.ts";
+
+/** One `name = value` setting and the line it came from. */
+export interface Setting {
+  name: string;
+  value: string;
+  line: number;
+}
+
+/** A syntax error in main.cf, with Postfix's wording and the place. */
+export class MainCfError extends Error {
+  constructor(readonly file: string, readonly line: number, readonly detail: string) {
+    super(`${file}, line ${line}: ${detail}`);
+    this.name = "MainCfError";
+  }
+}
+
+/**
+ * Parses main.cf text. A later setting of the same name wins, as in Postfix;
+ * a line without `=` is fatal (`missing '=' after attribute name`).
+ */
+export function parseMainCf(source: string, file: string): Setting[] {
+  const settings: Setting[] = [];
+  for (const { text, line } of logicalLines(source)) {
+    const eq = text.indexOf("=");
+    if (eq < 0) {
+      throw new MainCfError(file, line, `missing '=' after attribute name: "${text}"`);
+    }
+    const name = text.slice(0, eq).trim();
+    if (name === "" || /\s/.test(name)) {
+      throw new MainCfError(file, line, `missing '=' after attribute name: "${name}"`);
+    }
+    settings.push({ name, value: text.slice(eq + 1).trim(), line });
+  }
+  return settings;
+}
