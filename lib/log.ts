@@ -17,8 +17,12 @@ export interface LogSettings {
   stderr: boolean;
   /** Verbosity (-v count); debug lines are written when above zero. */
   verbose: number;
-  /** The host name in maillog_file lines (myhostname). */
+  /** The host name in maillog_file lines (myhostname; its first label is written). */
   hostname: string;
+  /** The name before `: ` on standard error; the program name when empty. */
+  stderrTag: string;
+  /** The tag in maillog_file lines; `syslog_name/program` when empty. */
+  tag: string;
 }
 
 /** Thrown by fatal() and panic(): the program logs and exits with status 1. */
@@ -36,6 +40,8 @@ const settings: LogSettings = {
   stderr: true,
   verbose: 0,
   hostname: shortHostname(),
+  stderrTag: "",
+  tag: "",
 };
 
 const encoder = new TextEncoder();
@@ -72,17 +78,18 @@ export function captureLog(fn: ((line: string) => void) | undefined): void {
 
 const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-/** The syslog-style time stamp Postfix writes in maillog_file: `Nov  4 09:05:01`. */
+/** The time stamp Postfix writes in maillog_file: `Nov 04 09:05:01` (local time). */
 export function logTimestamp(when: Date): string {
   const p2 = (n: number) => String(n).padStart(2, "0");
-  return `${months[when.getMonth()]} ${String(when.getDate()).padStart(2, " ")} ` +
+  return `${months[when.getMonth()]} ${p2(when.getDate())} ` +
     `${p2(when.getHours())}:${p2(when.getMinutes())}:${p2(when.getSeconds())}`;
 }
 
 /** Formats one maillog_file line for `text` (already carrying its level prefix). */
 export function formatLogLine(text: string, when = new Date()): string {
-  return `${logTimestamp(when)} ${settings.hostname} ${settings.syslogName}/${settings.program}` +
-    `[${Deno.pid}]: ${text}`;
+  const host = settings.hostname.split(".")[0];
+  const tag = settings.tag || `${settings.syslogName}/${settings.program}`;
+  return `${logTimestamp(when)} ${host} ${tag}[${Deno.pid}]: ${text}`;
 }
 
 function emit(level: string, text: string): void {
@@ -92,7 +99,7 @@ function emit(level: string, text: string): void {
     return;
   }
   if (settings.stderr) {
-    writeAll(Deno.stderr, `${settings.program}: ${body}\n`);
+    writeAll(Deno.stderr, `${settings.stderrTag || settings.program}: ${body}\n`);
   }
   if (settings.maillogFile) {
     appendMaillog(formatLogLine(body) + "\n");
@@ -142,6 +149,11 @@ export function warn(text: string): void {
 /** msg_error: `error: text`. */
 export function error(text: string): void {
   emit("error", text);
+}
+
+/** Logs a `fatal:` or `panic:` line without exiting (postlog -p fatal). */
+export function panicNoExit(level: "fatal" | "panic", text: string): void {
+  emit(level, text);
 }
 
 /** msg_fatal: logs `fatal: text` and throws FatalError (mod.ts exits 1). */
