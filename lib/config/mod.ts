@@ -6,9 +6,11 @@ import { defaults } from "./defaults.ts";
 import { expand, MacroError } from "./expand.ts";
 import { MainCfError, parseMainCf, type Setting } from "./main_cf.ts";
 import { computedDefaults, localNetworks } from "./computed.ts";
+import { parameters } from "./parameters.ts";
 
 export { MacroError } from "./expand.ts";
 export { MainCfError, type Setting } from "./main_cf.ts";
+export { type ParameterInfo, parameters, type ParameterType } from "./parameters.ts";
 
 /** The configuration directory: `-c DIR`, else $MAIL_CONFIG, else /etc/postfix. */
 export function configDirectory(flag?: string): string {
@@ -162,12 +164,17 @@ export class Config {
     return this.int(name);
   }
 
-  /** A time parameter in seconds; a bare number uses `defaultUnit`. */
-  time(name: string, defaultUnit = "s"): number {
+  /**
+   * A time parameter in seconds. A bare number is in `defaultUnit`, else in
+   * the parameter's own default unit from the table (maximal_queue_lifetime's
+   * `5` means five days), else in seconds.
+   */
+  time(name: string, defaultUnit?: string): number {
     const value = this.get(name);
     const m = /^(\d+)([smhdw]?)$/.exec(value);
     if (!m) fatal(`invalid time value "${value}" for parameter ${name}`);
-    return parseInt(m[1], 10) * timeUnits[m[2] || defaultUnit];
+    const unit = m[2] || defaultUnit || timeUnit(name);
+    return parseInt(m[1], 10) * timeUnits[unit];
   }
 
   /** A list parameter: split on commas and whitespace, keeping { ... } groups whole. */
@@ -194,6 +201,11 @@ export class Config {
     copy.computed = this.computed;
     return copy;
   }
+}
+
+/** The unit of a bare number for a time parameter: the table's, else seconds. */
+export function timeUnit(name: string): string {
+  return (Object.hasOwn(parameters, name) && parameters[name].unit) || "s";
 }
 
 /**
