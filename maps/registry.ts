@@ -74,7 +74,7 @@ const types: MapType[] = [
   {
     name: "fail",
     description: "a table whose every lookup fails (for tests)",
-    creatable: true,
+    creatable: false,
     updatable: false,
     sequenceable: false,
     fileBased: false,

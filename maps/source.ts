@@ -73,21 +73,19 @@ export function splitKeyValue(text: string): KeyValue {
   return { key, value: text.slice(i) };
 }
 
-/** Parses a whole postmap source text into entries, reporting malformed lines. */
-export function parseMapSource(
+/** Parses a postmap source text into entries, lazily, reporting malformed lines as met. */
+export function* parseMapSource(
   text: string,
   file: string,
   warn: SourceWarning,
   suffix = "",
-): { key: string; value: string; lineno: number }[] {
-  const entries: { key: string; value: string; lineno: number }[] = [];
+): Generator<{ key: string; value: string; lineno: number }> {
   for (const line of logicalLines(text, file, warn)) {
     const kv = splitKeyValue(line.text);
     if ("error" in kv) {
       warn(`${file}, line ${line.lineno}: ${kv.error}${suffix}`);
       continue;
     }
-    entries.push({ key: kv.key, value: kv.value, lineno: line.lineno });
+    yield { key: kv.key, value: kv.value, lineno: line.lineno };
   }
-  return entries;
 }

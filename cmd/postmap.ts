@@ -1,0 +1,301 @@
+// postmap: Postfix lookup table management, as postmap(1).
+//
+// Builds indexed tables (hash, btree, cdb) from source files, updates them
+// incrementally from standard input (-i), queries (-q), deletes (-d) and
+// lists (-s) any table type. A rebuild writes a new file and renames it, so
+// readers see the old table or the new one, never half.
+
+import { getopt, GetoptError } from "../lib/getopt.ts";
+import { configureLog, fatal, warn } from "../lib/log.ts";
+import { loadConfig, setupLogging } from "../lib/config/mod.ts";
+import type { ProgramContext } from "../lib/program.ts";
+import { type Dict, DictError, type OpenOptions, readTableFile } from "../maps/dict.ts";
+import { openMap, requireMapType } from "../maps/registry.ts";
+import { parseMapSource } from "../maps/source.ts";
+import {
+  chownLike,
+  creatableError,
+  decodeBase64,
+  fileValue,
+  messageKeys,
+  newTableMode,
+  OutputBuffer,
+  queryError,
+  readStdin,
+  tableFlags,
+  tableSpec,
+  textLines,
+  type ToolFlags,
+} from "../maps/table_tool.ts";
+
+const usage =
+  "usage: postmap [-bfFhinNoprsuUvw] [-c config_dir] [-d key] [-q key] [map_type:]file...";
+
+/** The parsed command line. */
+interface Options {
+  configDir?: string;
+  query?: string;
+  del?: string;
+  list: boolean;
+  incremental: boolean;
+  body: boolean;
+  headers: boolean;
+  base64: boolean;
+  keepRoot: boolean;
+  defaultMode: boolean;
+  verbose: number;
+  tool: ToolFlags;
+  maps: string[];
+}
+
+/** postmap [-bfFhinNoprsuUvw] [-c config_dir] [-d key] [-q key] [map_type:]file... */
+export async function main(args: string[], ctx: ProgramContext): Promise<number> {
+  configureLog({ program: ctx.name, stderr: true });
+  const opts = parseArgs(args, ctx.name);
+  const config = loadConfig({ configDir: opts.configDir, program: "postmap" });
+  setupLogging(config, ctx.name, { stderr: true, verbose: opts.verbose });
+  opts.tool.utf8 = opts.tool.utf8 && config.bool("smtputf8_enable");
+  const defaultType = config.get("default_database_type") || "hash";
+  const specs = opts.maps.map((m) => {
+    const { type, name } = tableSpec(m, defaultType);
+    return `${type}:${name}`;
+  });
+  const base: OpenOptions = { config };
+  try {
+    if (opts.query !== undefined) return await runQuery(opts, specs, base);
+    if (opts.del !== undefined) return await runDelete(opts, specs, base);
+    if (opts.list) return await runList(opts, specs, base);
+    if (opts.incremental) return await runIncremental(opts, specs, base);
+    for (const spec of specs) await build(opts, spec, base);
+    return 0;
+  } catch (err) {
+    if (err instanceof DictError) fatal(err.message);
+    throw err;
+  }
+}
+
+function parseArgs(args: string[], name: string): Options {
+  let parsed;
+  try {
+    parsed = getopt(args, "bc:d:fFhinNopq:rsuUvw");
+  } catch (err) {
+    if (!(err instanceof GetoptError)) throw err;
+    console.error(`${name}: ${err.message}`);
+    fatal(usage);
+  }
+  const o: Options = {
+    list: false,
+    incremental: false,
+    body: false,
+    headers: false,
+    base64: false,
+    keepRoot: false,
+    defaultMode: false,
+    verbose: 0,
+    tool: {
+      noFold: false,
+      withNull: false,
+      withoutNull: false,
+      replace: false,
+      ignoreDups: false,
+      utf8: true,
+    },
+    maps: parsed.operands,
+  };
+  let modes = 0;
+  for (const { flag, arg } of parsed.options) {
+    switch (flag) {
+      case "b":
+        o.body = true;
+        break;
+      case "c":
+        o.configDir = arg;
+        break;
+      case "d":
+        if (o.query !== undefined || o.list) fatal("specify only one of -s or -q or -d");
+        o.del = arg;
+        modes++;
+        break;
+      case "f":
+        o.tool.noFold = true;
+        break;
+      case "F":
+        o.base64 = true;
+        break;
+      case "h":
+        o.headers = true;
+        break;
+      case "i":
+        o.incremental = true;
+        break;
+      case "n":
+        o.tool.withoutNull = true;
+        o.tool.withNull = false;
+        break;
+      case "N":
+        o.tool.withNull = true;
+        o.tool.withoutNull = false;
+        break;
+      case "o":
+        o.keepRoot = true;
+        break;
+      case "p":
+        o.defaultMode = true;
+        break;
+      case "q":
+        if (o.del !== undefined || o.list) fatal("specify only one of -s or -q or -d");
+        o.query = arg;
+        modes++;
+        break;
+      case "r":
+        o.tool.replace = true;
+        o.tool.ignoreDups = false;
+        break;
+      case "s":
+        if (o.del !== undefined || o.query !== undefined) fatal("specify only one of -s or -q or -d");
+        o.list = true;
+        modes++;
+        break;
+      case "u":
+        o.tool.utf8 = false;
+        break;
+      case "U":
+        o.tool.utf8 = true;
+        break;
+      case "v":
+        o.verbose++;
+        break;
+      case "w":
+        o.tool.ignoreDups = true;
+        o.tool.replace = false;
+        break;
+    }
+  }
+  if (modes > 1) fatal("specify only one of -s or -q or -d");
+  if (o.maps.length === 0) fatal(usage);
+  return o;
+}
+
+function openRead(spec: string, opts: Options, base: OpenOptions): Dict {
+  return openMap(spec, { ...base, flags: tableFlags(opts.tool, false) });
+}
+
+/** -q key, -q -: the first table that has the key answers. */
+async function runQuery(opts: Options, specs: string[], base: OpenOptions): Promise<number> {
+  const dicts = specs.map((s) => openRead(s, opts, base));
+  const out = new OutputBuffer();
+  const show = (v: string) => (opts.base64 ? decodeBase64(v) ?? v : v);
+  let found = false;
+  if (opts.query !== "-") {
+    const v = await lookupFirst(dicts, opts.query!);
+    if (v !== undefined) {
+      out.line(show(v));
+      found = true;
+    }
+  } else {
+    const text = await readStdin();
+    const keys = opts.headers || opts.body
+      ? messageKeys(text, opts.headers, opts.body)
+      : textLines(text);
+    for (const key of keys) {
+      const v = await lookupFirst(dicts, key);
+      if (v === undefined) continue;
+      out.line(`${key}\t${show(v)}`);
+      found = true;
+    }
+  }
+  out.flush();
+  for (const d of dicts) await d.close();
+  return found ? 0 : 1;
+}
+
+async function lookupFirst(dicts: Dict[], key: string): Promise<string | undefined> {
+  for (const d of dicts) {
+    let v: string | undefined;
+    try {
+      v = await d.lookup(key);
+    } catch (err) {
+      fatal(queryError(d, err));
+    }
+    if (v !== undefined) return v;
+  }
+  return undefined;
+}
+
+/** -d key, -d -: remove one entry per table. */
+async function runDelete(opts: Options, specs: string[], base: OpenOptions): Promise<number> {
+  const keys = opts.del === "-" ? textLines(await readStdin()) : [opts.del!];
+  let found = false;
+  for (const spec of specs) {
+    const dict = openMap(spec, { ...base, write: true, flags: tableFlags(opts.tool, true) });
+    try {
+      for (const key of keys) if (await dict.delete(key)) found = true;
+    } catch (err) {
+      fatal(queryError(dict, err));
+    }
+    await dict.close();
+  }
+  return found ? 0 : 1;
+}
+
+/** -s: every entry of every table, as `key<TAB>value`. */
+async function runList(opts: Options, specs: string[], base: OpenOptions): Promise<number> {
+  const out = new OutputBuffer();
+  for (const spec of specs) {
+    const dict = openRead(spec, opts, base);
+    try {
+      for await (const [k, v] of dict.sequence()) {
+        out.line(`${k}\t${opts.base64 ? decodeBase64(v) ?? v : v}`);
+      }
+    } catch (err) {
+      out.flush();
+      fatal(queryError(dict, err));
+    }
+    await dict.close();
+  }
+  out.flush();
+  return 0;
+}
+
+/** -i: entries from standard input into existing tables. */
+async function runIncremental(opts: Options, specs: string[], base: OpenOptions): Promise<number> {
+  const entries = [...parseMapSource(await readStdin(), "stdin", warn)];
+  for (const spec of specs) {
+    const type = spec.slice(0, spec.indexOf(":"));
+    if (!requireMapType(type).updatable) {
+      fatal(`table ${spec}: update operation is not supported`);
+    }
+    const dict = openMap(spec, { ...base, write: true, flags: tableFlags(opts.tool, true) });
+    for (const e of entries) await dict.update(e.key, opts.base64 ? fileValue(e.value) : e.value);
+    await dict.close();
+  }
+  return 0;
+}
+
+/** postmap [type:]file: a new table from the source file, swapped in whole. */
+async function build(opts: Options, spec: string, base: OpenOptions): Promise<void> {
+  const colon = spec.indexOf(":");
+  const type = spec.slice(0, colon);
+  const file = spec.slice(colon + 1);
+  const notCreatable = creatableError(type);
+  if (notCreatable) fatal(notCreatable);
+  const text = readTableFile(file);
+  const suffix = type === "cdb" ? ".cdb" : ".db";
+  const dict = openMap(spec, {
+    ...base,
+    create: true,
+    write: true,
+    mode: newTableMode(file, file + suffix, opts.defaultMode),
+    flags: tableFlags(opts.tool, true),
+  });
+  try {
+    for (const e of parseMapSource(text, file, warn)) {
+      await dict.update(e.key, opts.base64 ? fileValue(e.value) : e.value);
+    }
+  } catch (err) {
+    dict.abort?.();
+    throw err;
+  }
+  await dict.close();
+  if (Deno.uid() === 0 && !opts.keepRoot) chownLike(file + suffix, file);
+}

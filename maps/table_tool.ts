@@ -1,0 +1,193 @@
+// What postmap(1) and postalias(1) share: turning their flags into table
+// flags, building a table from a source file atomically, and the query
+// (-q), delete (-d) and list (-s) loops with their exit statuses.
+
+import { type Dict, DictError, type DictFlags, describeOsError, type OpenOptions } from "./dict.ts";
+import { openMap, requireMapType, splitMapSpec } from "./registry.ts";
+
+/** The flags both commands take that shape how a table is opened. */
+export interface ToolFlags {
+  /** -f: do not fold keys to lower case. */
+  noFold: boolean;
+  /** -N: include the null terminator. */
+  withNull: boolean;
+  /** -n: do not include the null terminator. */
+  withoutNull: boolean;
+  /** -r: replace duplicates. */
+  replace: boolean;
+  /** -w: ignore duplicates silently. */
+  ignoreDups: boolean;
+  /** UTF-8 checks (smtputf8_enable without -u). */
+  utf8: boolean;
+}
+
+/** The table flags for reading (query, list) or writing (build, -i, -d). */
+export function tableFlags(f: ToolFlags, writing: boolean): Partial<DictFlags> {
+  let try0Null = true, try1Null = !writing;
+  if (f.withNull) [try0Null, try1Null] = [false, true];
+  if (f.withoutNull) [try0Null, try1Null] = [true, false];
+  return {
+    foldFix: !f.noFold,
+    try0Null,
+    try1Null,
+    dupReplace: f.replace,
+    dupIgnore: f.ignoreDups,
+    dupWarn: !f.ignoreDups && !f.replace,
+    utf8: f.utf8,
+    lock: writing,
+  };
+}
+
+/** `file` or `type:file`, with `defaultType` when no type is given. */
+export function tableSpec(operand: string, defaultType: string): { type: string; name: string } {
+  // A path cannot hold a type: "/x:y" is a file name.
+  if (!operand.includes(":") || operand.startsWith("/") || operand.startsWith(".")) {
+    return { type: defaultType, name: operand };
+  }
+  return splitMapSpec(operand);
+}
+
+/** Output collected and written in large pieces (postmap -q - and -s print much). */
+export class OutputBuffer {
+  private parts: string[] = [];
+  private size = 0;
+  private encoder = new TextEncoder();
+  /** Appends a line (a newline is added). */
+  line(text: string): void {
+    this.parts.push(text, "\n");
+    this.size += text.length + 1;
+    if (this.size > 1 << 16) this.flush();
+  }
+  /** Writes what is pending to standard output. */
+  flush(): void {
+    if (!this.parts.length) return;
+    const data = this.encoder.encode(this.parts.join(""));
+    this.parts = [];
+    this.size = 0;
+    let off = 0;
+    while (off < data.length) off += Deno.stdout.writeSync(data.subarray(off));
+  }
+}
+
+/** The file mode for a new table: the source's read bits, or 0644 with -p. */
+export function newTableMode(source: string, target: string, keepDefault: boolean): number | undefined {
+  try {
+    return Deno.statSync(target).mode! & 0o7777; // an existing table keeps its mode
+  } catch { /* new */ }
+  if (keepDefault) return 0o644;
+  try {
+    return (Deno.statSync(source).mode! & 0o644) | 0o600;
+  } catch {
+    return 0o644;
+  }
+}
+
+/** Opens a table to read, turning a DictError into the text for fatal(). */
+export function openForRead(spec: string, options: OpenOptions): Dict {
+  return openMap(spec, { ...options, write: false, create: false });
+}
+
+/** The message for a failed lookup, as Postfix words it. */
+export function queryError(dict: Dict, err: unknown): string {
+  if (err instanceof DictError && err.kind === "unsupported") return err.message;
+  const text = err instanceof DictError ? err.message : describeOsError(err);
+  return `table ${dict.type}:${dict.name}: query error: ${text}`;
+}
+
+/** Whether a type can be built from a source file; the error text otherwise. */
+export function creatableError(type: string): string | undefined {
+  const t = requireMapType(type);
+  return t.creatable ? undefined : `unsupported dictionary type: ${type} does not support bulk-mode creation.`;
+}
+
+/** Base64 of the files named in `value` (postmap -F), joined by newlines. */
+export function fileValue(value: string): string {
+  const names = value.split(/[\s,]+/).filter(Boolean);
+  const chunks: Uint8Array[] = [];
+  for (const [i, name] of names.entries()) {
+    if (i > 0) chunks.push(new Uint8Array([10]));
+    try {
+      chunks.push(Deno.readFileSync(name));
+    } catch (err) {
+      throw new DictError(`open ${name}: ${describeOsError(err)}`);
+    }
+  }
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
+  return encodeBase64(all);
+}
+
+/** Standard base64. */
+export function encodeBase64(data: Uint8Array): string {
+  let bin = "";
+  for (let i = 0; i < data.length; i += 0x8000) {
+    bin += String.fromCharCode(...data.subarray(i, i + 0x8000));
+  }
+  return btoa(bin);
+}
+
+/** Decodes a base64 value for printing (postmap -F); undefined when it is not base64. */
+export function decodeBase64(text: string): string | undefined {
+  try {
+    const bin = atob(text);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return new TextDecoder().decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads all of standard input as text. */
+export async function readStdin(): Promise<string> {
+  return new TextDecoder().decode(await new Response(Deno.stdin.readable).arrayBuffer());
+}
+
+/** Lines of `text` without their newlines (a final empty piece dropped). */
+export function textLines(text: string): string[] {
+  const lines = text.split("\n");
+  if (lines.length && lines[lines.length - 1] === "") lines.pop();
+  return lines.map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));
+}
+
+/**
+ * Splits a message into lookup keys as postmap -h and -b do: each logical
+ * header (continuation lines joined with newlines) up to the first line that
+ * is not a header, or each body line after that.
+ */
+export function messageKeys(text: string, headers: boolean, body: boolean): string[] {
+  const lines = textLines(text);
+  const keys: string[] = [];
+  let i = 0;
+  let current: string | undefined;
+  for (; i < lines.length; i++) {
+    const line = lines[i];
+    if (current !== undefined && /^[ \t]/.test(line)) {
+      current += "\n" + line;
+      continue;
+    }
+    if (current !== undefined && headers) keys.push(current);
+    current = undefined;
+    if (/^[!-9;-~]+:/.test(line)) {
+      current = line;
+      continue;
+    }
+    if (line === "") i++; // the empty line that ends the headers is no body line
+    break;
+  }
+  if (current !== undefined && headers) keys.push(current);
+  if (body) keys.push(...lines.slice(i));
+  return keys;
+}
+
+/** Sets a file's owner to that of `source` (a root postmap builds as the source's owner). */
+export function chownLike(target: string, source: string): void {
+  try {
+    const st = Deno.statSync(source);
+    if (st.uid !== null && st.gid !== null) Deno.chownSync(target, st.uid, st.gid);
+  } catch { /* best effort: the table is still usable by root */ }
+}
