@@ -111,6 +111,31 @@ for (const [program, path] of Object.entries(programPages).sort()) {
   }
 }
 
+// --- raw parameters ---------------------------------------------------------
+// Parameters whose values postconf -x leaves unexpanded (they hold macros the
+// programs expand at delivery time). Found by asking the reference, when
+// installed: set every parameter to "$mail_version" and see which stay so; the
+// answer is kept in tests/golden/postconf/raw-parameters.ref.
+
+const rawRef = `${root}tests/golden/postconf/raw-parameters.ref`;
+const referencePostconf = "/usr/sbin/postconf";
+try {
+  Deno.statSync(referencePostconf);
+  const dir = Deno.makeTempDirSync();
+  const probe = [...defaultValue.keys(), ...computed].filter((n) => n !== "mail_version");
+  Deno.writeTextFileSync(`${dir}/main.cf`, probe.map((n) => `${n} = $mail_version\n`).join(""));
+  Deno.writeTextFileSync(`${dir}/master.cf`, "");
+  const out = new Deno.Command(referencePostconf, { args: ["-c", dir, "-nx"], stderr: "null" })
+    .outputSync();
+  Deno.removeSync(dir, { recursive: true });
+  const names = new TextDecoder().decode(out.stdout).split("\n")
+    .filter((l) => l.endsWith(" = $mail_version")).map((l) => l.split(" ")[0]);
+  Deno.writeTextFileSync(rawRef, names.join("\n") + "\n");
+} catch {
+  // no reference: keep the stored answer
+}
+const raw = new Set(Deno.readTextFileSync(rawRef).split("\n").filter(Boolean));
+
 // --- types -------------------------------------------------------------------
 
 type ParamType = "string" | "boolean" | "integer" | "time" | "size" | "list";
@@ -181,6 +206,7 @@ const rows = allNames.map((name) => {
   const who = [...(readers.get(name) ?? [])].sort();
   const parts = [`type: "${t.type}"`];
   if (t.type === "time") parts.push(`unit: "${t.unit}"`);
+  if (raw.has(name)) parts.push("raw: true");
   parts.push(`readers: ${JSON.stringify(who).replaceAll(",", ", ")}`);
   return `  ${JSON.stringify(name)}: { ${parts.join(", ")} },`;
 });
@@ -215,6 +241,8 @@ export interface ParameterInfo {
   type: ParameterType;
   /** For time parameters: the unit of a bare number (s, m, h, d or w). */
   unit?: string;
+  /** Left unexpanded by postconf -x (the value holds delivery-time macros). */
+  raw?: boolean;
   /** Programs that read it, by their man pages (may be empty). */
   readers: string[];
 }

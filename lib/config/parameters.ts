@@ -12,6 +12,8 @@ export interface ParameterInfo {
   type: ParameterType;
   /** For time parameters: the unit of a bare number (s, m, h, d or w). */
   unit?: string;
+  /** Left unexpanded by postconf -x (the value holds delivery-time macros). */
+  raw?: boolean;
   /** Programs that read it, by their man pages (may be empty). */
   readers: string[];
 }
@@ -131,7 +133,7 @@ export const parameters: Readonly<Record<string, ParameterInfo>> = {
       "smtpd",
     ],
   },
-  "command_execution_directory": { type: "string", readers: ["local"] },
+  "command_execution_directory": { type: "string", raw: true, readers: ["local"] },
   "command_expansion_filter": { type: "list", readers: ["local"] },
   "command_time_limit": { type: "string", readers: ["local"] },
   "compatibility_level": { type: "integer", readers: ["postfix"] },
@@ -265,7 +267,7 @@ export const parameters: Readonly<Record<string, ParameterInfo>> = {
   "default_minimum_delivery_slots": { type: "integer", readers: ["qmgr"] },
   "default_privs": { type: "string", readers: ["local"] },
   "default_process_limit": { type: "integer", readers: ["master"] },
-  "default_rbl_reply": { type: "string", readers: ["smtpd"] },
+  "default_rbl_reply": { type: "string", raw: true, readers: ["smtpd"] },
   "default_recipient_limit": { type: "integer", readers: ["qmgr"] },
   "default_recipient_refill_delay": { type: "string", readers: ["qmgr"] },
   "default_recipient_refill_limit": { type: "integer", readers: ["qmgr"] },
@@ -378,7 +380,7 @@ export const parameters: Readonly<Record<string, ParameterInfo>> = {
     readers: ["mailq", "newaliases", "postlock", "sendmail"],
   },
   "forward_expansion_filter": { type: "list", readers: ["local"] },
-  "forward_path": { type: "list", readers: ["local"] },
+  "forward_path": { type: "list", raw: true, readers: ["local"] },
   "frozen_delivered_to": { type: "boolean", readers: ["local"] },
   "hash_queue_depth": { type: "integer", readers: ["postsuper"] },
   "hash_queue_names": { type: "list", readers: ["postsuper"] },
@@ -635,7 +637,7 @@ export const parameters: Readonly<Record<string, ParameterInfo>> = {
   "local_recipient_refill_limit": { type: "integer", readers: [] },
   "local_transport": { type: "string", readers: ["trivial-rewrite"] },
   "local_transport_rate_delay": { type: "time", unit: "s", readers: [] },
-  "luser_relay": { type: "string", readers: ["local"] },
+  "luser_relay": { type: "string", raw: true, readers: ["local"] },
   "mail_name": { type: "string", readers: ["bounce", "defer", "smtpd", "trace"] },
   "mail_owner": {
     type: "string",
@@ -644,7 +646,7 @@ export const parameters: Readonly<Record<string, ParameterInfo>> = {
   "mail_release_date": { type: "integer", readers: [] },
   "mail_spool_directory": { type: "string", readers: ["local"] },
   "mail_version": { type: "string", readers: [] },
-  "mailbox_command": { type: "string", readers: ["local"] },
+  "mailbox_command": { type: "string", raw: true, readers: ["local"] },
   "mailbox_command_maps": { type: "list", readers: ["local"] },
   "mailbox_delivery_lock": { type: "list", readers: ["local", "postlock"] },
   "mailbox_size_limit": { type: "size", readers: ["local"] },
@@ -842,7 +844,7 @@ export const parameters: Readonly<Record<string, ParameterInfo>> = {
   "postscreen_dnsbl_threshold": { type: "integer", readers: ["postscreen"] },
   "postscreen_dnsbl_timeout": { type: "time", unit: "s", readers: ["postscreen"] },
   "postscreen_enforce_tls": { type: "boolean", readers: ["postscreen"] },
-  "postscreen_expansion_filter": { type: "list", readers: ["postscreen"] },
+  "postscreen_expansion_filter": { type: "list", raw: true, readers: ["postscreen"] },
   "postscreen_forbidden_commands": { type: "list", readers: ["postscreen"] },
   "postscreen_greet_action": { type: "string", readers: ["postscreen"] },
   "postscreen_greet_banner": { type: "string", readers: ["postscreen"] },
@@ -857,7 +859,7 @@ export const parameters: Readonly<Record<string, ParameterInfo>> = {
   "postscreen_pipelining_ttl": { type: "time", unit: "d", readers: ["postscreen"] },
   "postscreen_post_queue_limit": { type: "integer", readers: ["postscreen"] },
   "postscreen_pre_queue_limit": { type: "integer", readers: ["postscreen"] },
-  "postscreen_reject_footer": { type: "string", readers: ["postscreen"] },
+  "postscreen_reject_footer": { type: "string", raw: true, readers: ["postscreen"] },
   "postscreen_reject_footer_maps": { type: "list", readers: ["postscreen"] },
   "postscreen_tls_security_level": { type: "string", readers: ["postscreen"] },
   "postscreen_upstream_proxy_protocol": { type: "string", readers: ["postscreen"] },
@@ -1277,7 +1279,7 @@ export const parameters: Readonly<Record<string, ParameterInfo>> = {
   "smtpd_enforce_tls": { type: "boolean", readers: ["smtpd"] },
   "smtpd_error_sleep_time": { type: "time", unit: "s", readers: ["smtpd"] },
   "smtpd_etrn_restrictions": { type: "list", readers: ["smtpd"] },
-  "smtpd_expansion_filter": { type: "list", readers: ["smtpd"] },
+  "smtpd_expansion_filter": { type: "list", raw: true, readers: ["smtpd"] },
   "smtpd_forbid_bare_newline": { type: "boolean", readers: ["smtpd"] },
   "smtpd_forbid_bare_newline_exclusions": { type: "list", readers: ["smtpd"] },
   "smtpd_forbid_bare_newline_reject_code": { type: "integer", readers: ["smtpd"] },
@@ -1311,7 +1313,7 @@ export const parameters: Readonly<Record<string, ParameterInfo>> = {
   "smtpd_recipient_limit": { type: "integer", readers: ["smtpd"] },
   "smtpd_recipient_overshoot_limit": { type: "integer", readers: ["smtpd"] },
   "smtpd_recipient_restrictions": { type: "list", readers: ["smtpd"] },
-  "smtpd_reject_footer": { type: "string", readers: ["smtpd"] },
+  "smtpd_reject_footer": { type: "string", raw: true, readers: ["smtpd"] },
   "smtpd_reject_footer_maps": { type: "list", readers: ["smtpd"] },
   "smtpd_reject_unlisted_recipient": { type: "boolean", readers: ["smtpd"] },
   "smtpd_reject_unlisted_sender": { type: "boolean", readers: ["smtpd"] },

@@ -1,0 +1,767 @@
+// postconf: shows and edits the Posthorn (Postfix) configuration, as
+// postconf(1) describes: main.cf parameters (-d defaults, -n explicit settings,
+// -h/-H values or names only, -x expanded, -f folded, -o overrides), main.cf
+// edits (-e name=value, -# comment out, -X remove), master.cf entries (-M),
+// their fields (-F) and per-service parameters (-P) with their edits (-Me,
+// -M#, -MX, -Fe, -Pe, -PX), and the supported lock methods (-l), lookup table
+// types (-m) and SASL plug-in types (-a server, -A client).
+//
+// SASL: Posthorn's SMTP server speaks the Dovecot auth protocol only, so -a
+// lists "dovecot"; its SMTP client has no SASL plug-in (Postfix's client side
+// is Cyrus only), so -A lists nothing.
+
+import { getopt, GetoptError } from "../lib/getopt.ts";
+import { configureLog, fatal, warn } from "../lib/log.ts";
+import type { ProgramContext } from "../lib/program.ts";
+import { configDirectory, describeError, MainCfError, parameters } from "../lib/config/mod.ts";
+import { parseMainCf, type Setting } from "../lib/config/main_cf.ts";
+import { MasterCfError, parseMasterCf } from "../lib/config/master_cf.ts";
+import { computedDefaults, localNetworks } from "../lib/config/computed.ts";
+import { defaults } from "../lib/config/defaults.ts";
+import { expand, MacroError } from "../lib/config/expand.ts";
+import {
+  formatCommand,
+  formatMasterEntry,
+  formatParameter,
+  masterFieldNames,
+  type MasterFields,
+  masterFields,
+} from "../lib/config/format.ts";
+import {
+  editMainCf,
+  editMasterCf,
+  type MasterChange,
+  writeAtomically,
+} from "../lib/config/edit.ts";
+import { isBuiltin, referencedNames, serviceParameters } from "../lib/config/usage.ts";
+
+const usageText = "usage: postconf [-a (server SASL types)] [-A (client SASL types)] " +
+  "[-b (bounce templates)] [-c config_dir] [-c param_class] [-d (parameter defaults)] " +
+  "[-e (edit configuration)] [-f (fold lines)] [-F (master.cf fields)] [-h (no names)] " +
+  "[-H (no values)] [-l (lock types)] [-m (map types)] [-M (master.cf)] " +
+  "[-n (non-default parameters)] [-o name=value (override parameter value)] " +
+  "[-p (main.cf, default)] [-P (master.cf parameters)] [-t (bounce templates)] " +
+  "[-T compile-version|run-version|public-key-algorithms] [-v (verbose)] " +
+  "[-x (expand parameter values)] [-X (exclude)] [-# (comment-out)] [name...]";
+
+/** The command-line flags, as parsed. */
+interface Flags {
+  configDir?: string;
+  classes?: Set<string>;
+  defaults: boolean;
+  edit: boolean;
+  fold: boolean;
+  hideName: boolean;
+  hideValue: boolean;
+  nonDefault: boolean;
+  expand: boolean;
+  exclude: boolean;
+  comment: boolean;
+  overrides: [string, string][];
+  mode: "main" | "master" | "fields" | "params" | "locks" | "maps" | "sasl-server" | "sasl-client";
+  verbose: number;
+}
+
+/** Lookup table types for -m when the maps registry is not built in yet. */
+async function mapTypes(): Promise<string[] | undefined> {
+  try {
+    const registry = "../maps/mod.ts";
+    // deno-lint-ignore no-explicit-any
+    const maps: any = await import(registry);
+    const list = maps.mapTypes ?? maps.supportedTypes ?? maps.types;
+    if (typeof list === "function") return [...await list()].sort();
+    if (Array.isArray(list)) return [...list].sort();
+  } catch {
+    // not built in
+  }
+  return undefined;
+}
+
+/** postconf(1). */
+export async function main(args: string[], ctx: ProgramContext): Promise<number> {
+  configureLog({ program: ctx.name });
+  const flags = parseFlags(args);
+  configureLog({ program: ctx.name, verbose: flags.verbose });
+  const operands = flags.operands;
+  switch (flags.mode) {
+    case "locks":
+      console.log(["flock", "fcntl", "dotlock"].join("\n"));
+      return 0;
+    case "sasl-server":
+      console.log("dovecot");
+      return 0;
+    case "sasl-client":
+      return 0;
+    case "maps": {
+      const types = await mapTypes();
+      if (!types) fatal("lookup table types are not available in this build");
+      readMainCf(configDirectory(flags.configDir));
+      if (types.length) console.log(types.join("\n"));
+      return 0;
+    }
+  }
+  const editing = flags.edit || flags.exclude || flags.comment ||
+    operands.some((o) => o.includes("="));
+  if (editing) return runEdit(flags, operands);
+  return show(flags, operands);
+}
+
+function parseFlags(args: string[]): Flags & { operands: string[] } {
+  let parsed;
+  try {
+    parsed = getopt(args, "aAbc:C:deEfFhHlmMnNo:pPtT:vxX#");
+  } catch (err) {
+    if (err instanceof GetoptError) {
+      console.error(`postconf: ${err.message}`);
+      fatal(usageText);
+    }
+    throw err;
+  }
+  const flags: Flags = {
+    defaults: false,
+    edit: false,
+    fold: false,
+    hideName: false,
+    hideValue: false,
+    nonDefault: false,
+    expand: false,
+    exclude: false,
+    comment: false,
+    overrides: [],
+    mode: "main",
+    verbose: 0,
+  };
+  const modes: Record<string, Flags["mode"]> = {
+    a: "sasl-server",
+    A: "sasl-client",
+    l: "locks",
+    m: "maps",
+    M: "master",
+    F: "fields",
+    P: "params",
+    p: "main",
+  };
+  for (const { flag, arg } of parsed.options) {
+    if (flag in modes) flags.mode = modes[flag];
+    else if (flag === "c") flags.configDir = arg;
+    else if (flag === "C") flags.classes = new Set(arg!.split(/[ ,\t]+/).filter(Boolean));
+    else if (flag === "d") flags.defaults = true;
+    else if (flag === "e") flags.edit = true;
+    else if (flag === "f") flags.fold = true;
+    else if (flag === "h") flags.hideName = true;
+    else if (flag === "H") flags.hideValue = true;
+    else if (flag === "n") flags.nonDefault = true;
+    else if (flag === "x") flags.expand = true;
+    else if (flag === "X") flags.exclude = true;
+    else if (flag === "#") flags.comment = true;
+    else if (flag === "v") flags.verbose++;
+    else if (flag === "o") {
+      const eq = arg!.indexOf("=");
+      if (eq < 0) fatal(`missing '=' after attribute name: "${arg}"`);
+      flags.overrides.push([arg!.slice(0, eq).trim(), arg!.slice(eq + 1).trim()]);
+    } else {
+      fatal(`option -${flag} is not supported by this postconf`);
+    }
+  }
+  if (flags.defaults && flags.nonDefault) fatal("specify one of -d -n");
+  if (flags.mode === "master" && flags.nonDefault) fatal("with option -M, do not specify -n");
+  return { ...flags, operands: parsed.operands };
+}
+
+// --- reading the configuration ---------------------------------------------
+
+/** main.cf as postconf reads it: the settings in file order (later duplicates win). */
+function readMainCf(dir: string): Setting[] {
+  const file = `${dir}/main.cf`;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch (err) {
+    fatal(`open ${file}: ${describeError(err)}`);
+  }
+  try {
+    return parseMainCf(text, file);
+  } catch (err) {
+    if (err instanceof MainCfError) fatal(err.message);
+    throw err;
+  }
+}
+
+/** One master.cf entry for display: its fields and its -o settings. */
+interface Service {
+  view: MasterFields;
+  name: string;
+  type: string;
+  settings: [string, string][];
+}
+
+/** master.cf entries; a missing file is fatal in master.cf modes, a warning otherwise. */
+function readMasterCf(dir: string, required: boolean): Service[] {
+  const file = `${dir}/master.cf`;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch (err) {
+    const message = `open ${file}: ${describeError(err)}`;
+    if (required) fatal(message);
+    warn(message);
+    return [];
+  }
+  try {
+    parseMasterCf(text, file);
+  } catch (err) {
+    if (err instanceof MasterCfError) fatal(err.message);
+    throw err;
+  }
+  return masterServices(text);
+}
+
+function masterServices(text: string): Service[] {
+  const services: Service[] = [];
+  let current: string[] | undefined;
+  const done = () => {
+    if (current) services.push(serviceOf(masterFields(current.join(" "))));
+    current = undefined;
+  };
+  for (const line of text.split("\n")) {
+    const trimmed = line.trim();
+    if (trimmed === "" || trimmed.startsWith("#")) continue;
+    if (/^[ \t]/.test(line) && current) current.push(trimmed);
+    else {
+      done();
+      current = [trimmed];
+    }
+  }
+  done();
+  return services;
+}
+
+function serviceOf(view: MasterFields): Service {
+  const settings: [string, string][] = [];
+  const words = view.command;
+  for (let i = 1; i < words.length; i++) {
+    if (words[i] === "-o" && i + 1 < words.length) {
+      settings.push(splitSetting(unbrace(words[++i])));
+    }
+  }
+  return { view, name: view.fields[0], type: view.fields[1], settings };
+}
+
+function unbrace(word: string): string {
+  return word.startsWith("{") && word.endsWith("}") ? word.slice(1, -1) : word;
+}
+
+function splitSetting(text: string): [string, string] {
+  const eq = text.indexOf("=");
+  return eq < 0 ? [text, ""] : [text.slice(0, eq), text.slice(eq + 1)];
+}
+
+/** Everything postconf knows after reading both files. */
+class Model {
+  readonly mainFile: string;
+  readonly masterFile: string;
+  /** main.cf settings, then -o overrides, by name (insertion order = file order). */
+  readonly main = new Map<string, string>();
+  readonly explicit = new Set<string>();
+  readonly service: Map<string, string>;
+  readonly used = new Set<string>();
+  private computed: Record<string, string>;
+  private undefinedSeen = new Set<string>();
+
+  constructor(
+    readonly dir: string,
+    settings: Setting[],
+    readonly services: Service[],
+    flags: Flags,
+  ) {
+    this.mainFile = `${dir}/main.cf`;
+    this.masterFile = `${dir}/master.cf`;
+    this.computed = computedDefaults(flags.defaults ? "/etc/postfix" : dir, "postconf");
+    for (const s of settings) this.main.set(s.name, s.value);
+    for (const [name, value] of flags.overrides) this.main.set(name, value);
+    if (!flags.defaults && (flags.configDir || Deno.env.get("MAIL_CONFIG"))) {
+      if (!this.main.has("config_directory")) this.main.set("config_directory", dir);
+    }
+    this.service = serviceParameters(
+      services.map((s) => [s.name, s.view.command[0] ?? ""] as [string, string]),
+    );
+  }
+
+  isKnown(name: string): boolean {
+    return isBuiltin(name) || this.service.has(name);
+  }
+
+  /** Marks user-defined names used and warns about undefined references. */
+  scan(): void {
+    for (const s of this.services) {
+      for (const [name, value] of s.settings) {
+        if (!this.isKnown(name) && this.main.has(name)) this.used.add(name);
+        this.scanValue(value, this.masterFile);
+      }
+    }
+    for (const value of this.main.values()) this.scanValue(value, this.mainFile);
+    for (const name of this.classes()) if (this.main.has(name)) this.used.add(name);
+  }
+
+  private classes(): string[] {
+    const lists = [this.main.get("smtpd_restriction_classes") ?? ""];
+    for (const s of this.services) {
+      for (const [name, value] of s.settings) {
+        if (name === "smtpd_restriction_classes") lists.push(value);
+      }
+    }
+    return lists.flatMap((v) => v.split(/[\s,]+/).filter(Boolean));
+  }
+
+  private scanValue(value: string, file: string): void {
+    let names: string[];
+    try {
+      names = referencedNames(value);
+    } catch (err) {
+      warn((err as Error).message);
+      return;
+    }
+    for (const name of names) {
+      if (this.isKnown(name)) continue;
+      if (this.main.has(name)) {
+        this.used.add(name);
+      } else if (!this.undefinedSeen.has(name)) {
+        this.undefinedSeen.add(name);
+        warn(`${file}: undefined parameter: ${name}`);
+      }
+    }
+  }
+
+  /** Whether a main.cf name is shown (known or used). */
+  isShown(name: string): boolean {
+    return this.isKnown(name) || this.used.has(name);
+  }
+
+  /** The default value of a known parameter. */
+  defaultValue(name: string): string | undefined {
+    if (name in this.computed) return this.computed[name];
+    if (name === "mynetworks") {
+      return localNetworks(this.value("mynetworks_style") ?? "subnet");
+    }
+    if (Object.hasOwn(defaults, name)) return defaults[name];
+    return this.service.get(name);
+  }
+
+  /** The value in force: main.cf (or override), else the default. */
+  value(name: string): string | undefined {
+    return this.main.get(name) ?? this.defaultValue(name);
+  }
+
+  /** Expands `text` with `lookup`; fatal on a runaway or malformed macro. */
+  expand(text: string, lookup: (name: string) => string | undefined): string {
+    try {
+      return expand(text, lookup);
+    } catch (err) {
+      if (err instanceof MacroError) {
+        warn(err.message);
+        fatal("macro processing error");
+      }
+      throw err;
+    }
+  }
+
+  /** Unused-parameter warnings for main.cf settings and master.cf -o settings. */
+  warnUnused(main: boolean, master: boolean): void {
+    if (main) {
+      for (const [name, value] of this.main) {
+        if (!this.isShown(name)) {
+          warn(`${this.mainFile}: unused parameter: ${name}=${printable(value)}`);
+        }
+      }
+    }
+    if (!master) return;
+    for (const s of this.services) {
+      const names = [...new Map(s.settings)].sort(([a], [b]) => cmp(a, b));
+      for (const [name, value] of names) {
+        if (!this.isKnown(name) && !this.main.has(name)) {
+          warn(`${this.masterFile}: unused parameter: ${name}=${printable(value)}`);
+        }
+      }
+    }
+  }
+}
+
+function printable(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f]/g, "?");
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function write(lines: string[]): void {
+  if (lines.length === 0) return;
+  const data = new TextEncoder().encode(lines.join("\n") + "\n");
+  let off = 0;
+  while (off < data.length) off += Deno.stdout.writeSync(data.subarray(off));
+}
+
+// --- showing -------------------------------------------------------------------
+
+function loadModel(flags: Flags, masterRequired: boolean): Model {
+  const dir = configDirectory(flags.configDir);
+  const settings = readMainCf(dir);
+  const services = readMasterCf(dir, masterRequired);
+  const model = new Model(dir, settings, services, flags);
+  // With -d postconf shows the built-in defaults only and says nothing about main.cf.
+  if (flags.defaults) configureLog({ stderr: false });
+  model.scan();
+  if (flags.defaults) configureLog({ stderr: true });
+  return model;
+}
+
+function show(flags: Flags, operands: string[]): number {
+  const model = loadModel(flags, flags.mode !== "main");
+  if (flags.mode === "main") {
+    showMain(model, flags, operands);
+    if (!flags.defaults) model.warnUnused(true, true);
+  } else if (flags.mode === "master") {
+    showMaster(model, flags, operands);
+    model.warnUnused(false, true);
+  } else {
+    showServiceItems(model, flags, operands);
+  }
+  return 0;
+}
+
+/** Which class a name belongs to, for -C. */
+function classOf(model: Model, name: string): string {
+  return isBuiltin(name) ? "builtin" : model.service.has(name) ? "service" : "user";
+}
+
+function showMain(model: Model, flags: Flags, operands: string[]): void {
+  const wanted = (name: string) =>
+    !flags.classes || flags.classes.has("all") || flags.classes.has(classOf(model, name));
+  const lookup = flags.defaults
+    ? (n: string) => model.defaultValue(n)
+    : (n: string) => model.value(n);
+  const line = (name: string, value: string) => {
+    if (flags.hideValue) return name;
+    const raw = isBuiltin(name) && parameters[name].raw;
+    const shown = flags.expand && !raw ? model.expand(value, lookup) : value;
+    return formatParameter(name, shown, { fold: flags.fold, hideName: flags.hideName });
+  };
+  if (operands.length) {
+    for (const name of operands) {
+      const known = flags.defaults ? model.isKnown(name) : model.isShown(name);
+      const value = known && !(flags.nonDefault && !model.main.has(name))
+        ? lookup(name)
+        : undefined;
+      if (!known) warn(`${name}: unknown parameter`);
+      else if (value !== undefined) write([line(name, value)]);
+    }
+    return;
+  }
+  let names: string[];
+  if (flags.defaults) {
+    names = Object.keys(parameters);
+  } else if (flags.nonDefault) {
+    names = [...model.main.keys()].filter((n) => model.isShown(n));
+  } else {
+    names = [
+      ...new Set([
+        ...Object.keys(parameters),
+        ...[...model.main.keys()].filter((n) => model.isShown(n)),
+      ]),
+    ];
+  }
+  const out: string[] = [];
+  for (const name of names.filter(wanted).sort(cmp)) {
+    const value = lookup(name);
+    if (value !== undefined) out.push(line(name, value));
+  }
+  write(out);
+}
+
+/** A selector `service[/type[/item]]`; omitted trailing parts match anything. */
+interface Selector {
+  text: string;
+  parts: string[];
+  matched: boolean;
+}
+
+function selectors(operands: string[], depth: number): Selector[] {
+  return operands.map((text) => {
+    const parts = text.split("/");
+    while (parts.length < depth) parts.push("*");
+    return { text, parts, matched: false };
+  });
+}
+
+function partMatches(pattern: string | undefined, value: string): boolean {
+  return pattern === undefined || pattern === "*" || pattern === value;
+}
+
+function selectedServices(model: Model, sels: Selector[]): Service[] {
+  if (sels.length === 0) return model.services;
+  return model.services.filter((s) => {
+    let hit = false;
+    for (const sel of sels) {
+      if (partMatches(sel.parts[0], s.name) && partMatches(sel.parts[1], s.type)) {
+        hit = true;
+      }
+    }
+    return hit;
+  });
+}
+
+function reportUnmatched(sels: Selector[]): void {
+  for (const sel of sels) if (!sel.matched) warn(`unmatched request: "${sel.text}"`);
+}
+
+/** A service's parameter lookup for -x: its -o settings, service_name, then main.cf. */
+function serviceLookup(model: Model, s: Service): (name: string) => string | undefined {
+  const own = new Map(s.settings);
+  return (name) => {
+    if (own.has(name)) return own.get(name);
+    if (name === "service_name") return s.name;
+    return model.value(name);
+  };
+}
+
+function expandedView(model: Model, s: Service, flags: Flags): MasterFields {
+  if (!flags.expand) return s.view;
+  const lookup = serviceLookup(model, s);
+  return {
+    fields: s.view.fields,
+    command: s.view.command.map((w) => model.expand(w, lookup)),
+  };
+}
+
+function showMaster(model: Model, flags: Flags, operands: string[]): void {
+  const sels = selectors(operands, 2);
+  const out: string[] = [];
+  for (const s of model.services) {
+    const hits = sels.filter((sel) =>
+      partMatches(sel.parts[0], s.name) && partMatches(sel.parts[1], s.type)
+    );
+    if (sels.length && hits.length === 0) continue;
+    hits.forEach((h) => (h.matched = true));
+    out.push(formatMasterEntry(expandedView(model, s, flags), flags.fold));
+  }
+  write(out);
+  reportUnmatched(sels);
+}
+
+function showServiceItems(model: Model, flags: Flags, operands: string[]): void {
+  const sels = selectors(operands, 3);
+  const out: string[] = [];
+  for (const s of model.services) {
+    const view = expandedView(model, s, flags);
+    const items: [string, string, boolean][] = flags.mode === "fields"
+      ? masterFieldNames.map((
+        field,
+        i,
+      ) => [field, i < 7 ? view.fields[i] : view.command.join(" "), i === 7])
+      : [...new Map(s.settings)].sort(([a], [b]) => cmp(a, b)).map((
+        [name, value],
+      ) => [name, flags.expand ? model.expand(value, serviceLookup(model, s)) : value, false]);
+    for (const [item, value, isCommand] of items) {
+      const hits = sels.filter((sel) =>
+        partMatches(sel.parts[0], s.name) && partMatches(sel.parts[1], s.type) &&
+        partMatches(sel.parts[2], item)
+      );
+      if (sels.length && hits.length === 0) continue;
+      hits.forEach((h) => (h.matched = true));
+      const label = `${s.name}/${s.type}/${item}`;
+      if (flags.hideValue) out.push(label);
+      else if (isCommand) {
+        const [name, ...rest] = view.command;
+        const head = flags.hideName ? name : `${label} = ${name}`;
+        out.push(formatCommand(head, rest, flags.fold));
+      } else {
+        out.push(formatParameter(label, value, { fold: flags.fold, hideName: flags.hideName }));
+      }
+    }
+  }
+  write(out);
+  reportUnmatched(sels);
+}
+
+// --- editing -------------------------------------------------------------------
+
+function runEdit(flags: Flags, operands: string[]): number {
+  const dir = configDirectory(flags.configDir);
+  if (flags.mode === "main") {
+    editMain(dir, flags, operands);
+  } else if (flags.mode === "master") {
+    editMaster(dir, flags, operands);
+  } else if (flags.mode === "fields" || flags.mode === "params") {
+    editServiceItems(dir, flags, operands);
+  }
+  return 0;
+}
+
+function readFile(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (err) {
+    fatal(`open ${path}: ${describeError(err)}`);
+  }
+}
+
+function editMain(dir: string, flags: Flags, operands: string[]): void {
+  const file = `${dir}/main.cf`;
+  const text = readFile(file);
+  if (flags.exclude || flags.comment) {
+    for (const name of operands) {
+      if (name.includes("=")) fatal(`-X or -# requires parameter names, not "name=value": ${name}`);
+    }
+    const names = new Set(operands);
+    writeAtomically(
+      file,
+      editMainCf(text, flags.exclude ? { remove: names } : { comment: names }),
+    );
+    return;
+  }
+  const set = new Map<string, string>();
+  for (const op of operands) {
+    const eq = op.indexOf("=");
+    if (eq < 0) fatal(`missing '=' after attribute name: "${op}"`);
+    set.set(op.slice(0, eq).trim(), op.slice(eq + 1).trim());
+  }
+  writeAtomically(file, editMainCf(text, { set }));
+}
+
+/** Validates a master.cf entry the way master.cf itself is read; fatal when bad. */
+function checkEntry(text: string, context: string): void {
+  try {
+    parseMasterCf(text, "");
+  } catch (err) {
+    if (err instanceof MasterCfError) {
+      fatal(err.message.startsWith("file : line") ? `bad field count: "${context}"` : err.message);
+    }
+    throw err;
+  }
+}
+
+function editMaster(dir: string, flags: Flags, operands: string[]): void {
+  const file = `${dir}/master.cf`;
+  const text = readFile(file);
+  const changes = new Map<string, MasterChange>();
+  const append: MasterFields[] = [];
+  for (const op of operands) {
+    const eq = op.indexOf("=");
+    const key = eq < 0 ? op : op.slice(0, eq);
+    const [service, type, ...extra] = key.split("/");
+    if (!service || !type || extra.length) {
+      fatal("-Me, -MX or -M# requires service_name/type");
+    }
+    if (flags.exclude || flags.comment) {
+      if (eq >= 0) fatal("-MX or -M# requires service_name/type, not service_name/type=value");
+      changes.set(`${service}/${type}`, { action: flags.exclude ? "remove" : "comment" });
+    } else {
+      if (eq < 0) fatal(`-Me requires service_name/type=value: "${op}"`);
+      const value = op.slice(eq + 1);
+      checkEntry(value, op);
+      changes.set(`${service}/${type}`, { action: "replace", entry: masterFields(value) });
+    }
+  }
+  const found = new Set<string>();
+  const updated = editMasterCf(text, (entry) => {
+    const key = `${entry.fields[0]}/${entry.fields[1]}`;
+    const change = changes.get(key);
+    if (change) found.add(key);
+    return change;
+  });
+  for (const [key, change] of changes) {
+    if (found.has(key)) continue;
+    if (change.action === "replace") append.push(change.entry);
+    else warn(`unmatched service_name/type: "${key}"`);
+  }
+  writeAtomically(file, append.length ? editMasterCf(updated, () => undefined, append) : updated);
+}
+
+function editServiceItems(dir: string, flags: Flags, operands: string[]): void {
+  const file = `${dir}/master.cf`;
+  const text = readFile(file);
+  const fields = flags.mode === "fields";
+  interface Request {
+    op: string;
+    service: string;
+    type: string;
+    item: string;
+    value?: string;
+    matched: boolean;
+  }
+  const requests: Request[] = operands.map((op) => {
+    const eq = op.indexOf("=");
+    const key = eq < 0 ? op : op.slice(0, eq);
+    const parts = key.split("/");
+    if (parts.length !== 3 || parts.some((p) => p === "")) {
+      fatal(
+        `-${fields ? "F" : "P"}${flags.exclude ? "X" : "e"} requires service_name/type/${
+          fields ? "field" : "parameter"
+        }${flags.exclude ? "" : "=value"}`,
+      );
+    }
+    const value = eq < 0 ? undefined : op.slice(eq + 1);
+    if (flags.exclude) {
+      if (fields) fatal("-X is not supported with -F");
+      if (value !== undefined) fatal(`-PX requires service_name/type/parameter: "${op}"`);
+    } else {
+      if (value === undefined) fatal(`missing '=' after attribute name: "${op}"`);
+      if (fields && !(masterFieldNames as readonly string[]).includes(parts[2])) {
+        fatal(`invalid service attribute name: "${parts[2]}"`);
+      }
+      if (!fields && /[ \t]/.test(value.trim())) {
+        fatal("-Pe does not accept whitespace in parameter value");
+      }
+    }
+    return { op, service: parts[0], type: parts[1], item: parts[2], value, matched: false };
+  });
+  const updated = editMasterCf(text, (entry) => {
+    const mine = requests.filter((r) =>
+      r.service === entry.fields[0] && r.type === entry.fields[1]
+    );
+    if (mine.length === 0) return undefined;
+    let view: MasterFields = { fields: [...entry.fields], command: [...entry.command] };
+    for (const r of mine) {
+      r.matched = true;
+      view = fields ? setField(view, r.item, r.value!) : setParam(view, r.item, r.value);
+    }
+    checkEntry([...view.fields, ...view.command].join(" "), mine[0].op);
+    return { action: "replace", entry: view };
+  });
+  for (const r of requests) {
+    if (!r.matched) warn(`unmatched service_name/type: "${r.op}"`);
+  }
+  writeAtomically(file, updated);
+}
+
+function setField(view: MasterFields, field: string, value: string): MasterFields {
+  const at = (masterFieldNames as readonly string[]).indexOf(field);
+  if (at < 7) {
+    const fields = [...view.fields];
+    fields[at] = value.trim();
+    return { fields, command: view.command };
+  }
+  return { fields: view.fields, command: masterFields(`x x x x x x x ${value}`).command };
+}
+
+/** Sets (value given) or removes (undefined) `-o name=...` in the command's arguments. */
+function setParam(view: MasterFields, name: string, value: string | undefined): MasterFields {
+  const command: string[] = [view.command[0]];
+  let done = false;
+  for (let i = 1; i < view.command.length; i++) {
+    const word = view.command[i];
+    if (word === "-o" && i + 1 < view.command.length) {
+      const setting = view.command[++i];
+      if (splitSetting(unbrace(setting))[0] === name) {
+        if (value !== undefined && !done) command.push("-o", `${name}=${value.trim()}`);
+        done = true;
+      } else {
+        command.push("-o", setting);
+      }
+    } else {
+      command.push(word);
+    }
+  }
+  if (!done && value !== undefined) command.push("-o", `${name}=${value.trim()}`);
+  return { fields: view.fields, command };
+}
