@@ -152,7 +152,9 @@ function parseArgs(args: string[], name: string): Options {
         o.tool.ignoreDups = false;
         break;
       case "s":
-        if (o.del !== undefined || o.query !== undefined) fatal("specify only one of -s or -q or -d");
+        if (o.del !== undefined || o.query !== undefined) {
+          fatal("specify only one of -s or -q or -d");
+        }
         o.list = true;
         modes++;
         break;

@@ -2,7 +2,7 @@
 // flags, building a table from a source file atomically, and the query
 // (-q), delete (-d) and list (-s) loops with their exit statuses.
 
-import { type Dict, DictError, type DictFlags, describeOsError, type OpenOptions } from "./dict.ts";
+import { describeOsError, type Dict, DictError, type DictFlags, type OpenOptions } from "./dict.ts";
 import { openMap, requireMapType, splitMapSpec } from "./registry.ts";
 
 /** The flags both commands take that shape how a table is opened. */
@@ -70,7 +70,11 @@ export class OutputBuffer {
 }
 
 /** The file mode for a new table: the source's read bits, or 0644 with -p. */
-export function newTableMode(source: string, target: string, keepDefault: boolean): number | undefined {
+export function newTableMode(
+  source: string,
+  target: string,
+  keepDefault: boolean,
+): number | undefined {
   try {
     return Deno.statSync(target).mode! & 0o7777; // an existing table keeps its mode
   } catch { /* new */ }
@@ -97,7 +101,9 @@ export function queryError(dict: Dict, err: unknown): string {
 /** Whether a type can be built from a source file; the error text otherwise. */
 export function creatableError(type: string): string | undefined {
   const t = requireMapType(type);
-  return t.creatable ? undefined : `unsupported dictionary type: ${type} does not support bulk-mode creation.`;
+  return t.creatable
+    ? undefined
+    : `unsupported dictionary type: ${type} does not support bulk-mode creation.`;
 }
 
 /** Base64 of the files named in `value` (postmap -F), joined by newlines. */
