@@ -1,0 +1,441 @@
+// The daemon runtime: Postfix's server skeletons (single, multi, event,
+// trigger, dgram) for Posthorn. It takes the listening descriptors from the
+// master (or creates its own with -L), accepts with a concurrency limit,
+// bounds each request in time, exits after max_idle idle seconds or max_use
+// requests, reports busy/idle on the master's status pipe, exits on SIGTERM
+// and when the master is gone, and turns an unexpected error into a logged
+// fatal exit (the master restarts the service). A daemon module is its
+// handler and one call to a skeleton.
+
+import * as net from "node:net";
+import { type Config, loadConfig, setupLogging } from "../config/mod.ts";
+import {
+  closeFd,
+  dupFd,
+  isOpen,
+  listenInet,
+  listenUnix,
+  openFifo,
+  pollAsync,
+  POLLIN,
+  readFd,
+  SOCK_DGRAM,
+  writeFd,
+} from "../ffi/libc.ts";
+import { configureLog, debug, fatal, FatalError, panicNoExit, warn } from "../log.ts";
+import type { ProgramContext } from "../program.ts";
+import { type DaemonArgs, DaemonArgsError, parseDaemonArgs } from "./args.ts";
+import {
+  type ChildStatus,
+  formatStatus,
+  GENERATION_ENV,
+  MASTER_LIFELINE_FD,
+  MASTER_LISTEN_FD,
+  MASTER_STATUS_FD,
+} from "./protocol.ts";
+
+/** What a handler knows about the daemon it runs in. */
+export interface DaemonContext {
+  /** main.cf with this service's -o overrides on top. */
+  config: Config;
+  /** The master.cf service name (`submission`) and type (`inet`). */
+  service: string;
+  type: string;
+  /** The program name (`smtpd`). */
+  program: string;
+  /** -v count. */
+  verbose: number;
+  /** Whether a master started this process (false with -L). */
+  managed: boolean;
+  /** The parsed command line (operands for daemons that take some). */
+  args: DaemonArgs;
+}
+
+/** Serves one client connection; the connection is closed when it settles. */
+export type StreamHandler = (conn: net.Socket, ctx: DaemonContext) => Promise<void> | void;
+/** Handles the bytes of one trigger (fifo write or short unix-socket message). */
+export type TriggerHandler = (data: Uint8Array, ctx: DaemonContext) => Promise<void> | void;
+
+/** Tuning a daemon gives its skeleton. */
+export interface ServerOptions {
+  /** Clients served at once by one process (single server: 1). */
+  concurrency?: number;
+  /** Seconds one request may take before it is cut off; default daemon_timeout. */
+  requestTimeout?: number;
+  /** Resident daemons (qmgr, tlsmgr) ignore max_idle. */
+  ignoreMaxIdle?: boolean;
+  /** Resident daemons ignore max_use too. */
+  ignoreMaxUse?: boolean;
+  /** Runs once after configuration, before the first client. */
+  init?: (ctx: DaemonContext) => Promise<void> | void;
+}
+
+type Kind = "stream" | "trigger" | "dgram";
+
+/** A listening descriptor and how to stop and restart accepting on it. */
+interface Listener {
+  pause(): void;
+  resume(): void;
+}
+
+/** The single-threaded server: one client at a time (Postfix single_server). */
+export function singleServer(
+  args: string[],
+  program: ProgramContext,
+  handler: StreamHandler,
+  options: ServerOptions = {},
+): Promise<number> {
+  return serve(args, program, "stream", { ...options, concurrency: 1 }, handler);
+}
+
+/** The multi-client server: several clients at once (Postfix multi_server). */
+export function multiServer(
+  args: string[],
+  program: ProgramContext,
+  handler: StreamHandler,
+  options: ServerOptions = {},
+): Promise<number> {
+  return serve(args, program, "stream", { concurrency: 100, ...options }, handler);
+}
+
+/** The event-driven server: unbounded clients, one process (Postfix event_server). */
+export function eventServer(
+  args: string[],
+  program: ProgramContext,
+  handler: StreamHandler,
+  options: ServerOptions = {},
+): Promise<number> {
+  return serve(args, program, "stream", { concurrency: Infinity, ...options }, handler);
+}
+
+/** The trigger server: wake-up bytes on a fifo or unix socket (Postfix trigger_server). */
+export function triggerServer(
+  args: string[],
+  program: ProgramContext,
+  handler: TriggerHandler,
+  options: ServerOptions = {},
+): Promise<number> {
+  return serve(args, program, "trigger", { ...options, concurrency: 1 }, handler);
+}
+
+/** The datagram server: one handler call per datagram (Postfix dgram_server). */
+export function dgramServer(
+  args: string[],
+  program: ProgramContext,
+  handler: TriggerHandler,
+  options: ServerOptions = {},
+): Promise<number> {
+  return serve(args, program, "dgram", { ...options, concurrency: 1 }, handler);
+}
+
+async function serve(
+  argv: string[],
+  program: ProgramContext,
+  kind: Kind,
+  options: ServerOptions,
+  handler: StreamHandler | TriggerHandler,
+): Promise<number> {
+  configureLog({ program: program.name });
+  let args: DaemonArgs;
+  try {
+    args = parseDaemonArgs(argv, program.name);
+  } catch (err) {
+    if (err instanceof DaemonArgsError) fatal(err.message);
+    throw err;
+  }
+  const managed = args.listen.length === 0 && isOpen(MASTER_STATUS_FD);
+  const config = loadConfig({ program: program.name }).withOverrides(args.overrides);
+  setupLogging(config, program.name, { stderr: !managed, verbose: args.verbose });
+  const ctx: DaemonContext = {
+    config,
+    service: args.service,
+    type: args.type,
+    program: program.name,
+    verbose: args.verbose,
+    managed,
+    args,
+  };
+  const fds = managed ? inheritedFds(args.socketCount, args.type) : args.listen.map(openListen);
+  if (fds.length === 0) fatal("no listening socket: run me from the master or give -L address");
+  const runtime = new Runtime(ctx, options, kind);
+  await options.init?.(ctx);
+  return runtime.run(fds, handler);
+}
+
+/** A listening descriptor and what kind of endpoint it is. */
+interface Endpoint {
+  fd: number;
+  kind: "stream" | "fifo" | "dgram";
+}
+
+function endpointKind(type: string): Endpoint["kind"] {
+  return type === "fifo" ? "fifo" : type === "unix-dgram" ? "dgram" : "stream";
+}
+
+function inheritedFds(count: number, type: string): Endpoint[] {
+  const fds: Endpoint[] = [];
+  for (let i = 0; i < count; i++) {
+    if (!isOpen(MASTER_LISTEN_FD + i)) fatal(`no listening descriptor ${MASTER_LISTEN_FD + i}`);
+    fds.push({ fd: MASTER_LISTEN_FD + i, kind: endpointKind(type) });
+  }
+  return fds;
+}
+
+/** Opens a -L address: `unix:PATH`, `dgram:PATH`, `fifo:PATH` or `inet:HOST:PORT`. */
+function openListen(address: string): Endpoint {
+  const colon = address.indexOf(":");
+  const kind = address.slice(0, colon);
+  const where = address.slice(colon + 1);
+  try {
+    if (kind === "unix") return { fd: listenUnix(where, 100), kind: "stream" };
+    if (kind === "dgram") return { fd: listenUnix(where, 0, SOCK_DGRAM), kind: "dgram" };
+    if (kind === "fifo") return { fd: openFifo(where, 0o622), kind: "fifo" };
+    if (kind === "inet") {
+      const at = where.lastIndexOf(":");
+      const host = where.slice(0, at).replace(/^\[|\]$/g, "");
+      return { fd: listenInet(host, Number(where.slice(at + 1)), 100), kind: "stream" };
+    }
+  } catch (err) {
+    fatal(`listen ${address}: ${(err as Error).message}`);
+  }
+  fatal(`bad listen address: ${address}`);
+}
+
+/** One daemon process's accounting: clients in progress, uses, idle timer, status. */
+class Runtime {
+  private active = 0;
+  private used = 0;
+  private exiting = false;
+  private reported: ChildStatus = "available";
+  private listeners: Listener[] = [];
+  private idleTimer?: ReturnType<typeof setTimeout>;
+  private done!: (code: number) => void;
+  private readonly generation = Number(Deno.env.get(GENERATION_ENV) ?? "0");
+  private readonly maxIdle: number;
+  private readonly maxUse: number;
+  private readonly timeout: number;
+  private readonly concurrency: number;
+
+  constructor(readonly ctx: DaemonContext, readonly options: ServerOptions, readonly kind: Kind) {
+    const { config, managed } = ctx;
+    this.maxIdle = managed && !options.ignoreMaxIdle ? config.time("max_idle") : 0;
+    this.maxUse = managed && !options.ignoreMaxUse ? config.int("max_use") : 0;
+    this.timeout = options.requestTimeout ?? config.time("daemon_timeout");
+    this.concurrency = options.concurrency ?? 1;
+  }
+
+  /** Serves until idle, used up, signalled or orphaned; resolves with the exit status. */
+  run(fds: Endpoint[], handler: StreamHandler | TriggerHandler): Promise<number> {
+    const finished = new Promise<number>((resolve) => this.done = resolve);
+    this.containErrors();
+    Deno.addSignalListener("SIGTERM", () => this.exit(0));
+    if (this.ctx.managed) this.watchMaster();
+    for (const fd of fds) this.listeners.push(this.listen(fd, handler));
+    this.armIdle();
+    return finished;
+  }
+
+  private listen({ fd, kind }: Endpoint, handler: StreamHandler | TriggerHandler): Listener {
+    if (kind === "dgram") return this.listenDgram(fd, handler as TriggerHandler);
+    if (kind === "fifo") return this.listenFifo(fd, handler as TriggerHandler);
+    const onConnection = this.kind === "trigger"
+      ? (conn: net.Socket) => this.triggerOnSocket(conn, handler as TriggerHandler)
+      : (conn: net.Socket) => this.request(() => (handler as StreamHandler)(conn, this.ctx), conn);
+    return this.listenStream(fd, onConnection);
+  }
+
+  /**
+   * node:net serves an inherited descriptor with listen({ fd }); to stop
+   * accepting while busy it closes the server, which closes only a dup of
+   * the master's descriptor, and listens again on a fresh dup to resume.
+   */
+  private listenStream(fd: number, onConnection: (conn: net.Socket) => void): Listener {
+    let server: net.Server | undefined;
+    const resume = () => {
+      if (server) return;
+      server = net.createServer({ pauseOnConnect: false }, onConnection);
+      server.on("error", (err) => warn(`accept: ${err.message}`));
+      server.listen({ fd: dupFd(fd) });
+    };
+    const pause = () => {
+      server?.close();
+      server = undefined;
+    };
+    resume();
+    return { pause, resume };
+  }
+
+  /** A fifo: every chunk written to it is one trigger. */
+  private listenFifo(fd: number, handler: TriggerHandler): Listener {
+    const socket = new net.Socket({ fd: dupFd(fd), readable: true, writable: false });
+    socket.on("data", (chunk: Uint8Array) => {
+      socket.pause();
+      this.request(() => handler(chunk, this.ctx)).finally(() => {
+        if (!this.exiting && this.active < this.concurrency && !this.usedUp()) socket.resume();
+      });
+    });
+    socket.on("error", (err) => warn(`read fifo: ${err.message}`));
+    return { pause: () => socket.pause(), resume: () => socket.resume() };
+  }
+
+  /** A unix-dgram socket: read datagrams on a poll thread, one handler call each. */
+  private listenDgram(fd: number, handler: TriggerHandler): Listener {
+    let paused = false;
+    const buf = new Uint8Array(65536);
+    const loop = async () => {
+      while (!this.exiting) {
+        if (paused) {
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        const ready = await pollAsync([{ fd, events: POLLIN }], 1000);
+        if (ready <= 0 || this.exiting || paused) continue;
+        const n = readFd(fd, buf);
+        if (n > 0) await this.request(() => handler(buf.slice(0, n), this.ctx));
+      }
+    };
+    loop();
+    return { pause: () => paused = true, resume: () => paused = false };
+  }
+
+  /** A trigger over a stream socket: read what the client sends, then handle it. */
+  private triggerOnSocket(conn: net.Socket, handler: TriggerHandler): void {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    const finish = () => {
+      conn.destroy();
+      const data = new Uint8Array(size);
+      let at = 0;
+      for (const c of chunks) {
+        data.set(c, at);
+        at += c.length;
+      }
+      if (size > 0) this.request(() => handler(data, this.ctx));
+    };
+    conn.setTimeout(5000, () => conn.destroy());
+    conn.on("data", (c: Uint8Array) => {
+      if (size < 1024) chunks.push(c), size += c.length;
+    });
+    conn.on("end", finish);
+    conn.on("error", () => conn.destroy());
+  }
+
+  /** Runs one request with the concurrency, timeout and use accounting around it. */
+  private async request(work: () => Promise<void> | void, conn?: net.Socket): Promise<void> {
+    this.begin();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const timedOut = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), this.timeout * 1000);
+      });
+      const outcome = await Promise.race([Promise.resolve().then(work), timedOut]);
+      if (outcome === "timeout") {
+        warn(`${this.ctx.service}: request timeout after ${this.timeout}s`);
+      }
+    } catch (err) {
+      this.die(err);
+    } finally {
+      clearTimeout(timer);
+      if (conn && !conn.destroyed) conn.end();
+      this.end();
+    }
+  }
+
+  private begin(): void {
+    this.active++;
+    this.used++;
+    clearTimeout(this.idleTimer);
+    if (this.active >= this.concurrency || this.usedUp()) {
+      for (const l of this.listeners) l.pause();
+      this.report("taken");
+    }
+  }
+
+  private end(): void {
+    this.active--;
+    if (this.usedUp()) {
+      if (this.active === 0) {
+        debug(`${this.ctx.service}: max_use ${this.maxUse} reached -- exiting`);
+        this.exit(0);
+      }
+      return;
+    }
+    if (this.active < this.concurrency && !this.exiting) {
+      for (const l of this.listeners) l.resume();
+      this.report("available");
+    }
+    this.armIdle();
+  }
+
+  private usedUp(): boolean {
+    return this.maxUse > 0 && this.used >= this.maxUse;
+  }
+
+  private armIdle(): void {
+    clearTimeout(this.idleTimer);
+    if (this.maxIdle > 0 && this.active === 0) {
+      this.idleTimer = setTimeout(() => {
+        debug(`${this.ctx.service}: idle timeout -- exiting`);
+        this.exit(0);
+      }, this.maxIdle * 1000);
+    }
+  }
+
+  /** Tells the master whether this process can take another client. */
+  private report(status: ChildStatus): void {
+    if (!this.ctx.managed || this.reported === status) return;
+    this.reported = status;
+    try {
+      writeFd(MASTER_STATUS_FD, encoder.encode(formatStatus(Deno.pid, this.generation, status)));
+    } catch (err) {
+      // The master is gone: nobody is left to restart or account for us.
+      debug(`status pipe: ${(err as Error).message}`);
+      this.exit(0);
+    }
+  }
+
+  /** Exits when the master's lifeline pipe reaches end of file. */
+  private watchMaster(): void {
+    if (!isOpen(MASTER_LIFELINE_FD)) return;
+    const lifeline = new net.Socket({ fd: MASTER_LIFELINE_FD, readable: true, writable: false });
+    const orphaned = () => this.exit(0);
+    lifeline.on("end", orphaned);
+    lifeline.on("close", orphaned);
+    lifeline.on("error", orphaned);
+    lifeline.resume();
+  }
+
+  /** Unexpected errors anywhere end the process with a logged fatal line. */
+  private containErrors(): void {
+    globalThis.addEventListener("unhandledrejection", (event) => {
+      event.preventDefault();
+      this.die(event.reason);
+    });
+    globalThis.addEventListener("error", (event) => {
+      event.preventDefault();
+      this.die(event.error);
+    });
+  }
+
+  private die(err: unknown): void {
+    if (!(err instanceof FatalError)) {
+      const text = err instanceof Error ? err.stack ?? err.message : String(err);
+      panicNoExit("fatal", `${this.ctx.service}: unexpected error: ${text.split("\n")[0]}`);
+    }
+    this.exit(1);
+  }
+
+  private exit(code: number): void {
+    if (this.exiting) return;
+    this.exiting = true;
+    for (const l of this.listeners) l.pause();
+    for (let i = 0; i < this.ctx.args.socketCount && this.ctx.managed; i++) {
+      closeFd(MASTER_LISTEN_FD + i);
+    }
+    this.done(code);
+    // A handler that never settles must not keep the process alive.
+    setTimeout(() => Deno.exit(code), 0);
+  }
+}
+
+const encoder = new TextEncoder();
