@@ -38,6 +38,8 @@ fail() {
 command -v deno >/dev/null 2>&1 || fail "deno is not on PATH"
 version=$(deno --version | sed -n 's/^deno \([^ ]*\).*/\1/p')
 
+# An empty DENORT_BIN means none (deno itself would take it as a path).
+[ -n "${DENORT_BIN:-}" ] || unset DENORT_BIN
 if [ -n "${DENORT_BIN:-}" ]; then
   [ -f "$DENORT_BIN" ] && [ -x "$DENORT_BIN" ] ||
     fail "DENORT_BIN=$DENORT_BIN is not an executable file (it must be Deno $version's denort)"
