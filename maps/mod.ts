@@ -13,3 +13,11 @@ export {
   splitMapSpec,
 } from "./registry.ts";
 export { logicalLines, parseMapSource, splitKeyValue } from "./source.ts";
+export * from "./search.ts";
+export {
+  type AliasConfig,
+  buildAliasTable,
+  canonicalAliasValue,
+  parseAliases,
+  rebuildAliasDatabases,
+} from "./aliases.ts";
