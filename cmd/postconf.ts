@@ -267,6 +267,7 @@ class Model {
   readonly used = new Set<string>();
   private computed: Record<string, string>;
   private undefinedSeen = new Set<string>();
+  private showDefaults: boolean;
 
   constructor(
     readonly dir: string,
@@ -277,6 +278,7 @@ class Model {
     this.mainFile = `${dir}/main.cf`;
     this.masterFile = `${dir}/master.cf`;
     this.computed = computedDefaults(flags.defaults ? "/etc/postfix" : dir, "postconf");
+    this.showDefaults = flags.defaults;
     for (const s of settings) this.main.set(s.name, s.value);
     for (const [name, value] of flags.overrides) this.main.set(name, value);
     if (!flags.defaults && (flags.configDir || Deno.env.get("MAIL_CONFIG"))) {
@@ -339,12 +341,19 @@ class Model {
 
   /** The default value of a known parameter. */
   defaultValue(name: string): string | undefined {
+    if (name === "mydomain") return domainOf(this.lookupDefault("myhostname"));
     if (name in this.computed) return this.computed[name];
     if (name === "mynetworks") {
       return localNetworks(this.value("mynetworks_style") ?? "subnet");
     }
     if (Object.hasOwn(defaults, name)) return defaults[name];
     return this.service.get(name);
+  }
+
+  /** myhostname as this listing sees it: main.cf's unless showing defaults. */
+  private lookupDefault(name: string): string {
+    const raw = this.showDefaults ? this.defaultValue(name) : this.value(name);
+    return this.expand(raw ?? "", (n) => this.showDefaults ? this.defaultValue(n) : this.value(n));
   }
 
   /** The value in force: main.cf (or override), else the default. */
@@ -386,7 +395,15 @@ class Model {
   }
 }
 
+/** mydomain's default: myhostname without its first label, else "localdomain". */
+function domainOf(hostname: string): string {
+  const dot = hostname.indexOf(".");
+  return dot > 0 && dot < hostname.length - 1 ? hostname.slice(dot + 1) : "localdomain";
+}
+
 function printable(text: string): string {
+  // Control characters print as "?", as the reference's warnings show them.
+  // deno-lint-ignore no-control-regex
   return text.replace(/[\x00-\x1f\x7f]/g, "?");
 }
 
@@ -459,13 +476,14 @@ function showMain(model: Model, flags: Flags, operands: string[]): void {
   }
   let names: string[];
   if (flags.defaults) {
-    names = Object.keys(parameters);
+    names = [...Object.keys(parameters), ...model.service.keys()];
   } else if (flags.nonDefault) {
     names = [...model.main.keys()].filter((n) => model.isShown(n));
   } else {
     names = [
       ...new Set([
         ...Object.keys(parameters),
+        ...model.service.keys(),
         ...[...model.main.keys()].filter((n) => model.isShown(n)),
       ]),
     ];
@@ -495,19 +513,6 @@ function selectors(operands: string[], depth: number): Selector[] {
 
 function partMatches(pattern: string | undefined, value: string): boolean {
   return pattern === undefined || pattern === "*" || pattern === value;
-}
-
-function selectedServices(model: Model, sels: Selector[]): Service[] {
-  if (sels.length === 0) return model.services;
-  return model.services.filter((s) => {
-    let hit = false;
-    for (const sel of sels) {
-      if (partMatches(sel.parts[0], s.name) && partMatches(sel.parts[1], s.type)) {
-        hit = true;
-      }
-    }
-    return hit;
-  });
 }
 
 function reportUnmatched(sels: Selector[]): void {

@@ -1,7 +1,8 @@
 // Regenerates the parameter table in lib/config/ from the reference Postfix 3.7:
 //
-//   lib/config/defaults.ts    name → default, from tests/golden/postconf/postconf-d.ref
-//                             (the reference's `postconf -d`, computed values masked)
+//   lib/config/defaults.ts    name → default, from tests/golden/postconf/postconf-d-builtin.ref
+//                             (the reference's `postconf -d` beside an empty master.cf,
+//                             computed values masked)
 //   lib/config/parameters.ts  name → type (string, boolean, integer, time with its
 //                             default unit, size, list) and the programs that read
 //                             it, from the reference's man pages: postconf(5) for
@@ -16,7 +17,31 @@ import { gunzipSync } from "node:zlib";
 
 const root = new URL("..", import.meta.url).pathname;
 const manDir = Deno.args[0] ?? "/usr/share/man";
-const ref = await Deno.readTextFile(`${root}tests/golden/postconf/postconf-d.ref`);
+const golden = `${root}tests/golden/postconf/`;
+const referencePostconf = "/usr/sbin/postconf";
+
+// postconf-d.ref is the reference's `postconf -d` beside its own master.cf, so
+// it also lists service-defined parameters (relay_destination_concurrency_limit
+// for a "relay" smtp service...). The built-in table comes from the reference
+// run beside an empty master.cf, kept as postconf-d-builtin.ref, with the
+// host's computed values masked as in postconf-d.ref.
+try {
+  Deno.statSync(referencePostconf);
+  const dir = Deno.makeTempDirSync();
+  Deno.writeTextFileSync(`${dir}/main.cf`, "");
+  Deno.writeTextFileSync(`${dir}/master.cf`, "");
+  const out = new Deno.Command(referencePostconf, { args: ["-c", dir, "-d"], stderr: "null" })
+    .outputSync();
+  Deno.removeSync(dir, { recursive: true });
+  const masked = new TextDecoder().decode(out.stdout)
+    .replace(/^(mydomain|myhostname|mynetworks|process_id) = .*$/gm, "$1 = <computed>");
+  if (out.success && masked.length > 0) {
+    Deno.writeTextFileSync(`${golden}postconf-d-builtin.ref`, masked);
+  }
+} catch {
+  // no reference: keep the stored answer
+}
+const ref = await Deno.readTextFile(`${golden}postconf-d-builtin.ref`);
 
 /** Values Posthorn sets differently from the reference, and why. */
 const posthornValues: Record<string, string> = {
@@ -117,8 +142,7 @@ for (const [program, path] of Object.entries(programPages).sort()) {
 // installed: set every parameter to "$mail_version" and see which stay so; the
 // answer is kept in tests/golden/postconf/raw-parameters.ref.
 
-const rawRef = `${root}tests/golden/postconf/raw-parameters.ref`;
-const referencePostconf = "/usr/sbin/postconf";
+const rawRef = `${golden}raw-parameters.ref`;
 try {
   Deno.statSync(referencePostconf);
   const dir = Deno.makeTempDirSync();

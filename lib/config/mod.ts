@@ -7,6 +7,7 @@ import { expand, MacroError } from "./expand.ts";
 import { MainCfError, parseMainCf, type Setting } from "./main_cf.ts";
 import { computedDefaults, localNetworks } from "./computed.ts";
 import { parameters } from "./parameters.ts";
+import { transportDefault } from "./usage.ts";
 
 export { MacroError } from "./expand.ts";
 export { MainCfError, type Setting } from "./main_cf.ts";
@@ -97,9 +98,17 @@ export class Config {
 
   /** The default value (Postfix 3.7's, or computed for this host). */
   defaultValue(name: string): string | undefined {
+    if (name === "mydomain") {
+      // Postfix derives mydomain from myhostname as configured, not the host's name.
+      const host = this.get("myhostname");
+      const dot = host.indexOf(".");
+      return dot > 0 && dot < host.length - 1 ? host.slice(dot + 1) : "localdomain";
+    }
     if (name in this.computed) return this.computed[name];
     if (name === "mynetworks") return localNetworks(this.get("mynetworks_style"));
-    return Object.hasOwn(defaults, name) ? defaults[name] : undefined;
+    // Per-transport parameters (SERVICE_destination_concurrency_limit, ...)
+    // fall back to their default_ counterparts for any transport name.
+    return Object.hasOwn(defaults, name) ? defaults[name] : transportDefault(name);
   }
 
   /** Where the value in force comes from, or undefined for an unknown parameter. */
@@ -107,7 +116,9 @@ export class Config {
     if (this.overrides.has(name)) return "override";
     if (this.mainCf.has(name)) return "main.cf";
     if (name in this.computed || name === "mynetworks") return "computed";
-    return Object.hasOwn(defaults, name) ? "default" : undefined;
+    return Object.hasOwn(defaults, name) || transportDefault(name) !== undefined
+      ? "default"
+      : undefined;
   }
 
   /** Whether main.cf or an override sets the parameter. */
@@ -117,7 +128,8 @@ export class Config {
 
   /** Whether the parameter is one Postfix knows (it has a default). */
   isKnown(name: string): boolean {
-    return Object.hasOwn(defaults, name) || name in this.computed || name === "mynetworks";
+    return Object.hasOwn(defaults, name) || name in this.computed || name === "mynetworks" ||
+      transportDefault(name) !== undefined;
   }
 
   /** The expanded value; "" for an unknown parameter. Fatal on a macro error. */

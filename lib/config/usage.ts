@@ -45,6 +45,21 @@ function suffixDefault(suffix: string): string {
 }
 
 /**
+ * The default of a per-transport parameter named for any transport
+ * (`relay_destination_concurrency_limit` → `$default_destination_concurrency_limit`,
+ * `uucp_time_limit` → `$command_time_limit`), or undefined for other names.
+ */
+export function transportDefault(name: string): string | undefined {
+  for (const suffix of transportSuffixes) {
+    if (name.endsWith(`_${suffix}`) && name.length > suffix.length + 1) {
+      return suffixDefault(suffix);
+    }
+  }
+  if (name.endsWith("_time_limit") && name.length > 11) return "$command_time_limit";
+  return undefined;
+}
+
+/**
  * The service-defined parameters for master.cf services: name → default.
  * `services` are [service name, command] pairs.
  */
