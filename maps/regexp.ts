@@ -134,7 +134,7 @@ function parsePattern(text: string): Pattern {
   const start = ++i;
   while (i < text.length && text[i] !== delim) i += text[i] === "\\" ? 2 : 1;
   if (i >= text.length) {
-    throw new SkipRule(`no closing regexp delimiter "${delim}": skipping this rule`);
+    throw new SkipRule(`no closing regexp delimiter "${delim}": ignoring this rule`);
   }
   // An escaped delimiter stands for the delimiter character itself.
   let body = text.slice(start, i);
