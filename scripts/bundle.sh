@@ -55,6 +55,15 @@ if grep -nE 'import\((["'\''])(\.{1,2}/|file:|https?:|npm:|jsr:)' "$tmp/posthorn
   fail "posthorn.js still imports modules at run time (above)"
 fi
 
+# ... and each of them must have become a lazy initialiser, run only when its
+# loader is called: `() => Promise.resolve().then(() => (init_x(), x_exports))`,
+# or `() => init_x().then(...)` for a module with top-level await.
+wanted=$(grep -oE '=> import\("\./[^"]+"\)' "$root/mod.ts" | wc -l)
+lazy=$(grep -oE '\(\) => (Promise\.resolve\(\)\.then\(\(\) => \(init_[A-Za-z0-9_$]+\(\)|init_[A-Za-z0-9_$]+\(\)\.then\()' \
+  "$tmp/posthorn.js" | wc -l)
+[ "$lazy" -eq "$wanted" ] ||
+  fail "mod.ts imports $wanted program modules but posthorn.js loads $lazy of them lazily"
+
 # The launcher. POSTHORN_DENO (environment) wins over the path install.sh
 # bakes in, which wins over `deno` on PATH: daemons started by the master get
 # a bare environment without PATH.
