@@ -82,11 +82,19 @@ Deno.test("deno task bundle makes posthorn.js and an executable launcher", async
   assertEquals(Deno.statSync(`${dist}/posthorn`).mode! & 0o111, 0o111);
 });
 
-Deno.test("the bundle imports no module at run time: every program is inside", async () => {
+Deno.test("the bundle imports nothing at run time and loads each program lazily", async () => {
   assertEquals((await buildBundle()).code, 0);
   const text = Deno.readTextFileSync(`${dist}/posthorn.js`);
   const imports = text.match(/import\((["'])(\.{1,2}\/|file:|https?:|npm:|jsr:)[^"']*\1\)/g);
   assertEquals(imports, null);
+  // Each of mod.ts's program imports became an initialiser that runs only
+  // when its loader is called (with top-level await: init_x().then(...)).
+  const wanted = Deno.readTextFileSync(`${projectRoot}mod.ts`).match(/=> import\("\.\//g) ?? [];
+  const lazy = text.match(
+    /\(\) => (Promise\.resolve\(\)\.then\(\(\) => \(init_[\w$]+\(\)|init_[\w$]+\(\)\.then\()/g,
+  ) ?? [];
+  assertEquals(lazy.length, wanted.length);
+  assert(wanted.length > 0);
 });
 
 Deno.test("posthorn --help runs from the bundle with an empty DENO_DIR and no network", async () => {
