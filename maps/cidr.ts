@@ -97,7 +97,7 @@ function parseCidrRules(file: string, text: string): CidrRule[] {
       const [first, ...restWords] = line.text.split(/\s+/);
       const word = first.toLowerCase();
       if (word === "endif") {
-        if (!open.length) throw new SkipRule("ignoring ENDIF without matching IF");
+        if (!open.length) throw new SkipRule("ENDIF without IF: skipping this rule");
         rules[open.pop()!.index].end = rules.length;
         rules.push({ kind: "endif" });
         continue;

@@ -206,7 +206,10 @@ class SqliteTableDict extends ReadOnlyDict {
       const first = Object.values(row)[0];
       if (first === null || first === undefined) continue;
       const text = first instanceof Uint8Array ? new TextDecoder().decode(first) : String(first);
-      if (text === "") continue;
+      if (text === "") {
+        warn(`table "sqlite:${this.name}": empty lookup result for: "${key.whole}" -- ignored`);
+        continue;
+      }
       try {
         results.push(expandTemplate(this.params.resultFormat, key, splitKey(text), false));
       } catch (err) {
