@@ -3,9 +3,12 @@
 #
 #   bash scripts/compile.sh [-o OUTDIR]       (deno task compile; OUTDIR: dist/)
 #
-# OUTDIR/posthorn-bin  mod.ts and every program module, with the permissions
+# OUTDIR/bin/posthorn  mod.ts and every program module, with the permissions
 #                      (-A) and unstable APIs (ffi, net) Posthorn needs baked
 #                      in; link it under the program names (install.sh does).
+#                      It is named posthorn, in a folder of its own beside
+#                      the bundle's files: under any other name it would take
+#                      that name for a program's (argv[0] dispatch).
 #
 # `deno compile` appends the program to Deno's runtime base, denort, which it
 # downloads for its own version unless DENORT_BIN names one (a denort binary of
@@ -45,7 +48,7 @@ if [ -n "${DENORT_BIN:-}" ]; then
     fail "DENORT_BIN=$DENORT_BIN is not an executable file (it must be Deno $version's denort)"
 fi
 
-mkdir -p "$out"
+mkdir -p "$out/bin"
 out=$(cd "$out" && pwd)
 
 # deno compile embeds string-literal dynamic imports by itself; naming each of
@@ -60,7 +63,7 @@ err=$(mktemp)
 trap 'rm -f "$err"' EXIT
 # Type checking is `deno task check`'s job; the bundle is not checked either.
 if ! (cd "$root" && NO_COLOR=1 deno compile --quiet --no-check --no-lock -A \
-  --unstable-ffi --unstable-net "${includes[@]}" -o "$out/posthorn-bin" mod.ts) 2>"$err"; then
+  --unstable-ffi --unstable-net "${includes[@]}" -o "$out/bin/posthorn" mod.ts) 2>"$err"; then
   if grep -qiE 'base binary|denort' "$err"; then
     sed 's/^/compile.sh: deno: /' "$err" | head -n 8 >&2
     if [ -n "${DENORT_BIN:-}" ]; then
@@ -76,10 +79,10 @@ fi
 
 # Smoke test: the executable answers --help with the program list (a wrong
 # runtime base yields a file that runs but is not Posthorn).
-help=$("$out/posthorn-bin" --help 2>&1) || true
+help=$("$out/bin/posthorn" --help 2>&1) || true
 if ! grep -q "^programs built in:" <<<"$help"; then
-  rm -f "$out/posthorn-bin"
+  rm -f "$out/bin/posthorn"
   fail "the executable built on ${DENORT_BIN:-the downloaded runtime base} is not a working" \
     "posthorn (--help gave no program list); removed it"
 fi
-echo "compile.sh: $out/posthorn-bin ($(wc -c <"$out/posthorn-bin") bytes)"
+echo "compile.sh: $out/bin/posthorn ($(wc -c <"$out/bin/posthorn") bytes)"

@@ -4,7 +4,7 @@
 #
 #   bash scripts/install.sh [--prefix DIR] [options]      (see --help)
 #
-# Installs dist/posthorn-bin (deno task compile) when there is one, else the
+# Installs dist/bin/posthorn (deno task compile) when there is one, else the
 # bundle dist/posthorn.js with its launcher (deno task bundle). Re-running it
 # upgrades in place: the program and its links are replaced, an existing
 # main.cf or master.cf is kept, the queue tree's owners and modes are set again.
@@ -127,12 +127,12 @@ program_path() {
 
 [ -d "$from" ] || fail "$from does not exist: build first (deno task compile, or deno task bundle)"
 from=$(cd "$from" && pwd)
-if [ -z "$kind" ] && [ -f "$from/posthorn-bin" ] && [ -x "$from/posthorn-bin" ]; then
+if [ -z "$kind" ] && [ -f "$from/bin/posthorn" ] && [ -x "$from/bin/posthorn" ]; then
   kind=binary
 elif [ -f "$from/posthorn.js" ] && [ -f "$from/posthorn" ]; then
   kind=bundle
 else
-  fail "no built program in $from: run deno task compile (posthorn-bin) or deno task bundle (posthorn.js)"
+  fail "no built program in $from: run deno task compile (bin/posthorn) or deno task bundle (posthorn.js)"
 fi
 
 if [ "$kind" = bundle ]; then
@@ -147,7 +147,7 @@ fi
 # The program list comes from the program itself, so it stays true as
 # programs are added: `posthorn --help` prints them after "programs built in:".
 if [ "$kind" = binary ]; then
-  help=$("$from/posthorn-bin" --help) || fail "$from/posthorn-bin --help failed"
+  help=$("$from/bin/posthorn" --help) || fail "$from/bin/posthorn --help failed"
 else
   help=$(POSTHORN_DENO=$deno_path "$from/posthorn" --help) || fail "$from/posthorn --help failed"
 fi
@@ -233,7 +233,7 @@ install_file() {
 }
 
 if [ "$kind" = binary ]; then
-  install_file "$from/posthorn-bin" "$lib_directory/posthorn" 755
+  install_file "$from/bin/posthorn" "$lib_directory/posthorn" 755
   rm -f -- "$lib_directory/posthorn.js"
 else
   install_file "$from/posthorn.js" "$lib_directory/posthorn.js" 644

@@ -160,7 +160,7 @@ Deno.test("compile.sh without a runtime base fails with a clear message", async 
   });
   assert(!r.timedOut, "compile.sh did not finish in time");
   if (r.code === 0) {
-    const help = await exec(`${out}/posthorn-bin`, ["--help"]);
+    const help = await exec(`${out}/bin/posthorn`, ["--help"]);
     assertStringIncludes(help.stdout, "programs built in:");
     return;
   }

@@ -29,7 +29,12 @@ const offline = new Deno.Command("unshare", { args: ["-n", "true"], stderr: "nul
 async function exec(
   cmd: string,
   args: string[],
-  opts: { env?: Record<string, string>; seconds?: number; noNetwork?: boolean } = {},
+  opts: {
+    env?: Record<string, string>;
+    seconds?: number;
+    noNetwork?: boolean;
+    clearEnv?: boolean;
+  } = {},
 ): Promise<Outcome> {
   if (opts.noNetwork && await offline) {
     args = ["-n", cmd, ...args];
@@ -42,6 +47,7 @@ async function exec(
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1", ...opts.env },
+    clearEnv: opts.clearEnv,
     signal,
   }).output();
   const dec = new TextDecoder();
@@ -336,4 +342,43 @@ Deno.test("install.sh refuses to install into the system for an ordinary user", 
   }
   assertEquals(r.code, 1);
   assertStringIncludes(r.stderr, "installing into the system needs root; use --prefix DIR");
+});
+
+Deno.test("a linked program runs with an empty environment, as the master starts daemons", async () => {
+  assertEquals((await install()).code, 0);
+  // No PATH, no HOME, no DENO_DIR: the launcher runs the deno install.sh found.
+  const r = await exec(`${prefix}/usr/sbin/posthorn`, ["--help"], { clearEnv: true });
+  assertEquals(r.code, 0, r.stderr);
+  assertStringIncludes(r.stdout, "programs built in:");
+});
+
+Deno.test("install.sh installs a compiled binary in place of the bundle", async () => {
+  assertEquals((await install()).code, 0);
+  // A stand-in for dist/bin/posthorn (no denort here to build the real one):
+  // an executable that runs the bundle under the name it was invoked by.
+  const bin = `${work}/dist-bin`;
+  Deno.mkdirSync(`${bin}/bin`, { recursive: true });
+  const deno = Deno.execPath();
+  Deno.writeTextFileSync(
+    `${bin}/bin/posthorn`,
+    `#!/usr/bin/env bash\nexec -a "\${0##*/}" ${deno} run -A --no-config ${dist}/posthorn.js "$@"\n`,
+    { mode: 0o755 },
+  );
+  const other = `${work}/upgraded`;
+  const options = await accountOptions();
+  const script = `${projectRoot}scripts/install.sh`;
+  const first = await exec("bash", [script, "--prefix", other, "--from", dist, ...options]);
+  assertEquals(first.code, 0, first.stderr);
+  const r = await exec("bash", [script, "--prefix", other, "--from", bin, ...options]);
+  assertEquals(r.code, 0, r.stderr);
+  assertStringIncludes(r.stdout, "installed the binary");
+  assertEquals(
+    Deno.readTextFileSync(`${other}/usr/lib/posthorn/posthorn`),
+    Deno.readTextFileSync(`${bin}/bin/posthorn`),
+  );
+  assert(!exists(`${other}/usr/lib/posthorn/posthorn.js`), "posthorn.js was left behind");
+  const probe = `${other}/usr/sbin/posthorn-argv0-probe`;
+  Deno.symlinkSync("posthorn", probe);
+  const p = await exec(probe, []);
+  assertStringIncludes(p.stderr, 'program "posthorn-argv0-probe" is unknown');
 });
