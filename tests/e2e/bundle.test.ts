@@ -58,6 +58,12 @@ function buildBundle(): Promise<Outcome> {
   return built;
 }
 
+/** Builds the bundle, or fails the test with bundle.sh's diagnostics. */
+async function requireBundle(): Promise<void> {
+  const r = await buildBundle();
+  if (r.code !== 0) throw new Error(`scripts/bundle.sh failed:\n${r.stderr}`);
+}
+
 /** Runs the launcher (or a link to it) as a stranger would: empty DENO_DIR, no network. */
 async function runBundled(path: string, args: string[], env: Record<string, string> = {}) {
   const denoDir = await Deno.makeTempDir({ dir: work, prefix: "deno-dir-" });
@@ -83,7 +89,7 @@ Deno.test("deno task bundle makes posthorn.js and an executable launcher", async
 });
 
 Deno.test("the bundle imports nothing at run time and loads each program lazily", async () => {
-  assertEquals((await buildBundle()).code, 0);
+  await requireBundle();
   const text = Deno.readTextFileSync(`${dist}/posthorn.js`);
   const imports = text.match(/import\((["'])(\.{1,2}\/|file:|https?:|npm:|jsr:)[^"']*\1\)/g);
   assertEquals(imports, null);
@@ -98,7 +104,7 @@ Deno.test("the bundle imports nothing at run time and loads each program lazily"
 });
 
 Deno.test("posthorn --help runs from the bundle with an empty DENO_DIR and no network", async () => {
-  assertEquals((await buildBundle()).code, 0);
+  await requireBundle();
   const r = await runBundled(`${dist}/posthorn`, ["--help"]);
   assertEquals(r.code, 0, r.stderr);
   const names = builtPrograms(r.stdout);
@@ -108,7 +114,7 @@ Deno.test("posthorn --help runs from the bundle with an empty DENO_DIR and no ne
 });
 
 Deno.test("a link through a chain of relative symlinks keeps its name as argv[0]", async () => {
-  assertEquals((await buildBundle()).code, 0);
+  await requireBundle();
   const links = await Deno.makeTempDir({ dir: work, prefix: "links-" });
   Deno.symlinkSync("../dist/posthorn", `${links}/first`);
   Deno.symlinkSync("first", `${links}/posthorn-argv0-probe`);
@@ -126,7 +132,7 @@ const harmless: Record<string, (conf: string) => string[]> = {
 };
 
 Deno.test("a built program runs by its link name from the bundle as from the source", async () => {
-  assertEquals((await buildBundle()).code, 0);
+  await requireBundle();
   const help = await runBundled(`${dist}/posthorn`, ["--help"]);
   const names = builtPrograms(help.stdout).filter((name) => name in harmless);
   assert(names.length > 0, "none of " + Object.keys(harmless).join(", ") + " is built");

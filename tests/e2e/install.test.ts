@@ -87,6 +87,12 @@ function install(): Promise<Outcome> {
   return installed;
 }
 
+/** Installs, or fails the test with the diagnostics of the step that failed. */
+async function requireInstall(): Promise<void> {
+  const r = await install();
+  if (r.code !== 0) throw new Error(`building or installing failed:\n${r.stderr}`);
+}
+
 /** The program names the installed posthorn lists as built in. */
 async function builtPrograms(): Promise<string[]> {
   const r = await exec(`${prefix}/usr/sbin/posthorn`, ["--help"]);
@@ -146,7 +152,7 @@ Deno.test("install.sh --prefix installs the bundle and links every built program
 });
 
 Deno.test("every linked program is dispatched by its own name, offline, from an empty DENO_DIR", async () => {
-  assertEquals((await install()).code, 0);
+  await requireInstall();
   // No main.cf there: each program stops at once with a diagnostic naming it,
   // and nothing (a master, a daemon) gets to start.
   const nowhere = await Deno.makeTempDir({ dir: work, prefix: "no-config-" });
@@ -167,7 +173,7 @@ Deno.test("every linked program is dispatched by its own name, offline, from an 
 });
 
 Deno.test("postconf in the installed tree reads the main.cf that install.sh wrote", async () => {
-  assertEquals((await install()).code, 0);
+  await requireInstall();
   if (!(await builtPrograms()).includes("postconf")) {
     console.log("skipped: postconf is not built yet");
     return;
@@ -186,7 +192,7 @@ Deno.test("postconf in the installed tree reads the main.cf that install.sh wrot
 });
 
 Deno.test("master.cf lists Postfix's standard services, as the reference postconf -M reads it", async () => {
-  assertEquals((await install()).code, 0);
+  await requireInstall();
   const text = Deno.readTextFileSync(`${conf}/master.cf`);
   const services = text.split("\n").filter((line) => /^[a-z0-9]/.test(line))
     .map((line) => line.split(/\s+/).slice(0, 2).join("/"));
@@ -218,7 +224,7 @@ Deno.test("master.cf lists Postfix's standard services, as the reference postcon
 });
 
 Deno.test("the queue tree has the modes and owners of Postfix's postfix-files", async () => {
-  assertEquals((await install()).code, 0);
+  await requireInstall();
   const mainCf = Deno.readTextFileSync(`${conf}/main.cf`);
   const owner = mainCf.match(/^mail_owner = (.*)$/m)![1];
   const group = mainCf.match(/^setgid_group = (.*)$/m)![1];
@@ -247,7 +253,7 @@ Deno.test("the queue tree has the modes and owners of Postfix's postfix-files", 
 });
 
 Deno.test("re-running install.sh upgrades in place and keeps main.cf and master.cf", async () => {
-  assertEquals((await install()).code, 0);
+  await requireInstall();
   Deno.writeTextFileSync(`${conf}/main.cf`, "# kept by the upgrade\n", { append: true });
   Deno.writeTextFileSync(`${conf}/master.cf`, "# kept too\n", { append: true });
   const mainCf = Deno.readTextFileSync(`${conf}/main.cf`);
@@ -262,7 +268,7 @@ Deno.test("re-running install.sh upgrades in place and keeps main.cf and master.
 });
 
 Deno.test("install.sh changes nothing when a program path holds a file that is not Posthorn's", async () => {
-  assertEquals((await install()).code, 0);
+  await requireInstall();
   const other = `${work}/occupied`;
   Deno.mkdirSync(`${other}/usr/sbin`, { recursive: true });
   Deno.writeTextFileSync(`${other}/usr/sbin/posthorn`, "#!/bin/sh\n");
@@ -311,7 +317,7 @@ async function installAsNobody(args: string[]): Promise<Outcome | undefined> {
 }
 
 Deno.test("as an ordinary user, --prefix installs a tree that user owns, without chown", async () => {
-  assertEquals((await install()).code, 0);
+  await requireInstall();
   const r = await installAsNobody(["--prefix", "HOME/tree", "--from", dist]);
   if (!r) {
     console.log("skipped: needs root and setpriv to act as an ordinary user");
@@ -332,7 +338,7 @@ Deno.test("as an ordinary user, --prefix installs a tree that user owns, without
 });
 
 Deno.test("install.sh refuses to install into the system for an ordinary user", async () => {
-  assertEquals((await install()).code, 0);
+  await requireInstall();
   const r = isRoot
     ? await installAsNobody(["--from", dist])
     : await exec("bash", [`${projectRoot}scripts/install.sh`, "--from", dist]);
@@ -345,7 +351,7 @@ Deno.test("install.sh refuses to install into the system for an ordinary user", 
 });
 
 Deno.test("a linked program runs with an empty environment, as the master starts daemons", async () => {
-  assertEquals((await install()).code, 0);
+  await requireInstall();
   // No PATH, no HOME, no DENO_DIR: the launcher runs the deno install.sh found.
   const r = await exec(`${prefix}/usr/sbin/posthorn`, ["--help"], { clearEnv: true });
   assertEquals(r.code, 0, r.stderr);
@@ -353,7 +359,7 @@ Deno.test("a linked program runs with an empty environment, as the master starts
 });
 
 Deno.test("install.sh installs a compiled binary in place of the bundle", async () => {
-  assertEquals((await install()).code, 0);
+  await requireInstall();
   // A stand-in for dist/bin/posthorn (no denort here to build the real one):
   // an executable that runs the bundle under the name it was invoked by.
   const bin = `${work}/dist-bin`;
