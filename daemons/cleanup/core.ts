@@ -1,0 +1,572 @@
+// The message-processing core of cleanup(8): a record stream in (envelope,
+// content, extracted information, as pickup, smtpd, qmqpd or bounce send
+// it), a queue file and a completion status out. Pure apart from the
+// lookups: no sockets, no files, so every rule is testable in process. The
+// service front end (service.ts) creates the file, runs this, and commits.
+
+import { RecordType } from "../../lib/queue/record.ts";
+import { rewriteAddress } from "../../lib/address/mod.ts";
+import { ActionError, type CheckAction, parseAction, rejectReason } from "./actions.ts";
+import { canonicalize, expandVirtual, ExpansionError } from "./addresses.ts";
+import { Content } from "./content.ts";
+import { QueueFileBuilder } from "./output.ts";
+import { CleanupFlag, type CleanupSettings } from "./settings.ts";
+import { CleanupStat, statusDetail } from "./status.ts";
+import type { CleanupTables } from "./tables.ts";
+
+/** One input record: Postfix's type letter and its data. */
+export interface InputRecord {
+  type: string;
+  data: Uint8Array;
+}
+
+/** What one message needs besides its records. */
+export interface CleanupRequest {
+  queueId: string;
+  /** CLEANUP_FLAG_* bits from the client. */
+  flags: number;
+  settings: CleanupSettings;
+  tables: CleanupTables;
+  /** The queue file's creation time (create_time, Message-Id stamp). */
+  now?: Date;
+  /** Where log lines go (lib/log's info/warn in the daemon). */
+  log: { info(text: string): void; warn(text: string): void };
+}
+
+/** The outcome of one message. */
+export interface CleanupResult {
+  /** CleanupStat bits; 0 is success. */
+  status: number;
+  /** The reason for a non-zero status (`5.7.1 message content rejected`), "" on success. */
+  reason: string;
+  /** The queue file to commit, or null when nothing is to be queued (error or DISCARD). */
+  file: Uint8Array | null;
+  /** The queue the file goes to: incoming, or hold after a HOLD action. */
+  queue: "incoming" | "hold";
+  /** Whether a DISCARD action claimed delivery without queueing. */
+  discarded: boolean;
+  /** Recipients written. */
+  recipients: number;
+}
+
+const decoder = new TextDecoder();
+const text = (data: Uint8Array) => decoder.decode(data);
+
+/** The recipient-related envelope state waiting for the next R record. */
+interface Pending {
+  orcpt?: string;
+  dsnOrcpt?: string;
+  notify: number;
+}
+
+/** Processes one message; see the file comment. */
+export async function processMessage(
+  records: AsyncIterable<InputRecord> | Iterable<InputRecord>,
+  req: CleanupRequest,
+): Promise<CleanupResult> {
+  const state = new CleanupState(req);
+  try {
+    for await (const rec of records) {
+      await state.feed(rec);
+      if (state.ended) break;
+    }
+  } catch (err) {
+    if (!(err instanceof BadInput)) throw err;
+    state.fail(CleanupStat.BAD, "", err.message);
+  }
+  return state.finish();
+}
+
+/** A protocol error in the client's record stream. */
+class BadInput extends Error {}
+
+/** The state of one message (Postfix's CLEANUP_STATE). */
+export class CleanupState {
+  readonly out = new QueueFileBuilder();
+  errs = 0;
+  reason = "";
+  ended = false;
+  hold = false;
+  discard = false;
+  redirect = "";
+  filter = "";
+  encoding = "";
+  sender: string | undefined;
+  fullname = "";
+  firstRecipient = "";
+  recipients = 0;
+  qmgrOpts = 0;
+  hdrRewrite = false;
+  arrival: Date | undefined;
+  /** Whether header/body checks still run (cleared by REJECT, DISCARD, PASS). */
+  checking: boolean;
+  private segment: "envelope" | "content" | "extracted" = "envelope";
+  private started = false;
+  private pending: Pending = { notify: 0 };
+  private dups = new Set<string>();
+  private bcc: string[] = [];
+  private content: Content | undefined;
+  private dataOffset = 0;
+  private xtraOffset = 0;
+  private clientInfo = new Map<string, string>();
+  readonly now: Date;
+
+  constructor(readonly req: CleanupRequest) {
+    this.now = req.now ?? new Date();
+    this.checking = (req.flags & CleanupFlag.FILTER) !== 0;
+    if (req.flags & CleanupFlag.HOLD) this.hold = true;
+    if (req.flags & CleanupFlag.DISCARD) this.discard = true;
+  }
+
+  get settings(): CleanupSettings {
+    return this.req.settings;
+  }
+
+  get id(): string {
+    return this.req.queueId;
+  }
+
+  /** Whether output still matters (no error, not discarded). */
+  get writing(): boolean {
+    return this.errs === 0 && !this.discard;
+  }
+
+  /** Records an error status and its reason (the first reason wins). */
+  fail(stat: number, reason: string, warning = ""): void {
+    if (warning) this.req.log.warn(`${this.id}: ${warning}`);
+    if (this.errs === 0) {
+      const d = statusDetail(stat);
+      this.reason = reason || `${d.dsn} ${d.text}`;
+    }
+    this.errs |= stat;
+  }
+
+  /** The "from CLIENT; from=<S> to=<R>" part of an action log line. */
+  private logContext(): string {
+    const name = this.clientInfo.get("log_client_name") ?? this.clientInfo.get("client_name");
+    const addr = this.clientInfo.get("log_client_address") ??
+      this.clientInfo.get("client_address");
+    const client = name || addr ? `${name ?? "unknown"}[${addr ?? "unknown"}]` : "local";
+    let s = `from ${client}; from=<${this.sender ?? ""}>`;
+    if (this.firstRecipient) s += ` to=<${this.firstRecipient}>`;
+    const proto = this.clientInfo.get("log_protocol_name") ?? this.clientInfo.get("protocol_name");
+    if (proto) s += ` proto=${proto}`;
+    const helo = this.clientInfo.get("log_helo_name") ?? this.clientInfo.get("helo_name");
+    if (helo) s += ` helo=<${helo}>`;
+    return s;
+  }
+
+  /** Logs an action as Postfix's cleanup_act_log: `ID: ACTION: CLASS TEXT from ...: REASON`. */
+  logAction(action: string, cls: string, content: string, reason: string): void {
+    const tail = reason ? `: ${reason}` : "";
+    this.req.log.info(
+      `${this.id}: ${action}: ${cls} ${content.slice(0, 200)} ${this.logContext()}${tail}`,
+    );
+  }
+
+  /** Logs a plain info line prefixed by the queue id. */
+  info(line: string): void {
+    this.req.log.info(`${this.id}: ${line}`);
+  }
+
+  /** Logs a warning prefixed by the queue id. */
+  warn(line: string): void {
+    this.req.log.warn(`${this.id}: ${line}`);
+  }
+
+  /** Accepts one input record. */
+  async feed(rec: InputRecord): Promise<void> {
+    if (!this.started) this.start(rec);
+    if (this.segment === "envelope") await this.envelope(rec);
+    else if (this.segment === "content") await this.contentRecord(rec);
+    else await this.extracted(rec);
+  }
+
+  /** Opens the file: size record, arrival time, create time, content filter. */
+  private start(first: InputRecord): void {
+    this.started = true;
+    this.out.sizeRecord();
+    if (first.type !== RecordType.TIME) {
+      this.arrival = this.now;
+      this.out.record(RecordType.TIME, timeValue(this.now));
+    }
+    this.createTimePending = first.type === RecordType.TIME;
+    if (!this.createTimePending) this.writeCreateTime();
+  }
+
+  private createTimePending = false;
+
+  private writeCreateTime(): void {
+    this.out.record(RecordType.ATTR, `create_time=${Math.floor(this.now.getTime() / 1000)}`);
+    if (this.settings.contentFilter && this.checking) {
+      this.out.record(RecordType.FILTER, this.settings.contentFilter);
+    }
+  }
+
+  private async envelope(rec: InputRecord): Promise<void> {
+    const data = text(rec.data);
+    switch (rec.type) {
+      case RecordType.TIME: {
+        const secs = parseFloat(data.split(" ")[0]);
+        this.arrival = Number.isFinite(secs) ? new Date(secs * 1000) : this.now;
+        this.out.record(RecordType.TIME, rec.data);
+        if (this.createTimePending) {
+          this.createTimePending = false;
+          this.writeCreateTime();
+        }
+        return;
+      }
+      case RecordType.ATTR:
+        return this.attribute(rec, data);
+      case RecordType.FULL:
+        this.fullname = data;
+        this.out.record(RecordType.FULL, rec.data);
+        return;
+      case RecordType.FROM:
+        return await this.envelopeSender(data);
+      case RecordType.ORCP:
+        this.pending.orcpt = data;
+        return;
+      case RecordType.RCPT:
+        return await this.recipient(data);
+      case RecordType.MESG:
+        return this.startContent();
+      case RecordType.VERP:
+      case RecordType.DSN_RET:
+      case RecordType.DSN_ENVID:
+      case RecordType.WARN:
+      case RecordType.CTIME:
+      case RecordType.INSPECT:
+      case RecordType.FILTER:
+      case RecordType.RDR:
+        this.out.record(rec.type, rec.data);
+        return;
+      case RecordType.DSN_ORCPT:
+        this.pending.dsnOrcpt = data;
+        return;
+      case RecordType.DSN_NOTIFY:
+        this.pending.notify = parseInt(data, 10) || 0;
+        return;
+      default:
+        throw new BadInput(`unexpected record type ${rec.type.charCodeAt(0)} in envelope`);
+    }
+  }
+
+  private attribute(rec: InputRecord, data: string): void {
+    const eq = data.indexOf("=");
+    if (eq <= 0) throw new BadInput(`bad attribute record: ${data.slice(0, 100)}`);
+    const name = data.slice(0, eq);
+    const value = data.slice(eq + 1);
+    // Per-recipient DSN attributes belong to the next recipient, written with it.
+    if (name === "notify_flags") {
+      this.pending.notify = parseInt(value, 10) || 0;
+      return;
+    }
+    if (name === "dsn_orig_rcpt") {
+      this.pending.dsnOrcpt = value;
+      return;
+    }
+    if (name === "rewrite_context") this.hdrRewrite = value === "local";
+    if (name === "create_time") return;
+    this.clientInfo.set(name, value);
+    if (this.segment === "envelope" || name !== "encoding") {
+      this.out.record(RecordType.ATTR, rec.data);
+    }
+  }
+
+  private async envelopeSender(raw: string): Promise<void> {
+    const s = this.settings;
+    const mapOk = (this.req.flags & CleanupFlag.MAP_OK) !== 0;
+    const sender = raw === ""
+      ? ""
+      : await canonicalize(raw, "envelopeSender", s, this.req.tables, (t) => this.warn(t), mapOk);
+    this.sender = sender;
+    this.out.record(RecordType.FROM, sender);
+    if ((this.req.flags & CleanupFlag.BCC_OK) && sender && this.req.tables.senderBcc) {
+      const bcc = await this.req.tables.senderBcc(sender);
+      if (bcc) this.bcc.push(...bcc.split(","));
+    }
+  }
+
+  /** Processes one R record: canonical mapping, recipient BCC, virtual aliases, output. */
+  private async recipient(raw: string): Promise<void> {
+    const pending = this.pending;
+    this.pending = { notify: 0 };
+    const s = this.settings;
+    const mapOk = (this.req.flags & CleanupFlag.MAP_OK) !== 0;
+    const addr = await canonicalize(
+      raw,
+      "envelopeRecipient",
+      s,
+      this.req.tables,
+      (t) => this.warn(t),
+      mapOk,
+    );
+    if (!this.firstRecipient) this.firstRecipient = addr;
+    if ((this.req.flags & CleanupFlag.BCC_OK) && this.req.tables.recipientBcc) {
+      const bcc = await this.req.tables.recipientBcc(addr);
+      if (bcc) this.bcc.push(...bcc.split(","));
+    }
+    const orcpt = pending.orcpt ?? raw;
+    await this.outRecipient(addr, orcpt, pending.dsnOrcpt ?? `rfc822;${orcpt}`, pending.notify);
+  }
+
+  /** Writes a recipient after virtual alias expansion and duplicate elimination. */
+  private async outRecipient(
+    addr: string,
+    orcpt: string,
+    dsnOrcpt: string,
+    notify: number,
+  ): Promise<void> {
+    const s = this.settings;
+    let targets = [addr];
+    const virtual = this.req.tables.virtualAlias;
+    if ((this.req.flags & CleanupFlag.MAP_OK) && virtual) {
+      try {
+        targets = await expandVirtual(addr, s, virtual);
+      } catch (err) {
+        if (!(err instanceof ExpansionError)) throw err;
+        this.fail(CleanupStat.DEFER, "4.6.0 Alias expansion error", err.message);
+        return;
+      }
+    }
+    for (const target of targets) {
+      const key = `${dsnOrcpt}\n${notify}\n${orcpt}\n${target}`;
+      if (this.dups.has(key)) continue;
+      if (this.dups.size < s.duplicateFilterLimit || s.duplicateFilterLimit === 0) {
+        this.dups.add(key);
+      }
+      if (notify) this.out.record(RecordType.ATTR, `notify_flags=${notify}`);
+      if (dsnOrcpt) this.out.record(RecordType.ATTR, `dsn_orig_rcpt=${dsnOrcpt}`);
+      if (s.enableOriginalRecipient) this.out.record(RecordType.ORCP, orcpt);
+      this.out.record(RecordType.RCPT, target);
+      this.recipients++;
+      this.qmgrOpts |= notify << 1;
+    }
+  }
+
+  private startContent(): void {
+    if (this.sender === undefined) throw new BadInput("message has no sender record");
+    if (this.createTimePending) {
+      this.createTimePending = false;
+      this.writeCreateTime();
+    }
+    this.out.record(RecordType.MESG, "");
+    this.dataOffset = this.out.offset;
+    this.segment = "content";
+    this.content = new Content(this);
+  }
+
+  private partial: Uint8Array[] = [];
+
+  private async contentRecord(rec: InputRecord): Promise<void> {
+    if (rec.type === RecordType.CONT) {
+      this.partial.push(rec.data);
+      return;
+    }
+    if (rec.type === RecordType.NORM) {
+      const line = this.partial.length ? concat([...this.partial, rec.data]) : rec.data;
+      this.partial = [];
+      return await this.content!.line(line);
+    }
+    if (rec.type === RecordType.PTR_PAD) return;
+    if (rec.type === RecordType.XTRA) {
+      if (this.partial.length) await this.content!.line(concat(this.partial));
+      this.partial = [];
+      await this.content!.end();
+      this.xtraOffset = this.out.offset;
+      this.out.record(RecordType.XTRA, "");
+      if (this.encoding) this.out.record(RecordType.ATTR, `encoding=${this.encoding}`);
+      this.segment = "extracted";
+      return;
+    }
+    throw new BadInput(`unexpected record type ${rec.type.charCodeAt(0)} in message content`);
+  }
+
+  /** Writes one content line (message text), honouring message_size_limit. */
+  writeLine(line: Uint8Array): void {
+    if (!this.writing) return;
+    const limit = this.settings.messageSizeLimit;
+    if (limit > 0 && this.out.offset + line.length > limit) {
+      this.fail(CleanupStat.SIZE, "", "queue file size limit exceeded");
+      return;
+    }
+    this.out.line(line, this.settings.lineLengthLimit || 2048);
+  }
+
+  private async extracted(rec: InputRecord): Promise<void> {
+    const data = text(rec.data);
+    switch (rec.type) {
+      case RecordType.RCPT:
+        return await this.recipient(data);
+      case RecordType.ORCP:
+        this.pending.orcpt = data;
+        return;
+      case RecordType.ATTR:
+        return this.attribute(rec, data);
+      case RecordType.DSN_ORCPT:
+        this.pending.dsnOrcpt = data;
+        return;
+      case RecordType.DSN_NOTIFY:
+        this.pending.notify = parseInt(data, 10) || 0;
+        return;
+      case RecordType.FULL:
+      case RecordType.INSPECT:
+      case RecordType.FILTER:
+      case RecordType.RDR:
+      case RecordType.RRTO:
+      case RecordType.ERTO:
+      case RecordType.PRIO:
+        this.out.record(rec.type, rec.data);
+        return;
+      case RecordType.END:
+        await this.endMessage();
+        return;
+      default:
+        throw new BadInput(`unexpected record type ${rec.type.charCodeAt(0)} in extracted segment`);
+    }
+  }
+
+  /** Adds the BCC recipients and the action results, then the end record. */
+  private async endMessage(): Promise<void> {
+    const s = this.settings;
+    const bccOk = (this.req.flags & CleanupFlag.BCC_OK) !== 0;
+    const extra = [...this.bcc];
+    if (bccOk && s.alwaysBcc) extra.unshift(s.alwaysBcc);
+    for (const bcc of extra) {
+      if (!this.writing) break;
+      const addr = rewriteAddress(bcc.trim(), s.rewrite);
+      // A BCC recipient is added as if with NOTIFY=NONE (always_bcc in postconf(5)).
+      await this.outRecipient(addr, addr, "", 1);
+    }
+    if (this.filter) this.out.record(RecordType.FILTER, this.filter);
+    if (this.redirect) this.out.record(RecordType.RDR, this.redirect);
+    this.out.record(RecordType.END, "");
+    this.ended = true;
+  }
+
+  /** Adds a BCC recipient from a header/body check action. */
+  addBcc(addr: string): void {
+    this.bcc.push(addr);
+  }
+
+  /** Applies the final checks and returns the result. */
+  finish(): CleanupResult {
+    if (!this.ended && this.errs === 0) {
+      this.fail(CleanupStat.BAD, "", "premature end of input");
+    }
+    if (this.errs === 0 && !this.discard && this.recipients === 0) {
+      this.fail(CleanupStat.RCPT, "5.1.0 no recipients specified");
+    }
+    const base = {
+      status: this.errs,
+      reason: this.reason,
+      queue: this.hold ? "hold" as const : "incoming" as const,
+      recipients: this.recipients,
+    };
+    if (this.errs !== 0) return { ...base, file: null, discarded: false };
+    if (this.discard) return { ...base, file: null, discarded: true };
+    const dataSize = this.xtraOffset - this.dataOffset;
+    this.out.patchSize([dataSize, this.dataOffset, this.recipients, this.qmgrOpts, dataSize, 0]);
+    return { ...base, file: this.out.bytes(), discarded: false };
+  }
+
+  /** Applies a parsed header/body check action; returns what happens to the line. */
+  applyAction(
+    action: CheckAction,
+    cls: "header" | "body",
+    content: string,
+  ): "keep" | "drop" | { prepend: string } | { replace: string } {
+    const t = action.text;
+    switch (action.name) {
+      case "REJECT": {
+        const reason = rejectReason(t);
+        this.logAction("reject", cls, content, reason);
+        this.fail(CleanupStat.CONT, reason);
+        this.checking = false;
+        return "keep";
+      }
+      case "DISCARD":
+        this.logAction("discard", cls, content, t);
+        this.discard = true;
+        this.checking = false;
+        return "keep";
+      case "HOLD":
+        this.logAction("hold", cls, content, t);
+        this.hold = true;
+        return "keep";
+      case "REDIRECT":
+        this.logAction("redirect", cls, content, t);
+        this.redirect = t;
+        return "keep";
+      case "FILTER":
+        this.logAction("filter", cls, content, t);
+        this.filter = t;
+        return "keep";
+      case "WARN":
+        this.logAction("warning", cls, content, t);
+        return "keep";
+      case "INFO":
+        this.logAction("info", cls, content, t);
+        return "keep";
+      case "PASS":
+        this.logAction("pass", cls, content, t);
+        this.checking = false;
+        return "keep";
+      case "STRIP":
+        this.logAction("strip", cls, content, t);
+        return "drop";
+      case "IGNORE":
+        return "drop";
+      case "PREPEND":
+        return { prepend: t };
+      case "REPLACE":
+        this.logAction("replace", cls, content, t);
+        return { replace: t };
+      case "BCC":
+        this.addBcc(t);
+        return "keep";
+      case "DUNNO":
+        return "keep";
+    }
+  }
+
+  /** Looks `line` up in a check table and applies the action found. */
+  async check(
+    table: ((line: string) => Promise<string | undefined>) | undefined,
+    mapClass: string,
+    cls: "header" | "body",
+    line: string,
+  ): Promise<"keep" | "drop" | { prepend: string } | { replace: string }> {
+    if (!table || !this.checking || line === "") return "keep";
+    const result = await table(line);
+    if (result === undefined) return "keep";
+    let action: CheckAction;
+    try {
+      action = parseAction(result, mapClass, cls === "header");
+    } catch (err) {
+      if (!(err instanceof ActionError)) throw err;
+      this.req.log.warn(err.message);
+      return "keep";
+    }
+    return this.applyAction(action, cls, line);
+  }
+}
+
+/** A T record value: `seconds microseconds`. */
+function timeValue(when: Date): string {
+  const ms = when.getTime();
+  return `${Math.floor(ms / 1000)} ${(ms % 1000) * 1000}`;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
