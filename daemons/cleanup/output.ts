@@ -21,7 +21,7 @@ export class QueueFileBuilder {
   /** Appends a text line as records of at most `chunk` bytes: L fragments, then N. */
   line(data: Uint8Array, chunk: number): void {
     let at = 0;
-    while (data.length - at > chunk) {
+    while (data.length - at >= chunk) {
       this.record(RecordType.CONT, data.subarray(at, at + chunk));
       at += chunk;
     }
