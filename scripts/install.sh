@@ -293,13 +293,21 @@ if [ -n "$P" ] && [ ! -e "$config_directory/aliases" ]; then
 fi
 
 # --- The queue and data directories (Postfix's postfix-files) --------------
+# Modes are set again on every run, as Postfix's set-permissions does.
 
 make_dir "$queue_directory" root - 755
 for sub in active bounce corrupt defer deferred flush hold incoming private saved trace; do
   make_dir "$queue_directory/$sub" "$mail_owner" - 700
 done
-make_dir "$queue_directory/maildrop" "$mail_owner" "$setgid_group" 730
-make_dir "$queue_directory/public" "$mail_owner" "$setgid_group" 710
+# Posthorn installs no setgid postdrop, so two modes differ from Postfix's
+# (lib/queue/layout.ts says why; the install test holds the two to the same
+# table): maildrop is 3733 (anyone may drop a file, only its owner or
+# mail_owner removes it, and it takes mail_owner's group, by which pickup
+# reads it), public is 711 (anyone reaches a service socket by name).
+owner_group=$mail_owner
+[ -n "$chown_ok" ] && owner_group=$(id -gn "$mail_owner")
+make_dir "$queue_directory/maildrop" "$mail_owner" "$owner_group" 3733
+make_dir "$queue_directory/public" "$mail_owner" "$owner_group" 711
 make_dir "$queue_directory/pid" root - 755
 make_dir "$data_directory" "$mail_owner" - 700
 

@@ -6,6 +6,7 @@
 
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { projectRoot } from "../run.ts";
+import { queueTree } from "../../lib/queue/layout.ts";
 
 const work = Deno.makeTempDirSync({ prefix: "posthorn-install-test-" });
 Deno.chmodSync(work, 0o755); // an ordinary user's install below must reach it
@@ -223,26 +224,26 @@ Deno.test("master.cf lists Postfix's standard services, as the reference postcon
   assertEquals(r.stdout.split("\n").filter(Boolean).length, services.length);
 });
 
-Deno.test("the queue tree has the modes and owners of Postfix's postfix-files", async () => {
+Deno.test("the queue tree has the modes and owners the queue code creates", async () => {
   await requireInstall();
   const mainCf = Deno.readTextFileSync(`${conf}/main.cf`);
   const owner = mainCf.match(/^mail_owner = (.*)$/m)![1];
-  const group = mainCf.match(/^setgid_group = (.*)$/m)![1];
   const ownerUid = isRoot ? (await accountId("-u", owner))! : myUid;
-  const groupGid = isRoot
-    ? Number((await exec("getent", ["group", group])).stdout.split(":")[2])
-    : -1;
+  const ownerGid = isRoot ? (await accountId("-g", owner))! : -1;
   const q = `${prefix}/var/spool/postfix`;
+  // Postfix's postfix-files for the rest; lib/queue/layout.ts's table for
+  // the queue folders, so that install.sh and the queue code never disagree.
   const spec: [string, number, number, number][] = [
     [q, 0o755, 0, -1],
-    [`${q}/pid`, 0o755, 0, -1],
-    [`${q}/maildrop`, 0o730, ownerUid, groupGid],
-    [`${q}/public`, 0o710, ownerUid, groupGid],
     [`${prefix}/var/lib/postfix`, 0o700, ownerUid, -1],
     [conf, 0o755, 0, -1],
-    ...["active", "bounce", "corrupt", "defer", "deferred", "flush", "hold", "incoming"]
-      .concat(["private", "saved", "trace"])
-      .map((d): [string, number, number, number] => [`${q}/${d}`, 0o700, ownerUid, -1]),
+    [`${prefix}/usr/libexec/posthorn`, 0o755, 0, -1],
+    ...queueTree.map((d): [string, number, number, number] => [
+      `${q}/${d.name}`,
+      d.mode,
+      d.mailOwner ? ownerUid : 0,
+      ["maildrop", "public"].includes(d.name) ? ownerGid : -1,
+    ]),
   ];
   for (const [path, mode, uid, gid] of spec) {
     const st = Deno.statSync(path);
