@@ -55,6 +55,12 @@ if grep -nE 'import\((["'\''])(\.{1,2}/|file:|https?:|npm:|jsr:)' "$tmp/posthorn
   fail "posthorn.js still imports modules at run time (above)"
 fi
 
+# A module that finds files beside itself would look beside posthorn.js,
+# where there are none: such data belongs in a module.
+if grep -nE 'import\.meta\.(url|dirname|filename|resolve)' "$tmp/posthorn.js" >&2; then
+  fail "posthorn.js locates files through import.meta (above); they are not in the bundle"
+fi
+
 # ... and each of them must have become a lazy initialiser, run only when its
 # loader is called: `() => Promise.resolve().then(() => (init_x(), x_exports))`,
 # or `() => init_x().then(...)` for a module with top-level await.
