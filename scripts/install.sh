@@ -173,6 +173,13 @@ fi
 
 # --- Accounts --------------------------------------------------------------
 
+# An existing main.cf names the accounts of an upgrade (a plain setting; a
+# $reference there is not expanded).
+main_cf_value() {
+  [ -f "$config_directory/main.cf" ] || return 0
+  sed -n "s/^$1[ \t]*=[ \t]*\([^ \t]*\)[ \t]*\$/\1/p" "$config_directory/main.cf" | tail -n 1
+}
+: "${mail_owner:=$(main_cf_value mail_owner)}" "${setgid_group:=$(main_cf_value setgid_group)}"
 if [ -z "$P" ] || [ -n "$is_root" ]; then
   : "${mail_owner:=postfix}" "${setgid_group:=postdrop}"
 else
@@ -205,6 +212,11 @@ if [ -n "$is_root" ]; then
     fail "mail_owner $mail_owner has no account: use --create-accounts or --mail-owner NAME"
   getent group "$setgid_group" >/dev/null ||
     fail "setgid_group $setgid_group has no group: use --create-accounts or --setgid-group NAME"
+fi
+
+# Postfix refuses a privileged mail_owner: the daemons would run as root.
+if [ -n "$chown_ok" ] && [ "$(id -u "$mail_owner")" -eq 0 ]; then
+  fail "mail_owner $mail_owner is the super-user; name an unprivileged account"
 fi
 
 # make_dir PATH OWNER GROUP MODE: GROUP "-" leaves the group alone.
