@@ -1,0 +1,35 @@
+// cleanup: canonicalize and enqueue mail, as Postfix's cleanup(8).
+//
+// Receives one message per connection from pickup, smtpd, qmqpd or bounce
+// (service.ts has the protocol), adds missing headers, applies the address
+// maps, header/body checks and limits (core.ts), writes the queue file into
+// incoming under the commit rule and wakes the queue manager.
+
+import type { ProgramContext } from "../../lib/program.ts";
+import { multiServer } from "../../lib/daemon/server.ts";
+import { fatal } from "../../lib/log.ts";
+import { layoutFromConfig } from "../../lib/queue/layout.ts";
+import { DictError } from "../../maps/mod.ts";
+import { serveCleanup, type ServiceEnv } from "./service.ts";
+import { settingsFrom } from "./settings.ts";
+import { openCleanupTables } from "./tables.ts";
+
+/** Runs the cleanup service under the daemon runtime. */
+export function main(args: string[], ctx: ProgramContext): Promise<number> {
+  let env: ServiceEnv | undefined;
+  return multiServer(args, ctx, (conn) => serveCleanup(conn, env!), {
+    init(d) {
+      try {
+        env = {
+          layout: layoutFromConfig(d.config),
+          longIds: d.config.bool("enable_long_queue_ids"),
+          settings: settingsFrom(d.config),
+          tables: openCleanupTables(d.config),
+        };
+      } catch (err) {
+        if (err instanceof DictError) fatal(err.message);
+        throw err;
+      }
+    },
+  });
+}
