@@ -45,7 +45,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 # --platform deno keeps Deno's globals and node: built-ins as they are; npm
 # packages are bundled (the default), so the file imports nothing at run time.
-(cd "$root" && NO_COLOR=1 deno bundle --quiet --platform deno --no-lock \
+(cd "$root" && NO_COLOR=1 deno bundle --quiet --platform deno \
   -o "$tmp/posthorn.js" mod.ts) || fail "deno bundle failed"
 
 # Every program module must be inside the file: a dynamic import that esbuild

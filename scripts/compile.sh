@@ -62,7 +62,7 @@ done < <(cd "$root" && sed -n 's/.*import("\(\.\/[^"]*\)").*/\1/p' mod.ts)
 err=$(mktemp)
 trap 'rm -f "$err"' EXIT
 # Type checking is `deno task check`'s job; the bundle is not checked either.
-if ! (cd "$root" && NO_COLOR=1 deno compile --quiet --no-check --no-lock -A \
+if ! (cd "$root" && NO_COLOR=1 deno compile --quiet --no-check -A \
   --unstable-ffi --unstable-net "${includes[@]}" -o "$out/bin/posthorn" mod.ts) 2>"$err"; then
   if grep -qiE 'base binary|denort' "$err"; then
     sed 's/^/compile.sh: deno: /' "$err" | head -n 8 >&2
