@@ -14,6 +14,7 @@ import { parseAliases, writeAliasSentinels } from "../maps/aliases.ts";
 import {
   chownLike,
   creatableError,
+  lookupFirst as lookupTables,
   newTableMode,
   OutputBuffer,
   queryError,
@@ -158,16 +159,9 @@ function openRead(spec: string, opts: Options, base: OpenOptions): Dict {
 }
 
 async function lookupFirst(dicts: Dict[], key: string): Promise<string | undefined> {
-  for (const d of dicts) {
-    let v: string | undefined;
-    try {
-      v = await d.lookup(key);
-    } catch (err) {
-      fatal(queryError(d, err));
-    }
-    if (v !== undefined) return v;
-  }
-  return undefined;
+  const r = await lookupTables(dicts, key, warn);
+  if (r.error) fatal(r.error);
+  return r.value;
 }
 
 /** -q key, -q -: the first table that has the alias answers. */

@@ -17,6 +17,7 @@ import {
   creatableError,
   decodeBase64,
   fileValue,
+  lookupFirst as lookupTables,
   messageKeys,
   newTableMode,
   OutputBuffer,
@@ -212,16 +213,9 @@ async function runQuery(opts: Options, specs: string[], base: OpenOptions): Prom
 }
 
 async function lookupFirst(dicts: Dict[], key: string): Promise<string | undefined> {
-  for (const d of dicts) {
-    let v: string | undefined;
-    try {
-      v = await d.lookup(key);
-    } catch (err) {
-      fatal(queryError(d, err));
-    }
-    if (v !== undefined) return v;
-  }
-  return undefined;
+  const r = await lookupTables(dicts, key, warn);
+  if (r.error) fatal(r.error);
+  return r.value;
 }
 
 /** -d key, -d -: remove one entry per table. */

@@ -12,6 +12,7 @@ import {
   type Dict,
   DictError,
   type DictFlags,
+  foldKey,
   type OpenOptions,
   unsupported,
   type UpdateResult,
@@ -65,7 +66,7 @@ class CdbReader implements Dict {
 
   /** The synchronous lookup behind lookup(). */
   lookupSync(key: string): string | undefined {
-    if (this.flags.foldFix) key = key.toLowerCase();
+    key = foldKey(key, this.flags);
     if (this.flags.try1Null) {
       const v = this.find(encoder.encode(key + "\0"));
       if (v !== undefined) {
@@ -152,7 +153,7 @@ class CdbWriter implements Dict {
   }
 
   private storedKey(key: string): string {
-    if (this.flags.foldFix) key = key.toLowerCase();
+    key = foldKey(key, this.flags);
     return this.flags.try1Null && !this.flags.try0Null ? key + "\0" : key;
   }
 

@@ -45,6 +45,20 @@ export function defaultFlags(change: Partial<DictFlags> = {}): DictFlags {
   };
 }
 
+// deno-lint-ignore no-control-regex
+const nonAscii = /[^\x00-\x7f]/;
+
+/**
+ * Folds a key as the table flags say: nothing without foldFix; full Unicode
+ * lower case with utf8 (smtputf8_enable); otherwise ASCII letters only, as
+ * Postfix does when SMTPUTF8 is off.
+ */
+export function foldKey(key: string, flags: DictFlags): string {
+  if (!flags.foldFix) return key;
+  if (flags.utf8 || !nonAscii.test(key)) return key.toLowerCase();
+  return key.replace(/[A-Z]+/g, (s) => s.toLowerCase());
+}
+
 /** How a table is opened. */
 export interface OpenOptions {
   /** Open for update (postmap -i, -d). */

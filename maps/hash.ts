@@ -14,6 +14,7 @@ import {
   type Dict,
   DictError,
   type DictFlags,
+  foldKey,
   type OpenOptions,
   type UpdateResult,
 } from "./dict.ts";
@@ -98,7 +99,7 @@ class HashDict implements Dict {
   }
 
   private fold(key: string): string {
-    return this.flags.foldFix ? key.toLowerCase() : key;
+    return foldKey(key, this.flags);
   }
 
   lookup(key: string): Promise<string | undefined> {

@@ -6,6 +6,7 @@ import {
   type Dict,
   DictError,
   type DictFlags,
+  foldKey,
   type OpenOptions,
   ReadOnlyDict,
   readTableFile,
@@ -24,7 +25,7 @@ export class MemoryDict implements Dict {
     this.flags = defaultFlags(flags);
   }
   private fold(key: string): string {
-    return this.flags.foldFix ? key.toLowerCase() : key;
+    return foldKey(key, this.flags);
   }
   lookup(key: string): Promise<string | undefined> {
     return Promise.resolve(this.entries.get(this.fold(key)));
@@ -79,7 +80,7 @@ export function openTexthash(name: string, options: OpenOptions = {}): Dict {
   const path = resolvePath(name, options.cwd);
   const text = readTableFile(path);
   for (const e of parseMapSource(text, name, warn, " -- ignoring this line")) {
-    const k = dict.flags.foldFix ? e.key.toLowerCase() : e.key;
+    const k = foldKey(e.key, dict.flags);
     if (dict.entries.has(k)) {
       if (dict.flags.dupReplace) dict.entries.set(k, e.value);
       else if (!dict.flags.dupIgnore) {
@@ -108,7 +109,7 @@ export function openInline(name: string, options: OpenOptions = {}): Dict {
     const eq = item.indexOf("=");
     if (eq < 0) throw new DictError(`missing '=' after attribute name: "${spec}"${need}`);
     const key = item.slice(0, eq).trim();
-    const k = dict.flags.foldFix ? key.toLowerCase() : key;
+    const k = foldKey(key, dict.flags);
     if (!dict.entries.has(k)) dict.entries.set(k, item.slice(eq + 1).trim());
   }
   return dict;

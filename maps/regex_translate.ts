@@ -168,12 +168,39 @@ export function translatePcre(src: string, opts: PcreOptions): { source: string;
     if (lead[1].includes("x")) opts = { ...opts, extended: true };
     src = src.slice(lead[0].length);
   }
+  const pending = [0]; // modifier groups to close, per open group
   for (let i = 0; i < src.length;) {
     const c = src[i];
+    // (?i) in mid-pattern applies to the rest of its group: a modifier group
+    // (?i: ... ) closed where the enclosing group closes.
+    const inline = c === "(" ? /^\(\?([ims]*)(?:-([ims]+))?\)/.exec(src.slice(i)) : null;
+    if (inline && (inline[1] || inline[2])) {
+      out += `(?${inline[1]}${inline[2] ? "-" + inline[2] : ""}:`;
+      pending[pending.length - 1]++;
+      i += inline[0].length;
+      continue;
+    }
     for (const bad of pcreUnsupported) {
       if (src.startsWith(bad, i) && !(bad === "(?-" && /^\(\?-[imsx]+:/.test(src.slice(i)))) {
         throw new UntranslatableError(bad);
       }
+    }
+    if (src.startsWith("(?#", i)) {
+      const end = src.indexOf(")", i);
+      i = end < 0 ? src.length : end + 1;
+      continue;
+    }
+    if (c === "(") {
+      pending.push(0);
+      const named = src.startsWith("(?P<", i);
+      out += named ? "(?<" : c;
+      i += named ? 4 : 1;
+      continue;
+    }
+    if (c === ")" && pending.length > 1) {
+      out += ")".repeat(pending.pop()!) + ")";
+      i++;
+      continue;
     }
     if (opts.extended && /\s/.test(c)) {
       i++;
@@ -195,16 +222,6 @@ export function translatePcre(src: string, opts: PcreOptions): { source: string;
       i = next;
       continue;
     }
-    if (src.startsWith("(?P<", i)) {
-      out += "(?<";
-      i += 4;
-      continue;
-    }
-    if (src.startsWith("(?#", i)) {
-      const end = src.indexOf(")", i);
-      i = end < 0 ? src.length : end + 1;
-      continue;
-    }
     if (c === "$" && !opts.multiline && !opts.dollarEndOnly) {
       out += "(?=\\n?(?![\\s\\S]))"; // PCRE: $ also matches before a final newline
       i++;
@@ -224,6 +241,7 @@ export function translatePcre(src: string, opts: PcreOptions): { source: string;
     out += c;
     i++;
   }
+  out += ")".repeat(pending[0]);
   return { source: out, flags };
 }
 

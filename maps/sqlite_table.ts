@@ -7,6 +7,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import {
   type Dict,
   DictError,
+  foldKey,
   type OpenOptions,
   ReadOnlyDict,
   readTableFile,
@@ -169,7 +170,7 @@ class SqliteTableDict extends ReadOnlyDict {
 
   // deno-lint-ignore require-await
   async lookup(rawKey: string): Promise<string | undefined> {
-    const key = this.flags.foldFix ? rawKey.toLowerCase() : rawKey;
+    const key = foldKey(rawKey, this.flags);
     const parts = splitKey(key);
     if (this.params.domain.length) {
       if (!parts.domain || !parts.local) return undefined;

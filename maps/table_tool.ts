@@ -98,6 +98,38 @@ export function queryError(dict: Dict, err: unknown): string {
   return `table ${dict.type}:${dict.name}: query error: ${text}`;
 }
 
+const warnedEmpty = new Set<Dict>();
+
+/**
+ * Looks `key` up in each table in turn; the first value found wins. An empty
+ * value is reported as the reference does (and still returned); a failure
+ * is returned as Postfix's query error text.
+ */
+export async function lookupFirst(
+  dicts: Dict[],
+  key: string,
+  warn: (text: string) => void,
+): Promise<{ value?: string; error?: string }> {
+  for (const d of dicts) {
+    let value: string | undefined;
+    try {
+      value = await d.lookup(key);
+    } catch (err) {
+      return { error: queryError(d, err) };
+    }
+    if (value === undefined) continue;
+    if (value === "") {
+      warn(`table ${d.type}:${d.name}: key ${key}: empty string result is not allowed`);
+      if (!warnedEmpty.has(d)) {
+        warnedEmpty.add(d);
+        warn(`table ${d.type}:${d.name} should return NO RESULT in case of NOT FOUND`);
+      }
+    }
+    return { value };
+  }
+  return {};
+}
+
 /** Whether a type can be built from a source file; the error text otherwise. */
 export function creatableError(type: string): string | undefined {
   const t = requireMapType(type);
