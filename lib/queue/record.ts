@@ -294,3 +294,46 @@ export class RecordReader {
     }
   }
 }
+
+/**
+ * Decodes records from a byte stream that arrives in chunks (postdrop's
+ * standard input): push() returns the records completed so far; end()
+ * throws RecordError when the stream stops inside a record.
+ */
+export class RecordStreamDecoder {
+  private pending: Uint8Array = new Uint8Array(0);
+  private offset = 0;
+
+  /** Adds a chunk; returns the records it completes. */
+  push(chunk: Uint8Array): QueueRecord[] {
+    const buf = this.pending.length ? joinRecords([this.pending, chunk]) : chunk;
+    const out: QueueRecord[] = [];
+    let at = 0;
+    for (;;) {
+      let got;
+      try {
+        got = decodeRecordAt(buf, at);
+      } catch (err) {
+        // Only a record cut off by the chunk boundary: wait for more data.
+        if (err instanceof RecordError && /unexpected EOF/.test(err.message)) break;
+        throw err;
+      }
+      if (!got) break;
+      out.push({ ...got.record, data: got.record.data.slice(), offset: this.offset + at });
+      at = got.next;
+    }
+    this.pending = buf.slice(at);
+    this.offset += at;
+    return out;
+  }
+
+  /** Whether the stream stopped between records. */
+  get atBoundary(): boolean {
+    return this.pending.length === 0;
+  }
+
+  /** Ends the stream; throws the reason when it stopped inside a record. */
+  end(): void {
+    if (this.pending.length) decodeRecordAt(this.pending, 0);
+  }
+}
