@@ -56,8 +56,12 @@ export interface QueueIdParts {
 }
 
 const shortPattern = /^[0-9A-F]{6,}$/;
-const longPattern =
-  /^([0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]{6,})([0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]{4})z([0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]+)$/;
+// Seconds and microseconds use all 52 digits (z included); the inode uses 51
+// (no z), so the last z is the separator.
+const d52 = "[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]";
+const d51 = "[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]";
+const longPattern = new RegExp(`^(${d52}{6,})(${d52}{4})z(${d51}+)$`);
+/^([0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]{6,})([0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]{4})z([0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]+)$/;
 
 /** Whether `id` is a well-formed short queue id. */
 export function isShortQueueId(id: string): boolean {
