@@ -2,7 +2,7 @@
 
 import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
 import { CleanupStat } from "../../../daemons/cleanup/status.ts";
-import { checks, rec, run, table } from "./helpers.ts";
+import { rec, run, table } from "./helpers.ts";
 
 const plain = "Subject: hi\nFrom: alice@example.com\nTo: bob@example.com\n\nbody";
 

@@ -1,0 +1,50 @@
+// pickup: local mail pickup, as Postfix's pickup(8).
+//
+// Waits for wakeup triggers (from postdrop/sendmail, and the master's
+// periodic wakeup), scans the maildrop queue and hands each complete file to
+// the cleanup service (scan.ts); a file is removed only once cleanup has
+// queued its message.
+
+import type { ProgramContext } from "../../lib/program.ts";
+import { type DaemonContext, triggerServer } from "../../lib/daemon/server.ts";
+import { cleanupFlagsFor } from "./cleanup_client.ts";
+import { type PickupEnv, scanMaildrop } from "./scan.ts";
+
+/** Seconds between scans when no master sends wakeups (a daemon started with -L). */
+const standaloneInterval = 60;
+
+function environment(ctx: DaemonContext): PickupEnv {
+  const c = ctx.config;
+  const queue = c.get("queue_directory");
+  return {
+    maildrop: `${queue}/maildrop`,
+    cleanupSocket: `${queue}/private/${c.get("cleanup_service_name") || "cleanup"}`,
+    flags: cleanupFlagsFor(c.list("receive_override_options")),
+    myhostname: c.get("myhostname"),
+    mailName: c.get("mail_name") || "Postfix",
+  };
+}
+
+/** Runs the pickup service under the daemon runtime's trigger skeleton. */
+export function main(args: string[], ctx: ProgramContext): Promise<number> {
+  let env: PickupEnv | undefined;
+  let scanning: Promise<number> | undefined;
+  // Scans never overlap: a wakeup during a scan waits for it, then scans again.
+  const scan = async () => {
+    while (scanning) await scanning;
+    scanning = scanMaildrop(env!);
+    try {
+      await scanning;
+    } finally {
+      scanning = undefined;
+    }
+  };
+  return triggerServer(args, ctx, () => scan(), {
+    ignoreMaxIdle: true,
+    async init(d) {
+      env = environment(d);
+      if (!d.managed) setInterval(() => scan().catch(() => {}), standaloneInterval * 1000);
+      await scan();
+    },
+  });
+}

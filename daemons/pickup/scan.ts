@@ -1,0 +1,223 @@
+// One pass over the maildrop queue, as Postfix's pickup(8) makes on each
+// wakeup: every complete file (owner execute bit) is checked (a regular
+// file with one link, records a local submitter may write) and copied to
+// cleanup with the Received header naming the submitting uid; the file is
+// removed only after cleanup has queued the message (or refused it for
+// good). The submitter is the file's owner: the maildrop is sticky and
+// world-writable, so the owner uid is the one fact a user cannot forge.
+
+import { info, warn } from "../../lib/log.ts";
+import { isQueueId } from "../../lib/queue/id.ts";
+import {
+  decodeRecordAt,
+  postdropAllowed,
+  RecordError,
+  RecordType,
+} from "../../lib/queue/record.ts";
+import { submitterAttributes } from "../../lib/queue/maildrop.ts";
+import { CleanupClient } from "./cleanup_client.ts";
+
+/** What a scan needs. */
+export interface PickupEnv {
+  /** The maildrop folder. */
+  maildrop: string;
+  /** The cleanup service socket (private/cleanup). */
+  cleanupSocket: string;
+  /** Request flags for cleanup (receive_override_options). */
+  flags: number;
+  myhostname: string;
+  mailName: string;
+}
+
+/** What became of one maildrop file. */
+export type Outcome = "queued" | "kept" | "removed";
+
+const dec = new TextDecoder();
+const days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** An RFC 5322 date in local time, as Postfix's mail_date(): `Tue, 24 Nov 2026 15:24:19 +0000 (UTC)`. */
+export function mailDate(when: Date): string {
+  const p2 = (n: number) => String(n).padStart(2, "0");
+  const off = -when.getTimezoneOffset();
+  const abs = Math.abs(off);
+  const zone = new Intl.DateTimeFormat("en-US", { timeZoneName: "short" }).formatToParts(when)
+    .find((p) => p.type === "timeZoneName")?.value;
+  const name = off === 0 && (zone === "GMT" || zone === "UTC" || !zone) ? "UTC" : zone;
+  return `${days[when.getDay()]}, ${String(when.getDate()).padStart(2, " ")} ` +
+    `${months[when.getMonth()]} ${when.getFullYear()} ` +
+    `${p2(when.getHours())}:${p2(when.getMinutes())}:${p2(when.getSeconds())} ` +
+    `${off < 0 ? "-" : "+"}${p2(Math.floor(abs / 60))}${p2(abs % 60)} (${name})`;
+}
+
+/** Scans the maildrop once; returns how many messages were queued. */
+export async function scanMaildrop(env: PickupEnv): Promise<number> {
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(env.maildrop)].map((e) => e.name).sort();
+  } catch (err) {
+    warn(`scan_dir_push: open directory ${env.maildrop}: ${(err as Error).message}`);
+    return 0;
+  }
+  let queued = 0;
+  for (const name of names) {
+    // Temporary names (usec.pid) and strays are not queue files.
+    if (!isQueueId(name)) continue;
+    if (await pickupFile(env, name) === "queued") queued++;
+  }
+  return queued;
+}
+
+/** Removes a maildrop file; a vanished file is fine. */
+function remove(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) warn(`remove ${path}: ${(err as Error).message}`);
+  }
+}
+
+/** Checks and copies one maildrop file. */
+export async function pickupFile(env: PickupEnv, name: string): Promise<Outcome> {
+  const path = `${env.maildrop}/${name}`;
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.lstatSync(path);
+  } catch {
+    return "kept"; // Gone already (another pickup, postsuper).
+  }
+  const uid = st.uid ?? -1;
+  if (!st.isFile) {
+    warn(`${name}: uid ${uid}: not a regular file`);
+    remove(path);
+    return "removed";
+  }
+  // Without the execute bit the submitter is still writing it.
+  if (((st.mode ?? 0) & 0o100) === 0) return "kept";
+  if ((st.nlink ?? 1) > 1) {
+    warn(`${name}: uid ${uid}: file has ${st.nlink} links`);
+    remove(path);
+    return "removed";
+  }
+  let data: Uint8Array;
+  try {
+    data = Deno.readFileSync(path);
+  } catch (err) {
+    warn(`open ${path}: ${(err as Error).message}`);
+    return "kept";
+  }
+  return await copyToCleanup(env, name, path, data, uid, st.mtime ?? new Date());
+}
+
+/** A record pickup refuses: the file is removed with a warning. */
+class Refused extends Error {}
+
+/** Streams the file's records to cleanup; removes the file when cleanup is done with it. */
+async function copyToCleanup(
+  env: PickupEnv,
+  name: string,
+  path: string,
+  data: Uint8Array,
+  uid: number,
+  mtime: Date,
+): Promise<Outcome> {
+  let client: CleanupClient;
+  try {
+    client = await CleanupClient.open(env.cleanupSocket, env.flags);
+  } catch (err) {
+    warn(`connect to ${env.cleanupSocket}: ${(err as Error).message}`);
+    return "kept";
+  }
+  const id = client.queueId;
+  try {
+    await sendRecords(env, client, data, uid, mtime, id);
+  } catch (err) {
+    client.close();
+    if (err instanceof Refused) {
+      warn(`${id}: uid=${uid}: ${err.message}`);
+      remove(path);
+      return "removed";
+    }
+    warn(`${id}: ${(err as Error).message}`);
+    return "kept";
+  }
+  let reply;
+  try {
+    reply = await client.finish();
+  } catch (err) {
+    warn(`${id}: ${(err as Error).message}`);
+    return "kept";
+  } finally {
+    client.close();
+  }
+  if (reply.status === 0) {
+    remove(path);
+    return "queued";
+  }
+  if (reply.reason.startsWith("4")) {
+    warn(`${id}: ${name}: ${reply.reason}; will try again`);
+    return "kept";
+  }
+  // A permanent refusal: retrying cannot help. There is no bounce service
+  // yet to return the message, so the log line is the only record of it.
+  warn(`${id}: uid=${uid}: message rejected: ${reply.reason}`);
+  remove(path);
+  return "removed";
+}
+
+/** Sends the file's records, checked against what a local submitter may write. */
+async function sendRecords(
+  env: PickupEnv,
+  client: CleanupClient,
+  data: Uint8Array,
+  uid: number,
+  mtime: Date,
+  id: string,
+): Promise<void> {
+  let segment: "envelope" | "content" | "extracted" = "envelope";
+  let at = 0;
+  let first = true;
+  for (;;) {
+    let got;
+    try {
+      got = decodeRecordAt(data, at);
+    } catch (err) {
+      if (err instanceof RecordError) throw new Refused(err.message);
+      throw err;
+    }
+    if (!got) throw new Refused("premature end of file");
+    at = got.next;
+    const { type, data: body } = got.record;
+    const allowed = segment === "envelope"
+      ? postdropAllowed.envelope + (first ? RecordType.TIME : "")
+      : segment === "content"
+      ? postdropAllowed.content
+      : postdropAllowed.extracted;
+    first = false;
+    if (!allowed.includes(type)) {
+      throw new Refused(`unexpected record type: ${type.charCodeAt(0)}`);
+    }
+    if (type === RecordType.ATTR) {
+      const text = dec.decode(body);
+      const eq = text.indexOf("=");
+      if (eq <= 0 || !submitterAttributes.has(text.slice(0, eq))) {
+        warn(`${id}: uid=${uid}: ignoring attribute record: ${text.slice(0, 200)}`);
+        continue;
+      }
+    }
+    if (type === RecordType.FROM) info(`${id}: uid=${uid} from=<${dec.decode(body)}>`);
+    await client.record(type, body);
+    if (type === RecordType.MESG) {
+      segment = "content";
+      await client.record(
+        RecordType.NORM,
+        `Received: by ${env.myhostname} (${env.mailName}, from userid ${uid})`,
+      );
+      await client.record(RecordType.NORM, `\tid ${id}; ${mailDate(mtime)}`);
+    } else if (type === RecordType.XTRA) {
+      segment = "extracted";
+    } else if (type === RecordType.END) {
+      return;
+    }
+  }
+}
