@@ -405,6 +405,11 @@ async function wakePickup(queueDirectory: string, config: Config): Promise<void>
 async function newaliases(config: Config, request: Request): Promise<number> {
   if (request.recipients.length) fatal("alias initialization mode requires no recipient");
   const maps = await import("../maps/mod.ts");
-  await maps.rebuildAliasDatabases(config);
+  try {
+    await maps.rebuildAliasDatabases(config);
+  } catch (err) {
+    if (err instanceof maps.DictError) fatal(err.message);
+    throw err;
+  }
   return 0;
 }
