@@ -303,6 +303,18 @@ class Model {
     }
     for (const value of this.main.values()) this.scanValue(value, this.mainFile);
     for (const name of this.classes()) if (this.main.has(name)) this.used.add(name);
+    // Then every setting that means something is expanded through all its
+    // references: a loop or a malformed macro there is fatal.
+    for (const [name, value] of this.main) {
+      if (!this.isShown(name)) continue;
+      try {
+        expand(value, (n) => this.value(n));
+      } catch (err) {
+        if (!(err instanceof MacroError)) throw err;
+        err.messages.forEach((m) => warn(m));
+        fatal("macro processing error");
+      }
+    }
   }
 
   private classes(): string[] {
@@ -316,6 +328,7 @@ class Model {
   }
 
   private scanValue(value: string, file: string): void {
+    // Following every reference finds loops, which are fatal as in the reference.
     let names: string[];
     try {
       names = referencedNames(value);
@@ -367,7 +380,7 @@ class Model {
       return expand(text, lookup);
     } catch (err) {
       if (err instanceof MacroError) {
-        warn(err.message);
+        err.messages.forEach((m) => warn(m));
         fatal("macro processing error");
       }
       throw err;
@@ -442,6 +455,7 @@ function show(flags: Flags, operands: string[]): number {
     model.warnUnused(false, true);
   } else {
     showServiceItems(model, flags, operands);
+    model.warnUnused(false, true);
   }
   return 0;
 }
@@ -566,21 +580,26 @@ function showServiceItems(model: Model, flags: Flags, operands: string[]): void 
       : [...new Map(s.settings)].sort(([a], [b]) => cmp(a, b)).map((
         [name, value],
       ) => [name, flags.expand ? model.expand(value, serviceLookup(model, s)) : value, false]);
-    for (const [item, value, isCommand] of items) {
-      const hits = sels.filter((sel) =>
-        partMatches(sel.parts[0], s.name) && partMatches(sel.parts[1], s.type) &&
-        partMatches(sel.parts[2], item)
-      );
-      if (sels.length && hits.length === 0) continue;
-      hits.forEach((h) => (h.matched = true));
-      const label = `${s.name}/${s.type}/${item}`;
-      if (flags.hideValue) out.push(label);
-      else if (isCommand) {
-        const [name, ...rest] = view.command;
-        const head = flags.hideName ? name : `${label} = ${name}`;
-        out.push(formatCommand(head, rest, flags.fold));
-      } else {
-        out.push(formatParameter(label, value, { fold: flags.fold, hideName: flags.hideName }));
+    // Per service, each request in turn: a field two requests select prints twice.
+    const requests = sels.length ? sels : [undefined];
+    for (const sel of requests) {
+      for (const [item, value, isCommand] of items) {
+        if (sel) {
+          if (
+            !partMatches(sel.parts[0], s.name) || !partMatches(sel.parts[1], s.type) ||
+            !partMatches(sel.parts[2], item)
+          ) continue;
+          sel.matched = true;
+        }
+        const label = `${s.name}/${s.type}/${item}`;
+        if (flags.hideValue) out.push(label);
+        else if (isCommand) {
+          const [name, ...rest] = view.command;
+          const head = flags.hideName ? name : `${label} = ${name}`;
+          out.push(formatCommand(head, rest, flags.fold));
+        } else {
+          out.push(formatParameter(label, value, { fold: flags.fold, hideName: flags.hideName }));
+        }
       }
     }
   }

@@ -9,9 +9,14 @@ export type Lookup = (name: string) => string | undefined;
 
 /** A malformed or runaway expansion, worded as Postfix words it. */
 export class MacroError extends Error {
-  constructor(message: string) {
+  /** How deep in $name references the error was found (0: in the text itself). */
+  depth = 0;
+  /** Every warning the reference prints for this error (one per line). */
+  readonly messages: string[];
+  constructor(message: string, messages?: string[]) {
     super(message);
     this.name = "MacroError";
+    this.messages = messages ?? [message];
   }
 }
 
@@ -33,15 +38,38 @@ class Expander {
   constructor(private lookup: Lookup, private options: ExpandOptions) {}
 
   run(text: string, depth: number): string {
-    if (!text.includes("$")) return text;
+    try {
+      return this.tokens(text, depth);
+    } catch (err) {
+      if (err instanceof MacroError && err.depth === 0) err.depth = depth;
+      throw err;
+    }
+  }
+
+  /**
+   * Postfix checks the nesting at every piece of text (literal or $name) and
+   * names each piece of the too-deep text before giving up.
+   */
+  private check(piece: string, depth: number): void {
+    if (depth > maxDepth) throw new MacroError(`unreasonable macro call nesting: "${piece}"`);
+  }
+
+  private tokens(text: string, depth: number): string {
+    if (depth > maxDepth) throw this.tooDeep(text);
+    if (!text.includes("$")) {
+      if (text) this.check(text, depth);
+      return text;
+    }
     let out = "";
     let i = 0;
     while (i < text.length) {
       const at = text.indexOf("$", i);
       if (at < 0) {
+        if (i < text.length) this.check(text.slice(i), depth);
         out += text.slice(i);
         break;
       }
+      if (at > i) this.check(text.slice(i, at), depth);
       out += text.slice(i, at);
       const next = text[at + 1];
       if (next === "$") {
@@ -59,6 +87,7 @@ class Expander {
           i = at + 1;
           continue;
         }
+        this.check(m[0], depth);
         out += this.value(m[0], depth);
         i = at + 1 + m[0].length;
       }
@@ -66,9 +95,26 @@ class Expander {
     return out;
   }
 
+  /** The nesting error for a too-deep text, naming each of its pieces. */
+  private tooDeep(text: string): MacroError {
+    const pieces: string[] = [];
+    for (let i = 0; i < text.length;) {
+      const at = text.indexOf("$", i);
+      if (at < 0 || at > i) {
+        pieces.push(text.slice(i, at < 0 ? text.length : at));
+        if (at < 0) break;
+      }
+      const m = /^\$(?:[{(])?([A-Za-z0-9_]+)/.exec(text.slice(at));
+      if (m) pieces.push(m[1]);
+      const close = text[at + 1] === "{" || text[at + 1] === "(" ? matching(text, at + 1) : -1;
+      i = close > 0 ? close + 1 : at + (m ? m[0].length : 1);
+    }
+    const messages = pieces.map((p) => `unreasonable macro call nesting: "${p}"`);
+    return new MacroError(messages[0] ?? "unreasonable macro call nesting", messages);
+  }
+
   /** A parameter's expanded value; "" (and a warning hook) when undefined. */
   private value(name: string, depth: number): string {
-    if (depth >= maxDepth) throw new MacroError(`unreasonable macro call nesting: "${name}"`);
     const raw = this.lookup(name);
     if (raw === undefined) {
       this.options.onUndefined?.(name);
@@ -83,6 +129,7 @@ class Expander {
     const m = /^([A-Za-z0-9_]+)\s*(?:([?:])([\s\S]*))?$/.exec(body);
     if (!m) throw new MacroError(`attribute name syntax error at: "...${body}"`);
     const [, name, op, rest] = m;
+    this.check(name, depth);
     if (!op) return this.value(name, depth);
     const raw = this.lookup(name);
     if (raw === undefined) this.options.onUndefined?.(name);

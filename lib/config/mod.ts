@@ -149,7 +149,7 @@ export class Config {
       return expand(text, (n) => this.raw(n), { onUndefined });
     } catch (err) {
       if (err instanceof MacroError) {
-        warn(err.message);
+        err.messages.forEach((m) => warn(m));
         fatal("macro processing error");
       }
       throw err;
