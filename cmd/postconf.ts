@@ -62,21 +62,6 @@ interface Flags {
   verbose: number;
 }
 
-/** Lookup table types for -m when the maps registry is not built in yet. */
-async function mapTypes(): Promise<string[] | undefined> {
-  try {
-    const registry = "../maps/mod.ts";
-    // deno-lint-ignore no-explicit-any
-    const maps: any = await import(registry);
-    const list = maps.mapTypes ?? maps.supportedTypes ?? maps.types;
-    if (typeof list === "function") return [...await list()].sort();
-    if (Array.isArray(list)) return [...list].sort();
-  } catch {
-    // not built in
-  }
-  return undefined;
-}
-
 /** postconf(1). */
 export async function main(args: string[], ctx: ProgramContext): Promise<number> {
   configureLog({ program: ctx.name });
@@ -93,10 +78,10 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
     case "sasl-client":
       return 0;
     case "maps": {
-      const types = await mapTypes();
-      if (!types) fatal("lookup table types are not available in this build");
       readMainCf(configDirectory(flags.configDir));
-      if (types.length) console.log(types.join("\n"));
+      // Loaded only for -m: the table modules are not needed for anything else.
+      const { mapTypeNames } = await import("../maps/registry.ts");
+      write([...mapTypeNames()].sort(cmp));
       return 0;
     }
   }
