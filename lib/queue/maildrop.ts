@@ -10,11 +10,22 @@ import {
   clockMicros,
   commitQueueFile,
   createQueueFile,
+  describe,
   type NewQueueFile,
+  QueueFileRefused,
   writeAllSync,
 } from "./file.ts";
 import type { QueueLayout } from "./layout.ts";
-import { encodeLength, encodeRecord, postdropAllowed, RecordType } from "./record.ts";
+import {
+  decodeRecords,
+  encodeLength,
+  encodeRecord,
+  postdropAllowed,
+  type QueueRecord,
+  RecordError,
+  recordText,
+  RecordType,
+} from "./record.ts";
 
 /** Attributes a local submitter may set; others are dropped with a warning, as postdrop does. */
 export const submitterAttributes = new Set([
@@ -182,4 +193,88 @@ export class MaildropWriter {
     this.pending = 0;
     writeAllSync(this.qf.file, buf);
   }
+}
+
+/** A maildrop file as pickup reads it: the submitter's uid and the records after the arrival time. */
+export interface Submission {
+  uid: number;
+  arrival: string;
+  records: QueueRecord[];
+}
+
+/**
+ * Reads a maildrop file the way pickup must (docs/SECURITY.md): a regular
+ * file, not a symbolic link, with one link and the owner execute bit; the
+ * owner is the submitter; the records must follow the rules postdrop
+ * applies. Throws QueueFileRefused ("incomplete" when the file is still
+ * being written, "corrupt" when it breaks the rules: move it to corrupt/).
+ */
+export function readSubmission(path: string, sizeLimit = 0): Submission {
+  const info = lstatOrRefuse(path);
+  if (!info.isFile || info.nlink !== 1) {
+    throw new QueueFileRefused(`${path}: not a regular file with one link`, "not-a-file");
+  }
+  if (((info.mode ?? 0) & 0o100) === 0) {
+    throw new QueueFileRefused(`${path}: queue file is incomplete`, "incomplete");
+  }
+  if (sizeLimit > 0 && info.size > sizeLimit) {
+    throw new QueueFileRefused(`${path}: File too large`, "corrupt");
+  }
+  const data = Deno.readFileSync(path);
+  let records: QueueRecord[];
+  try {
+    records = decodeRecords(data);
+  } catch (err) {
+    if (err instanceof RecordError) {
+      throw new QueueFileRefused(`${path}: ${err.message}`, "corrupt");
+    }
+    throw err;
+  }
+  const [first, ...rest] = records;
+  if (first?.type !== RecordType.TIME) {
+    throw new QueueFileRefused(`${path}: no arrival time record`, "corrupt");
+  }
+  checkSubmissionRecords(rest, path);
+  return { uid: info.uid ?? -1, arrival: recordText(first), records: rest };
+}
+
+function lstatOrRefuse(path: string): Deno.FileInfo {
+  try {
+    return Deno.lstatSync(path);
+  } catch (err) {
+    throw new QueueFileRefused(`open ${path}: ${describe(err)}`, "missing");
+  }
+}
+
+/** The segment rules and attribute list of postdrop, applied to records read back. */
+function checkSubmissionRecords(records: QueueRecord[], path: string): void {
+  let segment: Segment = "envelope";
+  for (const record of records) {
+    const allowed = segment === "envelope"
+      ? postdropAllowed.envelope
+      : segment === "content"
+      ? postdropAllowed.content
+      : segment === "extracted"
+      ? postdropAllowed.extracted
+      : "";
+    if (!allowed.includes(record.type)) {
+      throw new QueueFileRefused(
+        `${path}: unexpected record type: ${record.type.charCodeAt(0)}`,
+        "corrupt",
+      );
+    }
+    if (record.type === RecordType.ATTR) {
+      const text = recordText(record);
+      if (!submitterAttributes.has(text.slice(0, Math.max(text.indexOf("="), 0)))) {
+        throw new QueueFileRefused(
+          `${path}: attribute not allowed: ${text.slice(0, 200)}`,
+          "corrupt",
+        );
+      }
+    }
+    if (record.type === RecordType.MESG) segment = "content";
+    else if (record.type === RecordType.XTRA) segment = "extracted";
+    else if (record.type === RecordType.END) segment = "done";
+  }
+  if (segment !== "done") throw new QueueFileRefused(`${path}: no end record`, "corrupt");
 }
