@@ -146,7 +146,7 @@ Deno.test("postconf -Me, -Pe, -PX, -M# and -MX edit master.cf", async () => {
     assertEquals((await run(["-Fe", "extra/unix/process_limit=5"])).code, 0);
     assertEquals((await run(["-Fh", "extra/unix/process_limit"])).stdout, "5\n");
     assertEquals((await run(["-M#", "extra/unix"])).code, 0);
-    assertEquals(
+    assertStringIncludes(
       (await run(["-M", "extra"])).stderr,
       'postconf: warning: unmatched request: "extra"\n',
     );
