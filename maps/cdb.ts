@@ -145,7 +145,7 @@ class CdbReader implements Dict {
 class CdbWriter implements Dict {
   readonly type = "cdb";
   readonly flags: DictFlags;
-  private entries = new Map<string, string>();
+  private builder = new CdbBuilder();
   private closed = false;
 
   constructor(readonly name: string, private options: OpenOptions) {
@@ -158,33 +158,29 @@ class CdbWriter implements Dict {
   }
 
   lookup(key: string): Promise<string | undefined> {
-    const v = this.entries.get(this.storedKey(key));
+    const v = this.builder.get(this.storedKey(key));
     return Promise.resolve(v?.endsWith("\0") ? v.slice(0, -1) : v);
   }
 
   update(key: string, value: string): Promise<UpdateResult> {
     const k = this.storedKey(key);
     const v = this.flags.try1Null && !this.flags.try0Null ? value + "\0" : value;
-    if (!this.entries.has(k)) {
-      this.entries.set(k, v);
-      return Promise.resolve("stored");
-    }
-    if (this.flags.dupReplace) {
-      this.entries.set(k, v);
-      return Promise.resolve("replaced");
-    }
-    if (!this.flags.dupIgnore && this.flags.dupWarn) {
+    const replace = this.flags.dupReplace;
+    const result = this.builder.add(k, v, replace);
+    if (result === "duplicate" && !this.flags.dupIgnore && this.flags.dupWarn) {
       warn(`${this.name}: duplicate entry: "${k.replace(/\0$/, "")}"`);
     }
-    return Promise.resolve("duplicate");
+    return Promise.resolve(result);
   }
 
   delete(key: string): Promise<boolean> {
-    return Promise.resolve(this.entries.delete(this.storedKey(key)));
+    return Promise.resolve(this.builder.remove(this.storedKey(key)));
   }
 
   async *sequence(): AsyncIterable<[string, string]> {
-    for (const [k, v] of this.entries) yield [k.replace(/\0$/, ""), v.replace(/\0$/, "")];
+    for (const [k, v] of this.builder.entries()) {
+      yield [k.replace(/\0$/, ""), v.replace(/\0$/, "")];
+    }
   }
 
   close(): Promise<void> {
@@ -193,7 +189,7 @@ class CdbWriter implements Dict {
     const path = cdbFileName(this.name);
     const temp = `${path}.${Deno.pid}.tmp`;
     try {
-      Deno.writeFileSync(temp, buildCdb(this.entries), { mode: this.options.mode ?? 0o644 });
+      Deno.writeFileSync(temp, this.builder.finish(), { mode: this.options.mode ?? 0o644 });
       if (this.options.mode !== undefined) Deno.chmodSync(temp, this.options.mode);
       if (this.flags.sync) {
         const f = Deno.openSync(temp, { read: true, write: true });
@@ -215,54 +211,218 @@ class CdbWriter implements Dict {
   }
 }
 
-/** Encodes `entries` as a complete cdb file. */
-export function buildCdb(entries: Iterable<[string, string]>): Uint8Array {
-  const keys: Uint8Array[] = [];
-  const values: Uint8Array[] = [];
-  let size = 2048;
-  for (const [k, v] of entries) {
-    const kb = encoder.encode(k);
-    const vb = encoder.encode(v);
-    keys.push(kb);
-    values.push(vb);
-    size += 8 + kb.length + vb.length + 16; // the record and its two slots
-  }
-  if (size > 0xffffffff) throw new DictError("cdb file would exceed 4 GB");
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
-  const hashes = new Uint32Array(keys.length);
-  const positions = new Uint32Array(keys.length);
-  const counts = new Uint32Array(256);
-  let pos = 2048;
-  for (let i = 0; i < keys.length; i++) {
-    const kb = keys[i], vb = values[i];
-    view.setUint32(pos, kb.length, true);
-    view.setUint32(pos + 4, vb.length, true);
-    out.set(kb, pos + 8);
-    out.set(vb, pos + 8 + kb.length);
-    hashes[i] = cdbHash(kb);
-    positions[i] = pos;
-    counts[hashes[i] & 255]++;
-    pos += 8 + kb.length + vb.length;
-  }
-  // Group the entries by table (a counting sort), then place each in its slots.
-  const starts = new Uint32Array(257);
-  for (let t = 0; t < 256; t++) starts[t + 1] = starts[t] + counts[t];
-  const order = new Uint32Array(keys.length);
-  const fill = starts.slice(0, 256);
-  for (let i = 0; i < keys.length; i++) order[fill[hashes[i] & 255]++] = i;
-  for (let t = 0; t < 256; t++) {
-    const len = counts[t] * 2;
-    view.setUint32(t * 8, pos, true);
-    view.setUint32(t * 8 + 4, len, true);
-    for (let n = starts[t]; n < starts[t + 1]; n++) {
-      const i = order[n];
-      let slot = (hashes[i] >>> 8) % len;
-      while (view.getUint32(pos + slot * 8 + 4, true) !== 0) slot = slot + 1 === len ? 0 : slot + 1;
-      view.setUint32(pos + slot * 8, hashes[i], true);
-      view.setUint32(pos + slot * 8 + 4, positions[i], true);
+/**
+ * Builds a cdb file in memory. Records are encoded straight into one
+ * growing buffer (no per-string allocation) and found again through an
+ * open-addressing index on their hashes, for duplicate checks; the hash
+ * tables are appended by finish().
+ */
+export class CdbBuilder {
+  private out = new Uint8Array(1 << 20);
+  private pos = 2048;
+  private hashes = new Uint32Array(1 << 12);
+  private positions = new Uint32Array(1 << 12);
+  private dead = new Uint8Array(1 << 12);
+  private deadCount = 0;
+  private count = 0;
+  private index = new Int32Array(1 << 13); // entry number + 1, or 0
+
+  /** Adds an entry; a duplicate key is kept, or replaced when `replace`. */
+  add(key: string, value: string, replace = false): "stored" | "duplicate" | "replaced" {
+    const start = this.pos;
+    this.pos += 8;
+    const klen = this.put(key);
+    const out = this.out;
+    let h = 5381;
+    for (let i = this.pos, end = this.pos + klen; i < end; i++) h = (((h << 5) + h) ^ out[i]) >>> 0;
+    const old = this.find(h, start + 8, klen);
+    if (old >= 0 && !replace) {
+      this.pos = start; // drop the half-written record
+      return "duplicate";
     }
-    pos += len * 8;
+    this.pos += klen;
+    const vlen = this.put(value);
+    this.pos += vlen;
+    writeU32(this.out, start, klen);
+    writeU32(this.out, start + 4, vlen);
+    if (old >= 0) {
+      this.dead[old] = 1;
+      this.deadCount++;
+      this.unindex(old);
+    }
+    this.append(h, start);
+    return old >= 0 ? "replaced" : "stored";
   }
-  return out;
+
+  /** The value of `key`, or undefined. */
+  get(key: string): string | undefined {
+    const kb = encoder.encode(key);
+    const at = this.pos;
+    this.ensure(kb.length);
+    this.out.set(kb, at);
+    const i = this.find(cdbHash(kb), at, kb.length);
+    if (i < 0) return undefined;
+    return this.record(this.positions[i])[1];
+  }
+
+  /** Removes `key`; false when it was not there. */
+  remove(key: string): boolean {
+    const kb = encoder.encode(key);
+    const at = this.pos;
+    this.ensure(kb.length);
+    this.out.set(kb, at);
+    const i = this.find(cdbHash(kb), at, kb.length);
+    if (i < 0) return false;
+    this.dead[i] = 1;
+    this.deadCount++;
+    this.unindex(i);
+    return true;
+  }
+
+  /** The live entries in the order they were added. */
+  *entries(): Generator<[string, string]> {
+    for (let i = 0; i < this.count; i++) if (!this.dead[i]) yield this.record(this.positions[i]);
+  }
+
+  /** The complete cdb file. */
+  finish(): Uint8Array {
+    if (this.deadCount) return buildCdb([...this.entries()]);
+    const count = this.count;
+    const total = this.pos + count * 16;
+    if (total > 0xffffffff) throw new DictError("cdb file would exceed 4 GB");
+    const out = new Uint8Array(total);
+    out.set(this.out.subarray(0, this.pos));
+    const view = new DataView(out.buffer);
+    const hashes = this.hashes;
+    const counts = new Uint32Array(256);
+    for (let i = 0; i < count; i++) counts[hashes[i] & 255]++;
+    // Group the entries by table (a counting sort), then place each in its slots.
+    const starts = new Uint32Array(257);
+    for (let t = 0; t < 256; t++) starts[t + 1] = starts[t] + counts[t];
+    const order = new Uint32Array(count);
+    const fill = starts.slice(0, 256);
+    for (let i = 0; i < count; i++) order[fill[hashes[i] & 255]++] = i;
+    let pos = this.pos;
+    for (let t = 0; t < 256; t++) {
+      const len = counts[t] * 2;
+      view.setUint32(t * 8, pos, true);
+      view.setUint32(t * 8 + 4, len, true);
+      for (let n = starts[t]; n < starts[t + 1]; n++) {
+        const i = order[n];
+        let slot = (hashes[i] >>> 8) % len;
+        while (view.getUint32(pos + slot * 8 + 4, true) !== 0) {
+          slot = slot + 1 === len ? 0 : slot + 1;
+        }
+        view.setUint32(pos + slot * 8, hashes[i], true);
+        view.setUint32(pos + slot * 8 + 4, this.positions[i], true);
+      }
+      pos += len * 8;
+    }
+    return out;
+  }
+
+  private record(at: number): [string, string] {
+    const out = this.out;
+    const klen = readU32(out, at), vlen = readU32(out, at + 4);
+    const k = decoder.decode(out.subarray(at + 8, at + 8 + klen));
+    return [k, decoder.decode(out.subarray(at + 8 + klen, at + 8 + klen + vlen))];
+  }
+
+  private ensure(bytes: number): void {
+    if (this.out.length - this.pos >= bytes) return;
+    const bigger = new Uint8Array(Math.max(this.out.length * 2, this.pos + bytes + 16));
+    bigger.set(this.out.subarray(0, this.pos));
+    this.out = bigger;
+  }
+
+  // ASCII is copied by hand: encodeInto() per short string costs more.
+  private put(text: string): number {
+    this.ensure(text.length * 3);
+    const out = this.out, at = this.pos, n = text.length;
+    for (let i = 0; i < n; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 0x80) return encoder.encodeInto(text, out.subarray(at)).written;
+      out[at + i] = c;
+    }
+    return n;
+  }
+
+  /** The entry whose key is the `klen` bytes at `at` (hash `h`), or -1. */
+  private find(h: number, at: number, klen: number): number {
+    const index = this.index, mask = index.length - 1, out = this.out;
+    for (let slot = h & mask;; slot = (slot + 1) & mask) {
+      const e = index[slot];
+      if (e === 0) return -1;
+      if (e < 0 || this.hashes[e - 1] !== h) continue;
+      const rec = this.positions[e - 1];
+      if (readU32(out, rec) !== klen) continue;
+      let same = true;
+      for (let i = 0; i < klen; i++) {
+        if (out[rec + 8 + i] !== out[at + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return e - 1;
+    }
+  }
+
+  private unindex(entry: number): void {
+    const index = this.index, mask = index.length - 1;
+    for (let slot = this.hashes[entry] & mask;; slot = (slot + 1) & mask) {
+      if (index[slot] === entry + 1) {
+        index[slot] = -1; // a tombstone keeps later probes going
+        return;
+      }
+      if (index[slot] === 0) return;
+    }
+  }
+
+  private append(h: number, at: number): void {
+    if (this.count === this.hashes.length) {
+      const n = this.count * 2;
+      const grow = <T extends Uint32Array | Uint8Array>(a: T, b: T): T => (b.set(a), b);
+      this.hashes = grow(this.hashes, new Uint32Array(n));
+      this.positions = grow(this.positions, new Uint32Array(n));
+      this.dead = grow(this.dead, new Uint8Array(n));
+    }
+    this.hashes[this.count] = h;
+    this.positions[this.count] = at;
+    this.count++;
+    if (this.count * 2 > this.index.length) this.reindex();
+    const index = this.index, mask = index.length - 1;
+    let slot = h & mask;
+    while (index[slot] > 0) slot = (slot + 1) & mask;
+    index[slot] = this.count;
+  }
+
+  private reindex(): void {
+    const index = new Int32Array(this.index.length * 2);
+    const mask = index.length - 1;
+    for (let i = 0; i < this.count - 1; i++) {
+      if (this.dead[i]) continue;
+      let slot = this.hashes[i] & mask;
+      while (index[slot] !== 0) slot = (slot + 1) & mask;
+      index[slot] = i + 1;
+    }
+    this.index = index;
+  }
+}
+
+function writeU32(out: Uint8Array, at: number, n: number): void {
+  out[at] = n & 255;
+  out[at + 1] = (n >>> 8) & 255;
+  out[at + 2] = (n >>> 16) & 255;
+  out[at + 3] = n >>> 24;
+}
+
+function readU32(out: Uint8Array, at: number): number {
+  return (out[at] | (out[at + 1] << 8) | (out[at + 2] << 16) | (out[at + 3] << 24)) >>> 0;
+}
+
+/** Encodes `entries` as a complete cdb file (a later duplicate key is kept too). */
+export function buildCdb(entries: Iterable<[string, string]>): Uint8Array {
+  const b = new CdbBuilder();
+  for (const [k, v] of entries) b.add(k, v, true);
+  return b.finish();
 }

@@ -69,7 +69,9 @@ class HashDict implements Dict {
     try {
       const db = new DatabaseSync(file, { readOnly: !create && !write, timeout: 30000 });
       if (create) {
-        db.exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF");
+        db.exec(
+          "PRAGMA page_size=16384; PRAGMA cache_size=-262144; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF",
+        );
         db.exec(SCHEMA);
         db.prepare("INSERT OR REPLACE INTO meta VALUES ('nul', ?)").run(this.nulMode());
       } else if (write) {

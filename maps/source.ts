@@ -20,35 +20,51 @@ const isSpace = (c: string) =>
  * whitespace (Postfix joins the physical lines as they are); a first line
  * that starts with whitespace is reported through `warn` and skipped.
  */
-export function logicalLines(text: string, file: string, warn: SourceWarning): LogicalLine[] {
-  const out: LogicalLine[] = [];
-  const lines = text.split("\n");
-  if (lines.length && lines[lines.length - 1] === "") lines.pop();
+export function* logicalLines(
+  text: string,
+  file: string,
+  warn: SourceWarning,
+): Generator<LogicalLine> {
   let current: LogicalLine | undefined;
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i];
-    let j = 0;
-    while (j < line.length && isSpace(line[j])) j++;
-    if (j === line.length || line[j] === "#") continue;
-    if (j === 0) {
-      if (current) out.push(current);
-      current = { lineno: i + 1, text: line };
-    } else if (current) {
-      current.text += line;
-    } else {
-      warn(`${file}: logical line must not start with whitespace: "${line}"`);
+  let lineno = 0;
+  for (let pos = 0; pos < text.length;) {
+    let end = text.indexOf("\n", pos);
+    if (end < 0) end = text.length;
+    lineno++;
+    const first = text.charCodeAt(pos);
+    if (end > pos && first !== 35 && !isSpaceCode(first)) {
+      if (current) yield finished(current);
+      current = { lineno, text: text.slice(pos, end) };
+    } else if (end > pos && first !== 35) {
+      let j = pos;
+      while (j < end && isSpaceCode(text.charCodeAt(j))) j++;
+      if (j < end && text.charCodeAt(j) !== 35) {
+        const line = text.slice(pos, end);
+        if (current) current.text += line;
+        else warn(`${file}: logical line must not start with whitespace: "${line}"`);
+      }
     }
+    pos = end + 1;
   }
-  if (current) out.push(current);
-  for (const l of out) l.text = trimEnd(l.text);
-  return out;
+  if (current) yield finished(current);
+}
+
+function finished(l: LogicalLine): LogicalLine {
+  if (isSpaceCode(l.text.charCodeAt(l.text.length - 1))) l.text = trimEnd(l.text);
+  return l;
+}
+
+function isSpaceCode(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13);
 }
 
 function trimEnd(s: string): string {
   let end = s.length;
-  while (end > 0 && isSpace(s[end - 1])) end--;
+  while (end > 0 && isSpaceCode(s.charCodeAt(end - 1))) end--;
   return end === s.length ? s : s.slice(0, end);
 }
+
+const plainEntry = /^(\S+)[ \t\n\v\f\r]+(\S[^]*)$/;
 
 /** A `key value` pair, or the warning text when the line is malformed. */
 export type KeyValue = { key: string; value: string } | { error: string };
@@ -59,6 +75,10 @@ export type KeyValue = { key: string; value: string } | { error: string };
  * quotes included, as the reference postmap stores it.
  */
 export function splitKeyValue(text: string): KeyValue {
+  if (text.charCodeAt(0) !== 34) {
+    const m = plainEntry.exec(text);
+    if (m) return { key: m[1], value: m[2] };
+  }
   let i = 0;
   if (text[0] === '"') {
     i = 1;
