@@ -14,6 +14,7 @@ import { getopt, GetoptError } from "../lib/getopt.ts";
 import { configureLog, fatal, warn } from "../lib/log.ts";
 import { type Config, loadConfig, setupLogging } from "../lib/config/mod.ts";
 import {
+  checkSubmitter,
   layoutFromConfig,
   MaildropWriter,
   MessageTooLarge,
@@ -48,6 +49,11 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
   const config = loadConfig({ configDir, program: ctx.name });
   setupLogging(config, ctx.name, { stderr: true, verbose });
   const uid = Deno.uid() ?? 0;
+  await checkSubmitter(
+    config.list("authorized_submit_users"),
+    uid,
+    (spec) => openTable(spec, config),
+  );
   const writer = openMaildrop(config, uid);
   // Postfix's postdrop protocol: the queue id first, the status at the end.
   writeAttributes([["protocol", "postdrop_protocol"], ["queue_id", writer.id]]);
@@ -125,4 +131,9 @@ async function wakePickup(config: Config): Promise<void> {
   } catch {
     // Pickup is down: the file waits in maildrop, as in Postfix.
   }
+}
+
+/** Opens a lookup table (maps/ is loaded only when a list names a table). */
+async function openTable(spec: string, config: Config) {
+  return (await import("../maps/mod.ts")).openMap(spec, { config });
 }

@@ -13,6 +13,7 @@ import { configureLog, fatal, FatalError, info, warn } from "../lib/log.ts";
 import { type Config, configDirectory, loadConfig, setupLogging } from "../lib/config/mod.ts";
 import { extractAddresses } from "../lib/address/mod.ts";
 import {
+  checkSubmitter,
   describe,
   gecosFullName,
   HeaderStage,
@@ -261,7 +262,12 @@ function submitter(
 
 /** Queues the message (or, for -bv, an address-verification probe) in maildrop. */
 async function submit(config: Config, request: Request, probe: boolean): Promise<number> {
-  const user = submitter(probe ? { ...request, sender: request.sender } : request);
+  const user = submitter(request);
+  await checkSubmitter(
+    config.list("authorized_submit_users"),
+    user.uid,
+    (spec) => openTable(spec, config),
+  );
   const recipients = request.recipients.flatMap((word) => {
     const found = extractAddresses(word);
     return found.length ? found : [word];
@@ -412,4 +418,9 @@ async function newaliases(config: Config, request: Request): Promise<number> {
     throw err;
   }
   return 0;
+}
+
+/** Opens a lookup table (maps/ is loaded only when a list names a table). */
+async function openTable(spec: string, config: Config) {
+  return (await import("../maps/mod.ts")).openMap(spec, { config });
 }

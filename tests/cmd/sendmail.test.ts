@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { runProgram } from "../run.ts";
 import { decodeRecords } from "../../lib/queue/record.ts";
+import { submitterLogin } from "../../lib/queue/submitter.ts";
 import {
   describeRecords,
   maildropFiles,
@@ -270,4 +271,37 @@ Deno.test("newaliases and sendmail -bi rebuild the alias database", async () => 
     assert(Deno.statSync(`${inst.dir}/aliases.db`).isFile, name);
   }
   removeInstance(inst);
+});
+
+Deno.test("sendmail and postdrop enforce authorized_submit_users with Postfix's message", async () => {
+  const login = submitterLogin(Deno.uid() ?? 0);
+  const cases: [string, boolean][] = [
+    [`!${login}, static:anyone`, false],
+    ["", false],
+    [`${login.toUpperCase()}`, true],
+    [`inline:{ ${login}=yes }`, true],
+    ["inline:{ nobody-else=yes }", false],
+  ];
+  for (const [list, allowed] of cases) {
+    const inst = makeInstance(`authorized_submit_users = ${list}\n`);
+    const r = await runProgram("sendmail", ["-f", "a@x", "b@x"], { stdin: "x\n", env: inst.env });
+    const d = await runProgram("postdrop", [], { stdin: "", env: inst.env });
+    if (allowed) {
+      assertEquals(r.code, 0, `${list}: ${r.stderr}`);
+      assertEquals(d.code, 0, `${list}: ${d.stderr}`);
+    } else {
+      assertEquals(r.code, 75, list);
+      assertStringIncludes(
+        r.stderr,
+        `sendmail: fatal: User ${login}(${Deno.uid()}) is not allowed to submit mail`,
+      );
+      assertEquals(d.code, 1, list);
+      assertStringIncludes(
+        d.stderr,
+        `postdrop: fatal: User ${login}(${Deno.uid()}) is not allowed to submit mail`,
+      );
+      assertEquals(maildropFiles(inst), []);
+    }
+    removeInstance(inst);
+  }
 });
