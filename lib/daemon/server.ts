@@ -22,7 +22,17 @@ import {
   SOCK_DGRAM,
   writeFd,
 } from "../ffi/libc.ts";
-import { configureLog, debug, fatal, FatalError, panicNoExit, warn } from "../log.ts";
+import {
+  captureLog,
+  configureLog,
+  debug,
+  fatal,
+  FatalError,
+  formatLogLine,
+  logSettings,
+  panicNoExit,
+  warn,
+} from "../log.ts";
 import type { ProgramContext } from "../program.ts";
 import { type DaemonArgs, DaemonArgsError, parseDaemonArgs } from "./args.ts";
 import {
@@ -146,6 +156,7 @@ async function serve(
   const managed = args.listen.length === 0 && isOpen(MASTER_STATUS_FD);
   const config = loadConfig({ program: program.name }).withOverrides(args.overrides);
   setupLogging(config, program.name, { stderr: !managed, verbose: args.verbose });
+  logToInheritedStdout(config.get("maillog_file"));
   const ctx: DaemonContext = {
     config,
     service: args.service,
@@ -160,6 +171,32 @@ async function serve(
   const runtime = new Runtime(ctx, options, kind);
   await options.init?.(ctx);
   return runtime.run(fds, handler);
+}
+
+/**
+ * maillog_file = /dev/stdout (containers, start-fg): reopening /dev/stdout
+ * fails for a daemon running as mail_owner when the descriptor is a pipe
+ * the root master inherited, so lines go to the inherited descriptor itself.
+ */
+export function logToInheritedStdout(maillogFile: string): void {
+  const target = maillogFile === "/dev/stdout"
+    ? Deno.stdout
+    : maillogFile === "/dev/stderr"
+    ? Deno.stderr
+    : undefined;
+  if (!target) return;
+  const stderr = logSettings().stderr;
+  captureLog((body) => {
+    const line = new TextEncoder().encode(formatLogLine(body) + "\n");
+    try {
+      target.writeSync(line);
+      if (stderr && target !== Deno.stderr) {
+        Deno.stderr.writeSync(new TextEncoder().encode(`${logSettings().program}: ${body}\n`));
+      }
+    } catch {
+      // A closed standard output must not turn a log line into a crash.
+    }
+  });
 }
 
 /** A listening descriptor and what kind of endpoint it is. */

@@ -64,6 +64,9 @@ const symbols = {
   dup: { parameters: ["i32"], result: "i32" },
   accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  flock: { parameters: ["i32", "i32"], result: "i32" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  getpwnam: { parameters: ["buffer"], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
@@ -363,4 +366,67 @@ export function pollSync(fds: PollFd[], timeoutMs: number): number {
   }
   pollResults(fds, buf);
   return n;
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+
+/**
+ * Opens (creating, mode 0644) `path` and takes an exclusive flock without
+ * waiting; the descriptor holds the lock until it is closed or the process
+ * ends. Throws LibcError (EAGAIN) when another process holds it.
+ */
+export function lockFile(path: string): number {
+  const O_CREAT = 0o100;
+  const fd = check("open", lib().open(cString(path), O_RDWR | O_CREAT | O_CLOEXEC, 0o644));
+  if (lib().flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    const code = errno();
+    closeFd(fd);
+    throw new LibcError("flock", code);
+  }
+  return fd;
+}
+
+/** Whether some process holds the lock on `path` (false when it does not exist). */
+export function isLocked(path: string): boolean {
+  let fd: number;
+  try {
+    fd = lockFile(path);
+  } catch (err) {
+    if (err instanceof LibcError && err.errno === EAGAIN) return true;
+    return false;
+  }
+  closeFd(fd);
+  return false;
+}
+
+/** Replaces the content of the open file `fd` with `text`. */
+export function rewriteFd(fd: number, text: string): void {
+  check("ftruncate", lib().ftruncate(fd, 0n));
+  const data = encoder.encode(text);
+  // pwrite is not needed: the descriptor was never written, its offset is 0.
+  writeFd(fd, data);
+}
+
+/** A passwd entry: getpwnam(3)'s uid, gid and home directory. */
+export interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  dir: string;
+}
+
+/** getpwnam(3) (NSS-aware), or undefined when the user does not exist. */
+export function getpwnam(name: string): PasswdEntry | undefined {
+  const ptr = lib().getpwnam(cString(name));
+  if (!ptr) return undefined;
+  const view = new Deno.UnsafePointerView(ptr);
+  // struct passwd on LP64: name, passwd, uid, gid, gecos, dir, shell.
+  const dirPtr = view.getPointer(32);
+  return {
+    name,
+    uid: view.getUint32(16),
+    gid: view.getUint32(20),
+    dir: dirPtr ? Deno.UnsafePointerView.getCString(dirPtr) : "/",
+  };
 }
