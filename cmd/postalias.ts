@@ -15,6 +15,7 @@ import {
   chownLike,
   creatableError,
   lookupFirst as lookupTables,
+  lookupKeys,
   newTableMode,
   OutputBuffer,
   queryError,
@@ -176,12 +177,8 @@ async function runQuery(opts: Options, specs: string[], base: OpenOptions): Prom
       found = true;
     }
   } else {
-    for (const key of textLines(await readStdin())) {
-      const v = await lookupFirst(dicts, key);
-      if (v === undefined) continue;
-      out.line(`${key}:\t${v}`);
-      found = true;
-    }
+    const keys = textLines(await readStdin());
+    found = await queryMany(dicts, keys, (key, v) => out.line(`${key}:\t${v}`), out);
   }
   out.flush();
   for (const d of dicts) await d.close();
@@ -260,4 +257,29 @@ async function build(opts: Options, spec: string, base: OpenOptions): Promise<vo
   }
   await dict.close();
   if (Deno.uid() === 0 && !opts.keepRoot) chownLike(file + suffix, file);
+}
+
+/** Looks keys up in batches and prints each one found; true when any was. */
+async function queryMany(
+  dicts: Dict[],
+  keys: string[],
+  print: (key: string, value: string) => void,
+  out: OutputBuffer,
+): Promise<boolean> {
+  let found = false;
+  for (let start = 0; start < keys.length; start += 4096) {
+    const batch = keys.slice(start, start + 4096);
+    const r = await lookupKeys(dicts, batch, warn);
+    for (let i = 0; i < batch.length; i++) {
+      const v = r.values[i];
+      if (v === undefined) continue;
+      print(batch[i], v);
+      found = true;
+    }
+    if (r.error) {
+      out.flush();
+      fatal(r.error);
+    }
+  }
+  return found;
 }

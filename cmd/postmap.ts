@@ -18,6 +18,7 @@ import {
   decodeBase64,
   fileValue,
   lookupFirst as lookupTables,
+  lookupKeys,
   messageKeys,
   newTableMode,
   OutputBuffer,
@@ -200,12 +201,7 @@ async function runQuery(opts: Options, specs: string[], base: OpenOptions): Prom
     const keys = opts.headers || opts.body
       ? messageKeys(text, opts.headers, opts.body)
       : textLines(text);
-    for (const key of keys) {
-      const v = await lookupFirst(dicts, key);
-      if (v === undefined) continue;
-      out.line(`${key}\t${show(v)}`);
-      found = true;
-    }
+    found = await queryMany(dicts, keys, (key, v) => out.line(`${key}\t${show(v)}`), out);
   }
   out.flush();
   for (const d of dicts) await d.close();
@@ -294,4 +290,29 @@ async function build(opts: Options, spec: string, base: OpenOptions): Promise<vo
   }
   await dict.close();
   if (Deno.uid() === 0 && !opts.keepRoot) chownLike(file + suffix, file);
+}
+
+/** Looks keys up in batches and prints each one found; true when any was. */
+async function queryMany(
+  dicts: Dict[],
+  keys: string[],
+  print: (key: string, value: string) => void,
+  out: OutputBuffer,
+): Promise<boolean> {
+  let found = false;
+  for (let start = 0; start < keys.length; start += 4096) {
+    const batch = keys.slice(start, start + 4096);
+    const r = await lookupKeys(dicts, batch, warn);
+    for (let i = 0; i < batch.length; i++) {
+      const v = r.values[i];
+      if (v === undefined) continue;
+      print(batch[i], v);
+      found = true;
+    }
+    if (r.error) {
+      out.flush();
+      fatal(r.error);
+    }
+  }
+  return found;
 }

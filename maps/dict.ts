@@ -105,6 +105,8 @@ export interface Dict {
   readonly flags: DictFlags;
   /** The value for `key`, or undefined when there is none; throws DictError on failure. */
   lookup(key: string): Promise<string | undefined>;
+  /** Looks up many keys at once (indexed files answer a batch in one query). */
+  lookupMany?(keys: string[]): Promise<(string | undefined)[]>;
   /** Stores `key` → `value`, handling a duplicate as the dup flags say. */
   update(key: string, value: string): Promise<UpdateResult>;
   /** Removes `key`; false when it was not there. */

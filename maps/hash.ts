@@ -20,6 +20,9 @@ import {
 } from "./dict.ts";
 import { warn } from "../lib/log.ts";
 
+/** Keys per query in lookupMany(). */
+const BATCH = 500;
+
 const SCHEMA = "CREATE TABLE IF NOT EXISTS map (k TEXT PRIMARY KEY NOT NULL, v TEXT NOT NULL) " +
   "WITHOUT ROWID; CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)";
 
@@ -41,6 +44,7 @@ class HashDict implements Dict {
   private getStmt: StatementSync;
   private putStmt?: StatementSync;
   private inTransaction = false;
+  private inStmts = new Map<number, StatementSync>();
   private closed = false;
 
   constructor(readonly type: string, readonly name: string, private options: OpenOptions) {
@@ -54,6 +58,7 @@ class HashDict implements Dict {
     }
     this.db = this.openDatabase(this.tempPath ?? this.path);
     this.getStmt = this.db.prepare("SELECT v FROM map WHERE k = ?");
+    returnArrays(this.getStmt);
     this.narrowNullFlags();
   }
 
@@ -77,7 +82,11 @@ class HashDict implements Dict {
       } else if (write) {
         db.exec(`PRAGMA synchronous=${this.flags.sync ? "FULL" : "NORMAL"}`);
       }
-      if (!create) db.prepare("SELECT 1 FROM map LIMIT 1").get();
+      if (!create) {
+        db.prepare("SELECT 1 FROM map LIMIT 1").get();
+        // Reads through a memory map skip SQLite's page copies.
+        db.exec("PRAGMA mmap_size=1073741824; PRAGMA cache_size=-65536");
+      }
       return db;
     } catch (err) {
       if (err instanceof DictError) throw err;
@@ -112,20 +121,50 @@ class HashDict implements Dict {
   lookupSync(key: string): string | undefined {
     key = this.fold(key);
     if (this.flags.try1Null) {
-      const row = this.getStmt.get(key + "\0") as { v: string } | undefined;
+      const row = this.getStmt.get(key + "\0") as unknown as [string] | undefined;
       if (row) {
         this.flags.try0Null = false;
-        return stripNul(row.v);
+        return stripNul(row[0]);
       }
     }
     if (this.flags.try0Null) {
-      const row = this.getStmt.get(key) as { v: string } | undefined;
+      const row = this.getStmt.get(key) as unknown as [string] | undefined;
       if (row) {
         this.flags.try1Null = false;
-        return row.v;
+        return row[0];
       }
     }
     return undefined;
+  }
+
+  lookupMany(keys: string[]): Promise<(string | undefined)[]> {
+    const folded = keys.map((k) => this.fold(k));
+    const found = new Map<string, string>();
+    const probe = (list: string[]) => {
+      for (let i = 0; i < list.length; i += BATCH) {
+        const part = list.slice(i, i + BATCH);
+        for (const [k, v] of this.selectIn(part)) found.set(k, v);
+      }
+    };
+    if (this.flags.try1Null) probe(folded.map((k) => k + "\0"));
+    if (this.flags.try0Null) probe(folded.filter((k) => !found.has(k + "\0")));
+    return Promise.resolve(folded.map((k) => {
+      const v = found.get(k + "\0");
+      if (v !== undefined) return stripNul(v);
+      return found.get(k);
+    }));
+  }
+
+  private selectIn(keys: string[]): [string, string][] {
+    let stmt = this.inStmts.get(keys.length);
+    if (!stmt) {
+      stmt = this.db.prepare(
+        `SELECT k, v FROM map WHERE k IN (${new Array(keys.length).fill("?").join(",")})`,
+      );
+      returnArrays(stmt);
+      this.inStmts.set(keys.length, stmt);
+    }
+    return stmt.all(...keys) as unknown as [string, string][];
   }
 
   private begin(): void {
@@ -212,4 +251,9 @@ function fsyncPath(path: string): void {
   } finally {
     f.close();
   }
+}
+
+/** Rows as arrays are cheaper than objects; the method is newer than the type definitions. */
+function returnArrays(stmt: StatementSync): void {
+  (stmt as unknown as { setReturnArrays(on: boolean): void }).setReturnArrays(true);
 }

@@ -118,16 +118,52 @@ export async function lookupFirst(
       return { error: queryError(d, err) };
     }
     if (value === undefined) continue;
-    if (value === "") {
-      warn(`table ${d.type}:${d.name}: key ${key}: empty string result is not allowed`);
-      if (!warnedEmpty.has(d)) {
-        warnedEmpty.add(d);
-        warn(`table ${d.type}:${d.name} should return NO RESULT in case of NOT FOUND`);
-      }
-    }
+    if (value === "") emptyWarning(d, key, warn);
     return { value };
   }
   return {};
+}
+
+/**
+ * Looks up a list of keys as `postmap -q -` does: each key in each table in
+ * turn, the first value winning; tables that answer batches (hash, btree)
+ * get the keys still unresolved in one call per table. Results come back
+ * in key order; a failure is returned as Postfix's query error text.
+ */
+export async function lookupKeys(
+  dicts: Dict[],
+  keys: string[],
+  warn: (text: string) => void,
+): Promise<{ values: (string | undefined)[]; error?: string }> {
+  const values: (string | undefined)[] = new Array(keys.length);
+  let pending = keys.map((_, i) => i);
+  for (const d of dicts) {
+    if (!pending.length) break;
+    const found: (string | undefined)[] = [];
+    try {
+      if (d.lookupMany) found.push(...await d.lookupMany(pending.map((i) => keys[i])));
+      else for (const i of pending) found.push(await d.lookup(keys[i]));
+    } catch (err) {
+      return { values, error: queryError(d, err) };
+    }
+    const still: number[] = [];
+    pending.forEach((i, n) => {
+      const v = found[n];
+      if (v === undefined) return still.push(i);
+      if (v === "") emptyWarning(d, keys[i], warn);
+      values[i] = v;
+    });
+    pending = still;
+  }
+  return { values };
+}
+
+function emptyWarning(d: Dict, key: string, warn: (text: string) => void): void {
+  warn(`table ${d.type}:${d.name}: key ${key}: empty string result is not allowed`);
+  if (!warnedEmpty.has(d)) {
+    warnedEmpty.add(d);
+    warn(`table ${d.type}:${d.name} should return NO RESULT in case of NOT FOUND`);
+  }
 }
 
 /** Whether a type can be built from a source file; the error text otherwise. */
