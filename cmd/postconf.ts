@@ -502,9 +502,18 @@ interface Selector {
   matched: boolean;
 }
 
-function selectors(operands: string[], depth: number): Selector[] {
+const selectorSyntax: Record<string, string> = {
+  master: "-M option requires service_name[/type]",
+  fields: "-F option requires service_name[/type[/field]]",
+  params: "-P option requires service_name[/type[/parameter]]",
+};
+
+function selectors(operands: string[], depth: number, mode: string): Selector[] {
   return operands.map((text) => {
     const parts = text.split("/");
+    if (parts[0] === "" || parts.length > depth) fatal(selectorSyntax[mode]);
+    // Empty trailing parts match anything, like omitted ones.
+    for (let i = parts.length - 1; i > 0 && parts[i] === ""; i--) parts[i] = "*";
     while (parts.length < depth) parts.push("*");
     return { text, parts, matched: false };
   });
@@ -530,15 +539,20 @@ function serviceLookup(model: Model, s: Service): (name: string) => string | und
 
 function expandedView(model: Model, s: Service, flags: Flags): MasterFields {
   if (!flags.expand) return s.view;
+  // Only -o values expand; the command's own arguments hold delivery-time macros.
   const lookup = serviceLookup(model, s);
-  return {
-    fields: s.view.fields,
-    command: s.view.command.map((w) => model.expand(w, lookup)),
-  };
+  const command = [...s.view.command];
+  for (let i = 1; i < command.length - 1; i++) {
+    if (command[i] !== "-o") continue;
+    const [name, value] = splitSetting(unbrace(command[++i]));
+    const setting = `${name}=${model.expand(value, lookup)}`;
+    command[i] = /[ \t]/.test(setting) ? `{${setting}}` : setting;
+  }
+  return { fields: s.view.fields, command };
 }
 
 function showMaster(model: Model, flags: Flags, operands: string[]): void {
-  const sels = selectors(operands, 2);
+  const sels = selectors(operands, 2, flags.mode);
   const out: string[] = [];
   for (const s of model.services) {
     const hits = sels.filter((sel) =>
@@ -553,7 +567,7 @@ function showMaster(model: Model, flags: Flags, operands: string[]): void {
 }
 
 function showServiceItems(model: Model, flags: Flags, operands: string[]): void {
-  const sels = selectors(operands, 3);
+  const sels = selectors(operands, 3, flags.mode);
   const out: string[] = [];
   for (const s of model.services) {
     const view = expandedView(model, s, flags);
@@ -579,7 +593,13 @@ function showServiceItems(model: Model, flags: Flags, operands: string[]): void 
         const label = `${s.name}/${s.type}/${item}`;
         if (flags.hideValue) out.push(label);
         else if (isCommand) {
-          const [name, ...rest] = view.command;
+          let [name, ...rest] = view.command;
+          // As the reference prints it: with -h, a first argument that is not
+          // -o follows the command name without a space.
+          if (flags.hideName && rest.length && rest[0] !== "-o") {
+            name += rest[0];
+            rest = rest.slice(1);
+          }
           const head = flags.hideName ? name : `${label} = ${name}`;
           out.push(formatCommand(head, rest, flags.fold));
         } else {
