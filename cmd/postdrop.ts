@@ -84,8 +84,9 @@ function openMaildrop(config: Config, uid: number): MaildropWriter {
 async function copyStream(writer: MaildropWriter, uid: number): Promise<boolean> {
   const decoder = new RecordStreamDecoder();
   try {
-    for await (const chunk of Deno.stdin.readable) {
-      for (const record of decoder.push(chunk)) {
+    const buf = new Uint8Array(1 << 16);
+    for (let n = await Deno.stdin.read(buf); n !== null; n = await Deno.stdin.read(buf)) {
+      for (const record of decoder.push(buf.subarray(0, n))) {
         if (writer.ended) {
           throw new SubmissionError(`unexpected record type: ${record.type.charCodeAt(0)}`);
         }

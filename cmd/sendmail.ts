@@ -375,18 +375,17 @@ async function copyMessage(
     fixLineEndings: fix === "strict" || fix === "never" ? fix : "always",
     ignoreDot: request.ignoreDot,
   }, (r) => headers.push(r));
-  const reader = Deno.stdin.readable.getReader();
+  // Deno.stdin.read() directly: a web stream costs several milliseconds to set up.
+  const buf = new Uint8Array(1 << 16);
   try {
     while (!splitter.stopped) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      splitter.push(value);
+      const n = await Deno.stdin.read(buf);
+      if (n === null) break;
+      splitter.push(buf.subarray(0, n));
     }
   } catch (err) {
     if (err instanceof MessageTooLarge) throw err;
     fatal(`${who}: error reading input: ${describe(err)}`);
-  } finally {
-    reader.releaseLock();
   }
   splitter.end();
   headers.end();

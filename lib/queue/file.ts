@@ -110,7 +110,7 @@ export function writeAllSync(file: Deno.FsFile, data: Uint8Array): void {
 
 /** Makes the file durable, then marks it complete (owner execute bit), then closes it. */
 export function commitQueueFile(qf: NewQueueFile): void {
-  qf.file.syncSync();
+  qf.file.syncDataSync();
   Deno.chmodSync(qf.path, qf.completeMode);
   qf.file.syncSync();
   qf.file.close();
