@@ -78,8 +78,7 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
   setupLogging(config, ctx.name, { stderr: true, verbose: flags.verbose });
   const out = new Output();
   try {
-    if (searchQueue) {
-      if (opts.operands.length === 0) fatal(usage);
+    if (searchQueue && opts.operands.length > 0) {
       const layout = layoutFromConfig(config);
       for (const id of opts.operands) {
         const found = findInQueue(layout, id);
@@ -99,7 +98,7 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
 }
 
 function parseOffset(text: string): number {
-  if (!/^\d+$/.test(text)) fatal(`invalid offset: ${text}`);
+  if (!/^\d+$/.test(text)) fatal(`bad offset: ${text}`);
   return parseInt(text, 10);
 }
 

@@ -87,3 +87,20 @@ Deno.test("postcat warns about a file that is not a queue file", async () => {
   assertEquals(r.stderr, `postcat: warning: ${inst.dir}/junk: input is not a valid queue file\n`);
   removeInstance(inst);
 });
+
+Deno.test("postcat reads standard input as the reference does, and refuses a bad offset", async () => {
+  const inst = makeInstance();
+  const golden = new URL("../golden/queue/", import.meta.url);
+  const file = Deno.readFileSync(new URL("simple.hold", golden));
+  const r = await runProgram("postcat", [], { stdin: file, env: inst.env });
+  const ref = Deno.readTextFileSync(new URL("simple.hold.postcat.ref", golden));
+  const expected = ref.split("### postcat -v ")[0].split("\n").slice(1).join("\n")
+    .replaceAll("simple.hold", "stdin");
+  assertEquals(r.stdout, expected);
+  const q = await runProgram("postcat", ["-q"], { stdin: file, env: inst.env });
+  assertEquals(q.stdout, expected);
+  const bad = await runProgram("postcat", ["-s", "abc", "x"], { env: inst.env });
+  assertEquals(bad.code, 1);
+  assertEquals(bad.stderr, "postcat: fatal: bad offset: abc\n");
+  removeInstance(inst);
+});
