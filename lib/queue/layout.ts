@@ -66,8 +66,13 @@ export interface QueueLayout {
   hashQueueDepth: number;
 }
 
-/** The hashed subdirectory path of `id` in `queueName` ("" when the queue is not hashed). */
+/**
+ * The hashed subdirectory path of `id` in `queueName` ("" when the queue is
+ * not hashed). maildrop is never hashed: Postfix refuses it, and submitters
+ * could not create subdirectories there anyway.
+ */
 export function hashedSubdir(layout: QueueLayout, queueName: string, id: string): string {
+  if (queueName === "maildrop") return "";
   if (!layout.hashQueueNames.includes(queueName) || layout.hashQueueDepth <= 0) return "";
   const key = queueIdHashKey(id);
   const levels: string[] = [];

@@ -122,3 +122,19 @@ Deno.test("saveCorrupt() moves a file to the corrupt queue with a warning", () =
   }
   assertEquals(lines, ['warning: saving corrupt file "ABCDE123" from queue "active"']);
 });
+
+Deno.test("queueFilePath() hashes by the microseconds, long ids too, and never hashes maildrop", () => {
+  const layout = {
+    queueDirectory: "/q",
+    hashQueueNames: ["deferred", "maildrop"],
+    hashQueueDepth: 2,
+  };
+  assertEquals(queueFilePath(layout, "deferred", "81E4220C035"), "/q/deferred/8/1/81E4220C035");
+  // Made by the reference with hash_queue_depth = 2: maildrop/5/C/4jYmr72gZSzJ9Gn (before it refused hashing maildrop).
+  assertEquals(
+    queueFilePath(layout, "deferred", "4jYmr72gZSzJ9Gn"),
+    "/q/deferred/5/C/4jYmr72gZSzJ9Gn",
+  );
+  assertEquals(queueFilePath(layout, "maildrop", "81E4220C035"), "/q/maildrop/81E4220C035");
+  assertEquals(queueFilePath(layout, "hold", "81E4220C035"), "/q/hold/81E4220C035");
+});
