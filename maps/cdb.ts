@@ -18,6 +18,7 @@ import {
   type UpdateResult,
 } from "./dict.ts";
 import { warn } from "../lib/log.ts";
+import { mapFile, type MappedFile } from "./mmap.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -47,12 +48,14 @@ class CdbReader implements Dict {
   readonly flags: DictFlags;
   private data: Uint8Array;
   private view: DataView;
+  private file?: MappedFile;
 
   constructor(readonly name: string, options: OpenOptions) {
     this.flags = defaultFlags(options.flags);
     const path = cdbFileName(name);
     try {
-      this.data = Deno.readFileSync(path);
+      this.file = mapFile(path);
+      this.data = this.file.data;
     } catch (err) {
       throw new DictError(`open database ${path}: ${describeOsError(err)}`);
     }
@@ -64,18 +67,36 @@ class CdbReader implements Dict {
     return Promise.resolve(this.lookupSync(key));
   }
 
+  lookupMany(keys: string[]): Promise<(string | undefined)[]> {
+    return Promise.resolve(keys.map((k) => this.lookupSync(k)));
+  }
+
+  private scratch = new Uint8Array(1024);
+
+  // Keys are encoded into a reused buffer: ASCII by hand, the rest by encodeInto().
+  private encodeKey(key: string): Uint8Array {
+    if (this.scratch.length < key.length * 3) this.scratch = new Uint8Array(key.length * 3);
+    const buf = this.scratch;
+    for (let i = 0; i < key.length; i++) {
+      const c = key.charCodeAt(i);
+      if (c >= 0x80) return buf.subarray(0, encoder.encodeInto(key, buf).written);
+      buf[i] = c;
+    }
+    return buf.subarray(0, key.length);
+  }
+
   /** The synchronous lookup behind lookup(). */
   lookupSync(key: string): string | undefined {
     key = foldKey(key, this.flags);
     if (this.flags.try1Null) {
-      const v = this.find(encoder.encode(key + "\0"));
+      const v = this.find(this.encodeKey(key + "\0"));
       if (v !== undefined) {
         this.flags.try0Null = false;
         return v.endsWith("\0") ? v.slice(0, -1) : v;
       }
     }
     if (this.flags.try0Null) {
-      const v = this.find(encoder.encode(key));
+      const v = this.find(this.encodeKey(key));
       if (v !== undefined) {
         this.flags.try1Null = false;
         return v;
@@ -137,6 +158,11 @@ class CdbReader implements Dict {
   }
 
   close(): Promise<void> {
+    // Values were copied into strings, so nothing refers to the mapping now.
+    this.data = new Uint8Array(0);
+    this.view = new DataView(this.data.buffer);
+    this.file?.release();
+    this.file = undefined;
     return Promise.resolve();
   }
 }
