@@ -1,0 +1,162 @@
+// Bad master.cf input and a hostile environment: each gets Postfix's
+// diagnostic, and the other services run where Postfix would run them.
+
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "../../assert.ts";
+import { projectRoot } from "../../run.ts";
+import { alive, ask, freePort, Instance, waitFor } from "./instance.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test(
+  "master.cf with an unknown service type is refused and nothing starts",
+  opts,
+  async () => {
+    const inst = await Instance.create("echo unix - - n - - echo\nbad  foo  - - n - - echo\n");
+    try {
+      const start = await inst.postfix("start");
+      assertEquals(start.code, 1);
+      assertStringIncludes(
+        start.stderr,
+        `fatal: invalid type field "foo" in "bad  foo  - - n - - echo"`,
+      );
+      const status = await inst.postfix("status");
+      assertEquals(status.code, 1);
+    } finally {
+      await inst.destroy();
+    }
+  },
+);
+
+Deno.test("master.cf with a wrong field count is refused by the master too", opts, async () => {
+  const inst = await Instance.create("echo unix - - n - - echo\nbad  unix  - - n -\n");
+  try {
+    const start = await inst.postfix("start");
+    assertEquals(start.code, 1);
+    assertStringIncludes(
+      start.stderr,
+      `fatal: file ${inst.dir}/master.cf: line 2: bad field count`,
+    );
+    // The master run directly says the same and exits.
+    const master = await inst.program("master", ["-c", inst.dir]);
+    assertEquals(master.code, 1);
+    assertMatch(inst.readLog(), /master\[\d+\]: fatal: file .*master\.cf: line 2: bad field count/);
+  } finally {
+    await inst.destroy();
+  }
+});
+
+Deno.test("a command that does not exist is throttled; the other services run", opts, async () => {
+  const inst = await Instance.create(
+    "echo unix - - n - - echo\nghost unix - - n - - nosuchprogram\n",
+  );
+  try {
+    assertEquals((await inst.postfix("start")).code, 0);
+    const pending = ask({ path: `${inst.queue}/private/ghost` }, "x", 3000);
+    assert(
+      await waitFor(() => /nosuchprogram: bad command startup -- throttling/.test(inst.readLog())),
+    );
+    await pending;
+    assertMatch(inst.readLog(), /warning: process \S+\/nosuchprogram pid \d+ exit status 1/);
+    assertMatch(await ask({ path: `${inst.queue}/private/echo` }, "ok"), /^\d+ echo ok$/);
+  } finally {
+    await inst.destroy();
+  }
+});
+
+Deno.test(
+  "daemon_directory/COMMAND runs installed commands; a missing one gets exec's error",
+  opts,
+  async () => {
+    const inst = await Instance.create(
+      "echo unix - - n - - echo\nghost unix - - n - - nosuchprogram\n",
+      "", // the launcher is removed below: daemon_directory mode
+    );
+    try {
+      const libexec = `${inst.dir}/libexec`;
+      await Deno.mkdir(libexec);
+      await Deno.chmod(libexec, 0o755);
+      // What install.sh makes: a launcher per program name (here a script).
+      const script = `#!/bin/sh\nexec ${Deno.execPath()} run -A --unstable-ffi --unstable-net ` +
+        `${projectRoot}tests/fixtures/daemons/launch.ts "$(basename "$0")" "$@"\n`;
+      await Deno.writeTextFile(`${libexec}/echo`, script, { mode: 0o755 });
+      await Deno.writeTextFile(`${libexec}/master`, script, { mode: 0o755 });
+      const main = (await Deno.readTextFile(`${inst.dir}/main.cf`))
+        .replace(/^posthorn_launcher = .*$/m, `daemon_directory = ${libexec}`);
+      await Deno.writeTextFile(`${inst.dir}/main.cf`, main);
+      assertEquals((await inst.postfix("start")).code, 0);
+      const pending = ask({ path: `${inst.queue}/private/ghost` }, "x", 3000);
+      assert(
+        await waitFor(() =>
+          /nosuchprogram: bad command startup -- throttling/.test(inst.readLog())
+        ),
+      );
+      await pending;
+      assertStringIncludes(
+        inst.readLog(),
+        `fatal: exec ${libexec}/nosuchprogram: No such file or directory`,
+      );
+      assertMatch(await ask({ path: `${inst.queue}/private/echo` }, "ok"), /^\d+ echo ok$/);
+    } finally {
+      await inst.destroy();
+    }
+  },
+);
+
+Deno.test("a port already in use stops the master with Postfix's bind error", opts, async () => {
+  const port = freePort();
+  const holder = Deno.listen({ hostname: "127.0.0.1", port });
+  const inst = await Instance.create(`echo unix - - n - - echo\n${port} inet n - n - - echo\n`);
+  try {
+    const start = await inst.postfix("start");
+    assertEquals(start.code, 1);
+    assertStringIncludes(
+      start.stderr,
+      `fatal: bind 127.0.0.1 port ${port}: Address already in use`,
+    );
+    assertStringIncludes(start.stderr, "fatal: mail system startup failed");
+    assertMatch(inst.readLog(), new RegExp(`master\\[\\d+\\]: fatal: bind 127.0.0.1 port ${port}`));
+    // Nothing is left running, and the lock is free for the next start.
+    const status = await inst.postfix("status");
+    assertEquals(status.code, 1);
+  } finally {
+    holder.close();
+    await inst.destroy();
+  }
+});
+
+Deno.test("postfix: unknown command and missing command get Postfix's messages", opts, async () => {
+  const inst = await Instance.create("echo unix - - n - - echo\n");
+  try {
+    const unknown = await inst.postfix("frobnicate");
+    assertEquals(unknown.code, 1);
+    assertStringIncludes(
+      unknown.stderr,
+      "postfix/postfix-script: fatal: unknown command: 'frobnicate'. Usage: postfix start (or stop, reload, abort, flush, check, status, set-permissions, upgrade-configuration, logrotate)",
+    );
+    const none = await inst.program("postfix", []);
+    assertEquals(none.code, 1);
+    assertStringIncludes(none.stderr, "usage: postfix [-c config_dir] [-Dv] command");
+    const flush = await inst.postfix("flush");
+    assertEquals(flush.code, 1);
+    assertStringIncludes(flush.stderr, `fatal: no Postfix queue directory ${inst.queue}!`);
+    const check = await inst.postfix("check");
+    assertEquals(check.code, 0, check.stderr);
+    assert(Deno.statSync(`${inst.queue}/maildrop`).isDirectory);
+  } finally {
+    await inst.destroy();
+  }
+});
+
+Deno.test("postfix flush without a queue manager says so", opts, async () => {
+  const inst = await Instance.create("echo unix - - n - - echo\n");
+  try {
+    assertEquals((await inst.postfix("start")).code, 0);
+    const master = inst.masterPid();
+    const flush = await inst.postfix("flush");
+    assertEquals(flush.code, 1);
+    assertStringIncludes(flush.stderr, "cannot flush the queue: no queue manager");
+    assert(alive(master));
+  } finally {
+    await inst.destroy();
+  }
+});
