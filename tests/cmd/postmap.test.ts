@@ -302,3 +302,22 @@ Deno.test("two concurrent postmap -i writers both land their entries", async () 
   assertEquals(all.length, 4001);
   t.cleanup();
 });
+
+Deno.test("postmap -q - falls through to later tables key by key", async () => {
+  const t = instance({ a: "k1 a1\n", b: "k1 b1\nk2 b2\n" });
+  await t.run(["a"]);
+  await t.run(["cdb:b"]);
+  const r = await t.run(["-q", "-", "a", "cdb:b", "inline:{k3=i3}"], "k3\nk2\nk1\nk4\n");
+  assertEquals(r, { code: 0, stdout: "k3\ti3\nk2\tb2\nk1\ta1\n", stderr: "" });
+  t.cleanup();
+});
+
+Deno.test("postmap -q - on a failing table exits 1 with the query error", async () => {
+  const t = instance();
+  const r = await t.run(["-q", "-", "fail:x"], "a\n");
+  assertEquals([r.code, r.stderr], [
+    1,
+    "postmap: fatal: table fail:x: query error: Application error\n",
+  ]);
+  t.cleanup();
+});

@@ -105,3 +105,29 @@ Deno.test("cdb file written by Posthorn is read by the reference postmap", {
   assertEquals((await query("nope"))[0], 1);
   cleanup();
 });
+
+Deno.test("a closed cdb table releases its file and the file can be replaced while open", async () => {
+  const { dir, cleanup } = tempDir();
+  await build(`cdb:${dir}/t`, [["a", "old"]]);
+  const reader = openMap(`cdb:${dir}/t`);
+  await build(`cdb:${dir}/t`, [["a", "new"]]);
+  assertEquals(await reader.lookup("a"), "old");
+  await reader.close();
+  assertEquals(await openMap(`cdb:${dir}/t`).lookup("a"), "new");
+  cleanup();
+});
+
+Deno.test("cdb -r style replacement and deletion while building keep one entry per key", async () => {
+  const { dir, cleanup } = tempDir();
+  const d = openMap(`cdb:${dir}/t`, { create: true, write: true, flags: { dupReplace: true } });
+  await d.update("a", "1");
+  await d.update("b", "2");
+  await d.update("a", "3");
+  await d.delete("b");
+  await d.update("c", "4");
+  await d.close();
+  const seq = [];
+  for await (const e of openMap(`cdb:${dir}/t`).sequence()) seq.push(e);
+  assertEquals(seq, [["a", "3"], ["c", "4"]]);
+  cleanup();
+});

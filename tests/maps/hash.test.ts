@@ -155,3 +155,19 @@ Deno.test("a read-only hash table refuses updates", async () => {
   await assertRejects(() => openMap(`hash:${dir}/t`).update("b", "2"));
   cleanup();
 });
+
+Deno.test("hash lookupMany() answers a batch in key order, with and without null terminators", async () => {
+  const { dir, cleanup } = tempDir();
+  const entries: [string, string][] = [];
+  for (let i = 0; i < 1200; i++) entries.push([`k${i}`, `v${i}`]);
+  await build(`hash:${dir}/t`, entries);
+  await build(`hash:${dir}/n`, entries, { try0Null: false, try1Null: true });
+  for (const name of ["t", "n"]) {
+    const d = openMap(`hash:${dir}/${name}`);
+    const keys = ["K5", "missing", "k1199", ...Array.from({ length: 1000 }, (_, i) => `k${i}`)];
+    const got = await d.lookupMany!(keys);
+    assertEquals(got.slice(0, 3), ["v5", undefined, "v1199"]);
+    assertEquals(got.slice(3), Array.from({ length: 1000 }, (_, i) => `v${i}`));
+  }
+  cleanup();
+});

@@ -174,3 +174,20 @@ Deno.test("regexp tables do not fold the key before matching", async () => {
   assertEquals(await dict.lookup("ABC"), "upper ABC");
   assertEquals(await dict.lookup("abc"), undefined);
 });
+
+Deno.test("regexp POSIX collating elements and equivalence classes are skipped with a warning", async () => {
+  const { dict, log } = await table("regexp", "/[[=a=]]/ eq\n/[[.hyphen.]]/ coll\n/ok/ fine\n");
+  assertEquals(log, [
+    'warning: regexp map FILE, line 1: cannot translate "[=a=]" to a JavaScript regular expression: skipping this rule',
+    'warning: regexp map FILE, line 2: cannot translate "[.hyphen.]" to a JavaScript regular expression: skipping this rule',
+  ]);
+  assertEquals(await dict.lookup("ok"), "fine");
+});
+
+Deno.test("pcre inline (?i) applies to the rest of its group", async () => {
+  const { dict } = await table("pcre", "/^a(?i)bc$/i tail\n/^(x(?i)y)z$/i group\n");
+  assertEquals(await dict.lookup("aBC"), "tail");
+  assertEquals(await dict.lookup("ABC"), undefined);
+  assertEquals(await dict.lookup("xYz"), "group");
+  assertEquals(await dict.lookup("xYZ"), undefined);
+});
