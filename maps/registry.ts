@@ -173,7 +173,7 @@ const types: MapType[] = [
     updatable: false,
     sequenceable: false,
     fileBased: false,
-    open: (name, o) => openSqliteTable(name, o),
+    open: (name, o) => openSqliteTable(name, o, openMap),
   },
   {
     name: "static",

@@ -40,7 +40,11 @@ export function parseParameterFile(text: string, file: string): Map<string, stri
 }
 
 /** Opens a sqlite: table. */
-export function openSqliteTable(name: string, options: OpenOptions = {}): Dict {
+export function openSqliteTable(
+  name: string,
+  options: OpenOptions = {},
+  open?: (spec: string, options: OpenOptions) => Dict,
+): Dict {
   let get: (p: string) => string | undefined;
   if (name.startsWith("/") || name.startsWith(".")) {
     const path = resolvePath(name, options.cwd);
@@ -69,7 +73,38 @@ export function openSqliteTable(name: string, options: OpenOptions = {}): Dict {
     domain: (get("domain") ?? "").split(/[\s,]+/).filter(Boolean),
     expansionLimit: Number(get("expansion_limit") ?? "0") || 0,
   };
-  return new SqliteTableDict(name, params, options);
+  const matcher = domainMatcher(params.domain, options, open);
+  return new SqliteTableDict(name, params, options, matcher);
+}
+
+/**
+ * The `domain` list as a test: domain names, files of names ("/path"), and
+ * "type:table" lookups (a domain found in the table matches).
+ */
+function domainMatcher(
+  list: string[],
+  options: OpenOptions,
+  open?: (spec: string, options: OpenOptions) => Dict,
+): ((domain: string) => Promise<boolean>) | undefined {
+  if (!list.length) return undefined;
+  const names = new Set<string>();
+  const tables: Dict[] = [];
+  for (const item of list) {
+    if (item.startsWith("/")) {
+      const text = readTableFile(item).replace(/#.*$/gm, "");
+      for (const n of text.split(/[\s,]+/)) if (n) names.add(n.toLowerCase());
+    } else if (/^[a-z]+:/.test(item) && open) {
+      tables.push(open(item, { ...options, create: false, write: false }));
+    } else {
+      names.add(item.toLowerCase());
+    }
+  }
+  return async (domain: string) => {
+    const d = domain.toLowerCase();
+    if (names.has(d)) return true;
+    for (const t of tables) if (await t.lookup(d) !== undefined) return true;
+    return false;
+  };
 }
 
 /** The parts of a lookup key that % expansions refer to. */
@@ -147,7 +182,12 @@ class SqliteTableDict extends ReadOnlyDict {
   private db?: DatabaseSync;
   private statements = new Map<string, StatementSync>();
 
-  constructor(name: string, private params: SqliteTableParams, options: OpenOptions) {
+  constructor(
+    name: string,
+    private params: SqliteTableParams,
+    options: OpenOptions,
+    private inDomain?: (domain: string) => Promise<boolean>,
+  ) {
     super("sqlite", name, options.flags);
   }
 
@@ -168,14 +208,12 @@ class SqliteTableDict extends ReadOnlyDict {
     return this.db;
   }
 
-  // deno-lint-ignore require-await
   async lookup(rawKey: string): Promise<string | undefined> {
     const key = foldKey(rawKey, this.flags);
     const parts = splitKey(key);
-    if (this.params.domain.length) {
+    if (this.inDomain) {
       if (!parts.domain || !parts.local) return undefined;
-      const d = parts.domain.toLowerCase();
-      if (!this.params.domain.some((x) => x.toLowerCase() === d)) return undefined;
+      if (!await this.inDomain(parts.domain)) return undefined;
     }
     let sql: string;
     try {

@@ -136,3 +136,18 @@ Deno.test("sqlite table errors: missing file, missing dbpath, bad SQL", async ()
   await assertRejects(() => openMap(t.spec).lookup("x"), DictError, "query failed");
   t.cleanup();
 });
+
+Deno.test("sqlite table domain list takes files and type:table entries", async () => {
+  const t = setup("");
+  Deno.writeTextFileSync(`${t.dir}/domains`, "# local\nexample.com\n");
+  Deno.writeTextFileSync(
+    `${t.dir}/t.cf`,
+    `dbpath = ${t.dir}/db.sqlite\nquery = SELECT v FROM parts WHERE p = '%d'\n` +
+      `domain = ${t.dir}/domains, inline:{mail.example.com=yes}\n`,
+  );
+  const d = openMap(t.spec);
+  assertEquals(await d.lookup("x@example.com"), "domain-part");
+  assertEquals(await d.lookup("x@mail.example.com"), undefined); // in the list, no row
+  assertEquals(await d.lookup("x@com"), undefined); // not in the list
+  t.cleanup();
+});
