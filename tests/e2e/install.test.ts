@@ -389,3 +389,61 @@ Deno.test("install.sh installs a compiled binary in place of the bundle", async 
   const p = await exec(probe, []);
   assertStringIncludes(p.stderr, 'program "posthorn-argv0-probe" is unknown');
 });
+
+/** Processes running a posthorn.js under `tree`: [pid, argv[0]] pairs. */
+function processesUsing(tree: string): [number, string][] {
+  const found: [number, string][] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const argv = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
+      const bundle = (arg: string) => arg.startsWith(tree) && arg.endsWith("/posthorn.js");
+      if (argv.some(bundle)) found.push([Number(entry.name), argv[0]]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+Deno.test("the installed master starts a daemon from daemon_directory under the daemon's name", async () => {
+  await requireInstall();
+  const built = await builtPrograms();
+  const needed = ["postfix", "master", "pickup", "postkick"];
+  if (!needed.every((name) => built.includes(name))) {
+    console.log(`skipped: needs ${needed.join(", ")} built`);
+    return;
+  }
+  const tree = `${work}/instance`;
+  const args = ["--prefix", tree, "--from", dist, ...await accountOptions()];
+  const r = await exec("bash", [`${projectRoot}scripts/install.sh`, ...args]);
+  assertEquals(r.code, 0, r.stderr);
+  const cf = `${tree}/etc/postfix`;
+  // One service and no network listener: pickup, started when kicked.
+  Deno.writeTextFileSync(`${cf}/master.cf`, "pickup unix n - n 60 1 pickup\n");
+  Deno.writeTextFileSync(`${cf}/main.cf`, `maillog_file = ${tree}/maillog\n`, { append: true });
+  // Daemons must run the installed program, not a source launcher.
+  const postfix = (cmd: string) =>
+    exec("env", ["-u", "POSTHORN_LAUNCHER", `${tree}/usr/sbin/postfix`, "-c", cf, cmd], {
+      seconds: 20,
+    });
+  try {
+    const start = await postfix("start");
+    assertEquals(start.code, 0, start.stderr);
+    let pickup: [number, string] | undefined;
+    for (let i = 0; i < 100 && !pickup; i++) {
+      await exec(`${tree}/usr/sbin/postkick`, ["-c", cf, "public", "pickup", "W"]);
+      pickup = processesUsing(tree).find(([, argv0]) => argv0 === "pickup");
+      if (!pickup) await new Promise((ok) => setTimeout(ok, 100));
+    }
+    const log = exists(`${tree}/maillog`) ? Deno.readTextFileSync(`${tree}/maillog`) : "";
+    assert(pickup, `no pickup process from ${tree}; mail log:\n${log}`);
+    assert(processesUsing(tree).some(([, argv0]) => argv0 === "master"), "no master");
+  } finally {
+    await postfix("stop");
+    for (let i = 0; i < 50 && processesUsing(tree).length; i++) {
+      await new Promise((ok) => setTimeout(ok, 100));
+    }
+    for (const [pid] of processesUsing(tree)) Deno.kill(pid, "SIGKILL");
+  }
+});
