@@ -148,9 +148,39 @@ function parseFlags(args: string[]): Flags & { operands: string[] } {
       fatal(`option -${flag} is not supported by this postconf`);
     }
   }
-  if (flags.defaults && flags.nonDefault) fatal("specify one of -d -n");
   if (flags.mode === "master" && flags.nonDefault) fatal("with option -M, do not specify -n");
+  checkConflicts(flags, parsed.operands);
   return { ...flags, operands: parsed.operands };
+}
+
+/**
+ * Flags that cannot go together in main.cf mode, reported as the reference
+ * does: "specify one of -A -B" in this order of letters.
+ */
+function checkConflicts(flags: Flags, operands: string[]): void {
+  if (flags.mode !== "main") return;
+  const implied = !flags.edit && operands.some((o) => o.includes("="));
+  const set: Record<string, boolean> = {
+    d: flags.defaults,
+    e: flags.edit || implied,
+    n: flags.nonDefault,
+    X: flags.exclude,
+    "#": flags.comment,
+    h: flags.hideName,
+    x: flags.expand,
+    H: flags.hideValue,
+  };
+  const edits = ["e", "X", "#"];
+  const order = Object.keys(set);
+  for (let i = 0; i < order.length; i++) {
+    for (let j = i + 1; j < order.length; j++) {
+      const [a, b] = [order[i], order[j]];
+      if (!set[a] || !set[b]) continue;
+      if ((a === "d" && b === "n") || edits.includes(a) || edits.includes(b)) {
+        fatal(`specify one of -${a} -${b}`);
+      }
+    }
+  }
 }
 
 // --- reading the configuration ---------------------------------------------
@@ -165,7 +195,7 @@ function readMainCf(dir: string): Setting[] {
     fatal(`open ${file}: ${describeError(err)}`);
   }
   try {
-    return parseMainCf(text, file);
+    return parseMainCf(text, file, warn);
   } catch (err) {
     if (err instanceof MainCfError) fatal(err.message);
     throw err;
@@ -637,6 +667,11 @@ function readFile(path: string): string {
 function editMain(dir: string, flags: Flags, operands: string[]): void {
   const file = `${dir}/main.cf`;
   const text = readFile(file);
+  warnMultiple(
+    file,
+    text,
+    operands.map((o) => (o.includes("=") ? o.slice(0, o.indexOf("=")) : o).trim()),
+  );
   if (flags.exclude || flags.comment) {
     for (const name of operands) {
       if (name.includes("=")) fatal(`-X or -# requires parameter names, not "name=value": ${name}`);
@@ -655,6 +690,19 @@ function editMain(dir: string, flags: Flags, operands: string[]): void {
     set.set(op.slice(0, eq).trim(), op.slice(eq + 1).trim());
   }
   writeAtomically(file, editMainCf(text, { set }));
+}
+
+/** "multiple entries" for each name to edit that main.cf sets more than once. */
+function warnMultiple(file: string, text: string, names: string[]): void {
+  const counts = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (/^[ \t#]/.test(line) || line.trim() === "") continue;
+    const name = line.split("=")[0].trim();
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  for (const name of new Set(names)) {
+    if ((counts.get(name) ?? 0) > 1) warn(`${file}: multiple entries for "${name}"`);
+  }
 }
 
 /** Validates a master.cf entry the way master.cf itself is read; fatal when bad. */

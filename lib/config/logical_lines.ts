@@ -11,9 +11,14 @@ export interface LogicalLine {
 
 /**
  * Splits `source` into logical lines. Continuations are joined with one space
- * and trailing whitespace is dropped, so `a\n  b` reads as `a b`.
+ * and trailing whitespace is dropped, so `a\n  b` reads as `a b`. With
+ * `onStray`, a whitespace-led line before any logical line is reported and
+ * skipped (without it, it starts a logical line).
  */
-export function logicalLines(source: string): LogicalLine[] {
+export function logicalLines(
+  source: string,
+  onStray?: (line: string) => void,
+): LogicalLine[] {
   const out: LogicalLine[] = [];
   const lines = source.split("\n");
   for (let i = 0; i < lines.length; i++) {
@@ -22,6 +27,9 @@ export function logicalLines(source: string): LogicalLine[] {
     if (trimmed === "" || trimmed.startsWith("#")) continue;
     if (/^[ \t]/.test(raw) && out.length > 0) {
       out[out.length - 1].text += " " + trimmed;
+    } else if (/^[ \t]/.test(raw) && onStray) {
+      // Postfix skips a continuation with nothing to continue, with a warning.
+      onStray(raw);
     } else {
       out.push({ text: raw.trimEnd().replace(/^[ \t]+/, ""), line: i + 1 });
     }

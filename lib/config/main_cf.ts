@@ -18,12 +18,20 @@ export class MainCfError extends Error {
 }
 
 /**
- * Parses main.cf text. A later setting of the same name wins, as in Postfix;
+ * Parses main.cf text. A later setting of the same name wins, as in Postfix
+ * (`onWarning` hears "overriding earlier entry" and a stray continuation line);
  * a line without `=` is fatal (`missing '=' after attribute name`).
  */
-export function parseMainCf(source: string, file: string): Setting[] {
+export function parseMainCf(
+  source: string,
+  file: string,
+  onWarning?: (text: string) => void,
+): Setting[] {
   const settings: Setting[] = [];
-  for (const { text, line } of logicalLines(source)) {
+  const seen = new Map<string, string>();
+  const stray = (raw: string) =>
+    onWarning?.(`${file}: logical line must not start with whitespace: "${raw}"`);
+  for (const { text, line } of logicalLines(source, stray)) {
     const eq = text.indexOf("=");
     if (eq < 0) {
       throw new MainCfError(file, line, `missing '=' after attribute name: "${text}"`);
@@ -32,7 +40,12 @@ export function parseMainCf(source: string, file: string): Setting[] {
     if (name === "" || /\s/.test(name)) {
       throw new MainCfError(file, line, `missing '=' after attribute name: "${name}"`);
     }
-    settings.push({ name, value: text.slice(eq + 1).trim(), line });
+    const value = text.slice(eq + 1).trim();
+    if (seen.has(name)) {
+      onWarning?.(`${file}, line ${line}: overriding earlier entry: ${name}=${seen.get(name)}`);
+    }
+    seen.set(name, value);
+    settings.push({ name, value, line });
   }
   return settings;
 }

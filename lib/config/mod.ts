@@ -44,7 +44,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   }
   let settings: Setting[];
   try {
-    settings = parseMainCf(source, file);
+    settings = parseMainCf(source, file, warn);
   } catch (err) {
     if (err instanceof MainCfError) fatal(err.message);
     throw err;

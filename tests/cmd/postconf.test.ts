@@ -263,3 +263,32 @@ Deno.test("postconf -d computed values match the reference on this host", async 
     assertEquals(ours.stdout, new TextDecoder().decode(out.stdout));
   });
 });
+
+Deno.test("postconf warns about a stray continuation line and an overridden entry, once each", async () => {
+  await withFixture("edge", async (dir) => {
+    const r = await runProgram("postconf", ["-c", dir, "-n"]);
+    assertEquals(r.code, 0);
+    assertEquals(
+      r.stdout,
+      `config_directory = ${dir}\nmydestination = a, b\nmyorigin = b\nrelayhost = [x]\n` +
+        "smtpd_banner = $myhostname two spaces\n",
+    );
+    assertEquals(
+      r.stderr,
+      `postconf: warning: ${dir}/main.cf: logical line must not start with whitespace: ` +
+        `"  leading = continuation"\n` +
+        `postconf: warning: ${dir}/main.cf, line 4: overriding earlier entry: myorigin=a\n`,
+    );
+  });
+});
+
+Deno.test("postconf -e on a name set twice warns and replaces both", async () => {
+  await withFixture("edge", async (dir) => {
+    const r = await runProgram("postconf", ["-c", dir, "-e", "myorigin=c"]);
+    assertEquals(r.code, 0);
+    assertEquals(r.stderr, `postconf: warning: ${dir}/main.cf: multiple entries for "myorigin"\n`);
+    const text = Deno.readTextFileSync(`${dir}/main.cf`);
+    assertEquals(text.match(/^myorigin = c$/gm)?.length, 2);
+    assertStringIncludes(text, "relayhost\t=\t[x]\t\n");
+  });
+});
