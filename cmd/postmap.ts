@@ -31,7 +31,7 @@ import {
 } from "../maps/table_tool.ts";
 
 const usage =
-  "usage: postmap [-bfFhinNoprsuUvw] [-c config_dir] [-d key] [-q key] [map_type:]file...";
+  "usage: postmap [-bfFhimnNoprsuUvw] [-c config_dir] [-d key] [-q key] [map_type:]file...";
 
 /** The parsed command line. */
 interface Options {
@@ -42,6 +42,7 @@ interface Options {
   incremental: boolean;
   body: boolean;
   headers: boolean;
+  mime: boolean;
   base64: boolean;
   keepRoot: boolean;
   defaultMode: boolean;
@@ -79,7 +80,7 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
 function parseArgs(args: string[], name: string): Options {
   let parsed;
   try {
-    parsed = getopt(args, "bc:d:fFhinNopq:rsuUvw");
+    parsed = getopt(args, "bc:d:fFhimnNopq:rsuUvw");
   } catch (err) {
     if (!(err instanceof GetoptError)) throw err;
     console.error(`${name}: ${err.message}`);
@@ -90,6 +91,7 @@ function parseArgs(args: string[], name: string): Options {
     incremental: false,
     body: false,
     headers: false,
+    mime: false,
     base64: false,
     keepRoot: false,
     defaultMode: false,
@@ -129,6 +131,9 @@ function parseArgs(args: string[], name: string): Options {
         break;
       case "i":
         o.incremental = true;
+        break;
+      case "m":
+        o.mime = true;
         break;
       case "n":
         o.tool.withoutNull = true;
@@ -199,7 +204,7 @@ async function runQuery(opts: Options, specs: string[], base: OpenOptions): Prom
   } else {
     const text = await readStdin();
     const keys = opts.headers || opts.body
-      ? messageKeys(text, opts.headers, opts.body)
+      ? messageKeys(text, opts.headers, opts.body, opts.mime)
       : textLines(text);
     found = await queryMany(dicts, keys, (key, v) => out.line(`${key}\t${show(v)}`), out);
   }

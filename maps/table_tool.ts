@@ -231,30 +231,61 @@ export function textLines(text: string): string[] {
 /**
  * Splits a message into lookup keys as postmap -h and -b do: each logical
  * header (continuation lines joined with newlines) up to the first line that
- * is not a header, or each body line after that.
+ * is not a header, or each body line from there on (the empty line that ends
+ * the headers included). With `mime` (-m), the headers of MIME parts and of
+ * attached messages are header keys too, and not body keys.
  */
-export function messageKeys(text: string, headers: boolean, body: boolean): string[] {
+export function messageKeys(text: string, headers: boolean, body: boolean, mime = false): string[] {
   const lines = textLines(text);
   const keys: string[] = [];
-  let i = 0;
+  const boundaries: string[] = [];
+  let inHeaders = true;
   let current: string | undefined;
-  for (; i < lines.length; i++) {
-    const line = lines[i];
-    if (current !== undefined && /^[ \t]/.test(line)) {
-      current += "\n" + line;
-      continue;
+  let nested = false; // the entity whose headers are being read is message/rfc822
+  const endHeader = () => {
+    if (current === undefined) return;
+    if (headers) keys.push(current);
+    if (mime) {
+      const type = /^content-type:\s*([^;\s]+)(.*)$/is.exec(current);
+      if (type) {
+        const mediaType = type[1].toLowerCase();
+        const b = /boundary\s*=\s*(?:"([^"]*)"|([^;\s]+))/i.exec(type[2]);
+        if (mediaType.startsWith("multipart/") && b) boundaries.push(b[1] ?? b[2]);
+        if (mediaType === "message/rfc822") nested = true;
+      }
     }
-    if (current !== undefined && headers) keys.push(current);
     current = undefined;
-    if (/^[!-9;-~]+:/.test(line)) {
-      current = line;
+  };
+  for (const line of lines) {
+    if (inHeaders) {
+      if (current !== undefined && /^[ \t]/.test(line)) {
+        current += "\n" + line;
+        continue;
+      }
+      endHeader();
+      if (/^[!-9;-~]+:/.test(line)) {
+        current = line;
+        continue;
+      }
+      inHeaders = false;
+      if (body) keys.push(line);
+      // An attached message's own headers follow the part's empty line.
+      if (nested && line === "") inHeaders = true;
+      nested = false;
       continue;
     }
-    if (line === "") i++; // the empty line that ends the headers is no body line
-    break;
+    if (body) keys.push(line);
+    if (!mime || !line.startsWith("--")) continue;
+    const at = boundaries.findIndex((b) => line === `--${b}` || line === `--${b}--`);
+    if (at < 0) continue;
+    if (line.endsWith("--") && line === `--${boundaries[at]}--`) {
+      boundaries.length = at;
+    } else {
+      boundaries.length = at + 1;
+      inHeaders = true; // a new part starts with its headers
+    }
   }
-  if (current !== undefined && headers) keys.push(current);
-  if (body) keys.push(...lines.slice(i));
+  if (inHeaders) endHeader();
   return keys;
 }
 

@@ -162,6 +162,8 @@ Deno.test("postmap -b -q - queries each body line of a message", async () => {
   const t = instance({ re: checks });
   const r = await t.run(["-b", "-q", "-", "regexp:re"], message);
   assertEquals(r.stdout, "body line 1\tB\nbody 2\tB\n");
+  const all = await t.run(["-b", "-q", "-", "inline:{{=empty}}"], "Subject: x\n\nbody\n");
+  assertEquals(all.stdout, "\tempty\n", "the empty line that ends the headers is a body line");
   t.cleanup();
 });
 
@@ -248,7 +250,7 @@ Deno.test("postmap fails clearly on a missing source, an unknown type, or a patt
 Deno.test("postmap usage errors: no table, a bad flag, two operations", async () => {
   const t = instance();
   const usage =
-    "postmap: fatal: usage: postmap [-bfFhinNoprsuUvw] [-c config_dir] [-d key] [-q key] [map_type:]file...\n";
+    "postmap: fatal: usage: postmap [-bfFhimnNoprsuUvw] [-c config_dir] [-d key] [-q key] [map_type:]file...\n";
   assertEquals(await t.run([]), { code: 1, stdout: "", stderr: usage });
   const bad = await t.run(["-Z", "t"]);
   assertEquals(bad.stderr, "postmap: invalid option -- 'Z'\n" + usage);
@@ -319,5 +321,30 @@ Deno.test("postmap -q - on a failing table exits 1 with the query error", async 
     1,
     "postmap: fatal: table fail:x: query error: Application error\n",
   ]);
+  t.cleanup();
+});
+
+const mimeMessage = [
+  "Subject: outer",
+  'Content-Type: multipart/mixed; boundary="B"',
+  "",
+  "--B",
+  "Content-Type: text/plain",
+  "",
+  "text",
+  "--B--",
+  "",
+].join("\n");
+
+Deno.test("postmap -m makes MIME part headers header keys, not body keys", async () => {
+  const t = instance({ re: "/(.*)/ [$1]\n" });
+  const h = await t.run(["-h", "-m", "-q", "-", "regexp:re"], mimeMessage);
+  assertEquals(h.stdout.split("\n").filter(Boolean).map((l) => l.split("\t")[0]), [
+    "Subject: outer",
+    'Content-Type: multipart/mixed; boundary="B"',
+    "Content-Type: text/plain",
+  ]);
+  const b = await t.run(["-b", "-m", "-q", "-", "regexp:re"], mimeMessage);
+  assertEquals(b.stdout, "\t[]\n--B\t[--B]\n\t[]\ntext\t[text]\n--B--\t[--B--]\n");
   t.cleanup();
 });

@@ -18,6 +18,8 @@ const inputs = [
   "clients.cidr",
   "regexp-keys.txt",
   "cidr-keys.txt",
+  "mime.msg",
+  "all.regexp",
 ];
 
 function referenceInstalled(): boolean {
@@ -101,6 +103,14 @@ const cases: Case[] = [
       stdin: keys("cidr-keys.txt"),
     }],
   },
+  ...["-h", "-b", "-h -m", "-b -m"].map((flags): Case => ({
+    name: `message${flags.replaceAll(" ", "")}`,
+    steps: [{
+      program: "postmap",
+      args: [...flags.split(" "), "-q", "-", "regexp:all.regexp"],
+      stdin: keys("mime.msg"),
+    }],
+  })),
   { name: "postalias-build", steps: [{ program: "postalias", args: ["aliases.in"] }] },
   {
     name: "postalias-q",
