@@ -14,6 +14,10 @@ type Loader = () => Promise<ProgramModule>;
 
 /** Program name → module, for every program built so far. */
 const programs: Record<string, Loader> = {
+  cleanup: () => import("./daemons/cleanup/mod.ts"),
+  master: () => import("./daemons/master/master.ts"),
+  pickup: () => import("./daemons/pickup/mod.ts"),
+  postfix: () => import("./cmd/postfix.ts"),
   postalias: () => import("./cmd/postalias.ts"),
   postcat: () => import("./cmd/postcat.ts"),
   postconf: () => import("./cmd/postconf.ts"),
