@@ -129,7 +129,7 @@ function parseFlags(args: string[]): Flags & { operands: string[] } {
   for (const { flag, arg } of parsed.options) {
     if (flag in modes) flags.mode = modes[flag];
     else if (flag === "c") flags.configDir = arg;
-    else if (flag === "C") flags.classes = new Set(arg!.split(/[ ,\t]+/).filter(Boolean));
+    else if (flag === "C") flags.classes = parseClasses(arg!);
     else if (flag === "d") flags.defaults = true;
     else if (flag === "e") flags.edit = true;
     else if (flag === "f") flags.fold = true;
@@ -151,6 +151,17 @@ function parseFlags(args: string[]): Flags & { operands: string[] } {
   if (flags.mode === "master" && flags.nonDefault) fatal("with option -M, do not specify -n");
   checkConflicts(flags, parsed.operands);
   return { ...flags, operands: parsed.operands };
+}
+
+/** -C class,...: builtin, service, user or all. */
+function parseClasses(arg: string): Set<string> {
+  const classes = new Set(arg.split(/[ ,\t\r\n]+/).filter(Boolean));
+  for (const c of classes) {
+    if (!["builtin", "service", "user", "all"].includes(c)) {
+      fatal(`unknown -C option value "${c}" in "${arg}"`);
+    }
+  }
+  return classes;
 }
 
 /**
