@@ -7,7 +7,7 @@
 
 import type { ProgramContext } from "../../lib/program.ts";
 import { type DaemonContext, triggerServer } from "../../lib/daemon/server.ts";
-import { cleanupFlagsFor } from "./cleanup_client.ts";
+import { cleanupFlagsFor } from "../../lib/cleanup_client.ts";
 import { type PickupEnv, scanMaildrop } from "./scan.ts";
 
 /** Seconds between scans when no master sends wakeups (a daemon started with -L). */

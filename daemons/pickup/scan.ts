@@ -15,7 +15,7 @@ import {
   RecordType,
 } from "../../lib/queue/record.ts";
 import { submitterAttributes } from "../../lib/queue/maildrop.ts";
-import { CleanupClient } from "./cleanup_client.ts";
+import { CleanupClient } from "../../lib/cleanup_client.ts";
 
 /** What a scan needs. */
 export interface PickupEnv {

@@ -3,8 +3,8 @@
 // greeting, send the request flags, read the queue id, stream records, read
 // the status and reason.
 
-import { AttrReader, encodeAttrs } from "../../lib/ipc/attr.ts";
-import { encodeRecord } from "../../lib/queue/record.ts";
+import { AttrReader, encodeAttrs } from "./ipc/attr.ts";
+import { encodeRecord } from "./queue/record.ts";
 
 /** CLEANUP_FLAG_* bits a client sends (cleanup(8)'s request flags). */
 export const CleanupRequestFlag = {
