@@ -102,7 +102,7 @@ const description = new Map<string, string>();
 for (const section of postconf5.split(/^\.SH /m).slice(1)) {
   const nl = section.indexOf("\n");
   const head = section.slice(0, nl).replace(/\\-/g, "-");
-  const m = /^"?([a-z0-9_]+) \((?:default: |read-only)/.exec(head);
+  const m = /^"?([A-Za-z0-9_]+) \((?:default: |read-only)/.exec(head);
   if (m) description.set(m[1], plain(section.slice(nl + 1)));
 }
 
@@ -130,9 +130,18 @@ for (const [program, path] of Object.entries(programPages).sort()) {
   if (!text) continue;
   const at = text.search(/^\.SH "?CONFIGURATION PARAMETERS/m);
   if (at < 0) continue;
-  for (const m of text.slice(at).matchAll(/^\.IP "\\fB([a-z0-9_]+) \(/gm)) {
+  for (const m of text.slice(at).matchAll(/^\.IP "\\fB([A-Za-z0-9_]+) \(/gm)) {
     if (!readers.has(m[1])) readers.set(m[1], new Set());
     readers.get(m[1])!.add(program);
+  }
+}
+
+// The LMTP client shares smtp(8)'s page, which lists smtp_ names only: an
+// lmtp_ parameter is read by lmtp where its smtp_ twin is read by smtp.
+for (const name of [...defaultValue.keys()]) {
+  const twin = name.startsWith("lmtp_") ? `smtp_${name.slice(5)}` : "";
+  if (twin && !readers.has(name) && readers.get(twin)?.has("smtp")) {
+    readers.set(name, new Set(["lmtp"]));
   }
 }
 
