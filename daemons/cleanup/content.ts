@@ -4,7 +4,7 @@
 // encoding-domain checks, 8-bit detection) and body lines (body_checks).
 
 import {
-  formatAddressList,
+  formatAddressPieces,
   formatPhrase,
   listMailboxes,
   parseAddressList,
@@ -159,7 +159,7 @@ export class Content {
       if (st.writing) st.logAction("reject", "header", text, reason);
       st.fail(CleanupStat.HOPS, reason);
     }
-    if (lower === "message-id" || lower === "resent-message-id") {
+    if ((lower === "message-id" || lower === "resent-message-id") && !st.discard) {
       st.info(`${lower}=${parsed.value.trim()}`);
     }
     if (info.remove) return;
@@ -202,7 +202,7 @@ export class Content {
         changed = true;
       }
     }
-    return changed ? `${name}: ${formatAddressList(list)}` : null;
+    return changed ? foldHeader(`${name}:`, formatAddressPieces(list)) : null;
   }
 
   /** Records MIME facts from a header of the current block. */
@@ -275,7 +275,8 @@ export class Content {
   private addMissingHeaders(): void {
     const st = this.state;
     const s = st.settings;
-    if (!st.hdrRewrite && !s.alwaysAddMissingHeaders) return;
+    // A discarded message gets nothing more (and logs no message-id).
+    if (st.discard || (!st.hdrRewrite && !s.alwaysAddMissingHeaders)) return;
     const r = this.resent ? "resent-" : "";
     const R = this.resent ? "Resent-" : "";
     if (!this.seen.has(`${r}message-id`)) {
@@ -364,3 +365,28 @@ const noRewrite = {
   swapBangpath: false,
   allowPercentHack: false,
 };
+
+/** Lines of a rewritten address header are kept under this many characters. */
+const FOLD_WIDTH = 70;
+
+/**
+ * Joins address pieces into a header, starting a continuation line (a tab)
+ * before a piece that would make the line reach FOLD_WIDTH characters, as
+ * the reference folds the address headers it rewrites.
+ */
+export function foldHeader(label: string, pieces: string[]): string {
+  let text = label;
+  let line = label.length;
+  let empty = true;
+  for (const piece of pieces) {
+    if (!empty && line + 1 + piece.length >= FOLD_WIDTH) {
+      text += "\n\t" + piece;
+      line = 1 + piece.length;
+    } else {
+      text += " " + piece;
+      line += 1 + piece.length;
+    }
+    empty = false;
+  }
+  return text;
+}

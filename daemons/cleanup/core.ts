@@ -308,7 +308,9 @@ export class CleanupState {
       if (bcc) this.bcc.push(...bcc.split(","));
     }
     const orcpt = pending.orcpt ?? raw;
-    await this.outRecipient(addr, orcpt, pending.dsnOrcpt ?? `rfc822;${orcpt}`, pending.notify);
+    // The DSN original recipient defaults to the address after canonical mapping
+    // (the reference writes rfc822;ADDR with ADDR rewritten, O with it as received).
+    await this.outRecipient(addr, orcpt, pending.dsnOrcpt ?? `rfc822;${addr}`, pending.notify);
   }
 
   /** Writes a recipient after virtual alias expansion and duplicate elimination. */
@@ -317,6 +319,7 @@ export class CleanupState {
     orcpt: string,
     dsnOrcpt: string,
     notify: number,
+    bcc = false,
   ): Promise<void> {
     const s = this.settings;
     let targets = [addr];
@@ -341,7 +344,8 @@ export class CleanupState {
       if (s.enableOriginalRecipient) this.out.record(RecordType.ORCP, orcpt);
       this.out.record(RecordType.RCPT, target);
       this.recipients++;
-      this.qmgrOpts |= notify << 1;
+      // Automatic BCC recipients leave the size record's DSN flags alone (as the reference).
+      if (!bcc) this.qmgrOpts |= notify << 1;
     }
   }
 
@@ -376,6 +380,8 @@ export class CleanupState {
       await this.content!.end();
       this.xtraOffset = this.out.offset;
       this.out.record(RecordType.XTRA, "");
+      if (this.filter) this.out.record(RecordType.FILTER, this.filter);
+      if (this.redirect) this.out.record(RecordType.RDR, this.redirect);
       if (this.encoding) this.out.record(RecordType.ATTR, `encoding=${this.encoding}`);
       this.segment = "extracted";
       return;
@@ -437,10 +443,8 @@ export class CleanupState {
       if (!this.writing) break;
       const addr = rewriteAddress(bcc.trim(), s.rewrite);
       // A BCC recipient is added as if with NOTIFY=NONE (always_bcc in postconf(5)).
-      await this.outRecipient(addr, addr, "", 1);
+      await this.outRecipient(addr, addr, "", 1, true);
     }
-    if (this.filter) this.out.record(RecordType.FILTER, this.filter);
-    if (this.redirect) this.out.record(RecordType.RDR, this.redirect);
     this.out.record(RecordType.END, "");
     this.ended = true;
   }
@@ -500,6 +504,8 @@ export class CleanupState {
         this.redirect = t;
         return "keep";
       case "FILTER":
+        // Once a REDIRECT is in force a FILTER action is not taken (the reference's behaviour).
+        if (this.redirect) return "keep";
         this.logAction("filter", cls, content, t);
         this.filter = t;
         return "keep";
@@ -519,11 +525,13 @@ export class CleanupState {
       case "IGNORE":
         return "drop";
       case "PREPEND":
+        this.logAction("prepend", cls, content, t);
         return { prepend: t };
       case "REPLACE":
         this.logAction("replace", cls, content, t);
         return { replace: t };
       case "BCC":
+        this.logAction("bcc", cls, content, t);
         this.addBcc(t);
         return "keep";
       case "DUNNO":

@@ -16,6 +16,7 @@ export {
 export {
   extractAddresses,
   formatAddressList,
+  formatAddressPieces,
   formatMailbox,
   formatPhrase,
   fullName,

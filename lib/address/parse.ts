@@ -143,25 +143,50 @@ export function extractAddresses(value: string, options: ParseOptions = {}): str
   return listMailboxes(parseAddressList(value, options)).map((m) => m.address);
 }
 
-/** Prints one mailbox; the address is quoted as its external form requires. */
+/**
+ * Prints one mailbox; the address is quoted as its external form requires.
+ * An obsolete source route is not printed (RFC 5321 C: it is to be ignored).
+ */
 export function formatMailbox(box: Mailbox): string {
   const comments = box.comments.map((c) => ` (${c})`).join("");
   const address = quoteAddress(box.address);
   if (!box.angle) return address + comments;
-  const route = box.route ? box.route + ":" : "";
-  return (box.phrase ? box.phrase + " " : "") + `<${route}${address}>` + comments;
+  return (box.phrase ? box.phrase + " " : "") + `<${address}>` + comments;
 }
 
 /**
- * Prints an address list, one element per line after the first when `fold`
- * is set (elements separated by ",\n\t", as Postfix prints a rewritten header).
+ * The printed elements of a list, each with the separator that follows it
+ * (`,` between elements, `;` closing a group), ready to be joined with
+ * spaces or folded onto several lines.
+ */
+export function formatAddressPieces(entries: ListEntry[]): string[] {
+  const pieces: string[] = [];
+  entries.forEach((e, i) => {
+    const comma = i < entries.length - 1 ? "," : "";
+    if (e.kind === "mailbox") {
+      pieces.push(formatMailbox(e) + comma);
+      return;
+    }
+    if (e.members.length === 0) {
+      pieces.push(`${e.name}:;${comma}`);
+      return;
+    }
+    e.members.forEach((m, j) => {
+      const text = formatMailbox(m);
+      const head = j === 0 ? `${e.name}: ` : "";
+      const tail = j === e.members.length - 1 ? `;${comma}` : ",";
+      pieces.push(head + text + tail);
+    });
+  });
+  return pieces;
+}
+
+/**
+ * Prints an address list on one line, or with each element after the first
+ * on a continuation line when `fold` is set.
  */
 export function formatAddressList(entries: ListEntry[], fold = true): string {
-  const sep = fold ? ",\n\t" : ", ";
-  return entries.map((e) => {
-    if (e.kind === "mailbox") return formatMailbox(e);
-    return `${e.name}:${e.members.length ? " " : ""}${e.members.map(formatMailbox).join(", ")};`;
-  }).join(sep);
+  return formatAddressPieces(entries).join(fold ? "\n\t" : " ");
 }
 
 /** The display name to use as a full name: the phrase, else the first comment. */

@@ -51,17 +51,22 @@ Deno.test("HOLD sends the message to the hold queue", async () => {
 
 Deno.test("REDIRECT and FILTER write their records after the content", async () => {
   const r = await run({ text: msg }, "", {
-    headerChecks: checks([[/^Subject/, "REDIRECT trap@example.com"], [
+    headerChecks: checks([[/^Subject/, "FILTER smtp:[::1]:10025"], [
       /^To/,
-      "FILTER smtp:[::1]:10025",
+      "REDIRECT trap@example.com",
     ]]),
   });
   const x = r.records.findIndex((v) => v.type === "X");
   const tail = r.records.slice(x);
   assert(tail.some((v) => v.type === ">" && v.text === "trap@example.com"));
   assert(tail.some((v) => v.type === "L" && v.text === "smtp:[::1]:10025"));
-  assertStringIncludes(r.log[0], "redirect: header Subject: buy now");
-  assertStringIncludes(r.log[1], "filter: header To: bob@example.com");
+  assertStringIncludes(r.log[0], "filter: header Subject: buy now");
+  assertStringIncludes(r.log[1], "redirect: header To: bob@example.com");
+  // A FILTER after a REDIRECT is not taken.
+  const r2 = await run({ text: msg }, "", {
+    headerChecks: checks([[/^Subject/, "REDIRECT trap@example.com"], [/^To/, "FILTER smtp:x"]]),
+  });
+  assert(!r2.records.some((v) => v.type === "L"));
 });
 
 Deno.test("WARN and INFO only log", async () => {

@@ -1,0 +1,92 @@
+// The cleanup core against the reference Postfix on the cases of
+// tests/golden/cleanup/cases.ts (made by tests/golden/cleanup/make_refs.ts):
+// the same maildrop file, with the Received header pickup adds, must give
+// the reference's queue file byte for byte and its cleanup log lines.
+// Not compared: the bounce that the reference's cleanup sends for a
+// rejected message (no bounce service yet) and its qmgr wake-up warning
+// (a service-level line).
+
+import { assertEquals } from "../../assert.ts";
+import { decodeRecords } from "../../../lib/queue/record.ts";
+import { configFromText } from "../../../lib/config/mod.ts";
+import { type InputRecord, processMessage } from "../../../daemons/cleanup/core.ts";
+import { defaultFlags, settingsFrom } from "../../../daemons/cleanup/settings.ts";
+import { openCleanupTables } from "../../../daemons/cleanup/tables.ts";
+import { cases, mainCf, tables } from "../../golden/cleanup/cases.ts";
+import { rec } from "./helpers.ts";
+
+const golden = new URL("../../golden/cleanup/", import.meta.url).pathname;
+const dec = new TextDecoder();
+
+function readOptional(path: string): Uint8Array | null {
+  try {
+    return Deno.readFileSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/** The maildrop records with pickup's Received header after M. */
+function pickupStream(maildrop: Uint8Array, id: string, date: string): InputRecord[] {
+  const out: InputRecord[] = [];
+  for (const r of decodeRecords(maildrop)) {
+    out.push({ type: r.type, data: r.data });
+    if (r.type === "M") {
+      out.push(rec("N", "Received: by ref.example.com (Postfix, from userid 0)"));
+      out.push(rec("N", `\tid ${id}; ${date}`));
+    }
+  }
+  return out;
+}
+
+/** The reference's cleanup lines that Posthorn's core is expected to produce. */
+function referenceLog(name: string): string[] {
+  return Deno.readTextFileSync(`${golden}${name}.log`).split("\n")
+    .filter((l) => l.startsWith("cleanup: "))
+    .map((l) => l.slice("cleanup: ".length))
+    .filter((l) => !l.includes("unable to look up public/qmgr"))
+    .filter((l) => !/^QUEUEID: to=<.*status=bounced/.test(l))
+    .map((l) => l.replace(/<\d{14}\.QUEUEID@/, "<STAMP.QUEUEID@"));
+}
+
+const dir = Deno.makeTempDirSync({ prefix: "cleanup-ref-" });
+for (const [name, text] of Object.entries(tables)) Deno.writeTextFileSync(`${dir}/${name}`, text);
+const config = configFromText(dir, mainCf.replaceAll("DIR", dir));
+const settings = settingsFrom(config);
+const cleanupTables = openCleanupTables(config);
+
+for (const c of cases) {
+  Deno.test(`cleanup core matches the reference on the "${c.name}" case`, async () => {
+    const expected = readOptional(`${golden}${c.name}.incoming`) ??
+      readOptional(`${golden}${c.name}.hold`);
+    const text = expected ? dec.decode(expected) : "";
+    const id = /\tid (\w+); /.exec(text)?.[1] ?? "QUEUEID";
+    const date = /\tid \w+; ([A-Z][a-z]{2}, [ 0-9]{2} [^(]*\([A-Z]+\))/.exec(text)?.[1] ??
+      "Tue, 24 Nov 2026 15:47:10 +0000 (UTC)";
+    const created = /create_time=(\d+)/.exec(text)?.[1];
+    const log: string[] = [];
+    const result = await processMessage(
+      pickupStream(Deno.readFileSync(`${golden}${c.name}.maildrop`), id, date),
+      {
+        queueId: id,
+        flags: defaultFlags,
+        settings,
+        tables: cleanupTables,
+        now: created ? new Date(Number(created) * 1000) : new Date(),
+        log: { info: (t) => log.push(t), warn: (t) => log.push(`warning: ${t}`) },
+      },
+    );
+    const ours = log.map((l) =>
+      l.replaceAll(id, "QUEUEID").replace(/<\d{14}\.QUEUEID@/, "<STAMP.QUEUEID@")
+    );
+    assertEquals(ours, referenceLog(c.name));
+    if (!expected) {
+      assertEquals(result.file, null);
+      return;
+    }
+    const show = (b: Uint8Array) => decodeRecords(b).map((r) => `${r.type} ${dec.decode(r.data)}`);
+    assertEquals(show(result.file!), show(expected));
+    assertEquals(result.file, expected);
+    assertEquals(result.queue, readOptional(`${golden}${c.name}.hold`) ? "hold" : "incoming");
+  });
+}

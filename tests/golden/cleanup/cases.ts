@@ -1,0 +1,137 @@
+// The messages of the cleanup reference comparison: each is dropped into a
+// maildrop queue (as sendmail would), picked up and cleaned up, once by the
+// reference Postfix (make_refs.ts records the queue file and log lines) and
+// once by Posthorn (tests/daemons/cleanup/reference.test.ts compares).
+
+/** One test message. */
+export interface Case {
+  name: string;
+  sender: string;
+  fullname?: string;
+  recipients: string[];
+  text: string;
+}
+
+/** main.cf settings shared by every case (paths are under DIR). */
+export const mainCf = `myhostname = ref.example.com
+mydomain = example.com
+myorigin = example.com
+compatibility_level = 3.6
+mydestination = ref.example.com, localhost
+header_checks = regexp:DIR/header_checks
+body_checks = regexp:DIR/body_checks
+canonical_maps = texthash:DIR/canonical
+virtual_alias_maps = texthash:DIR/virtual
+masquerade_domains = !keep.example.com, example.com
+masquerade_exceptions = root
+sender_bcc_maps = texthash:DIR/sender_bcc
+always_bcc = archive@example.com
+`;
+
+/** The table files, by name. */
+export const tables: Record<string, string> = {
+  header_checks: `/^Subject: reject-me/ REJECT
+/^Subject: reject-text/ REJECT go away
+/^Subject: hold-me/ HOLD
+/^Subject: warn-me/ WARN watch this
+/^Subject: prepend-me/ PREPEND X-Tag: yes
+/^Subject: replace-me/ REPLACE Subject: replaced
+/^Subject: info-me/ INFO noted
+/^Subject: discard-me/ DISCARD
+/^Subject: redirect-me/ REDIRECT trap@example.com
+/^Subject: filter-me/ FILTER smtp:[127.0.0.1]:10025
+/^Subject: bcc-me/ BCC audit@example.com
+/^X-Ignore:/ IGNORE
+/^X-Strip:/ STRIP
+`,
+  body_checks: `/^body-reject/ REJECT
+/^body-warn/ WARN body warned
+`,
+  canonical: `alice@example.com Alice.Smith@example.com
+bob@example.com robert@example.com
+`,
+  virtual: `team@example.com ann@example.com, lead@example.com
+lead@example.com lead@example.com, boss@example.com
+`,
+  sender_bcc: `alice@example.com sent@example.com
+`,
+};
+
+const body = "\nHello.\n";
+
+/** The messages. */
+export const cases: Case[] = [
+  {
+    name: "rewrite",
+    sender: "alice@example.com",
+    fullname: "Alice Example",
+    recipients: ["bob@example.com", "team@example.com"],
+    text: "From: Alice Example <alice@example.com>\nTo: bob@example.com, Carol <carol>,\n" +
+      "  dave (Dave D)\nCc: Friends: x@sub.example.com, y@keep.example.com;\n" +
+      "Subject: rewrite\nMessage-ID: <r1@example.com>\nDate: Tue, 24 Nov 2026 15:00:00 +0000\n" +
+      body,
+  },
+  {
+    name: "fullname",
+    sender: "u1@host.example.com",
+    fullname: 'Jo "Q" Public, Jr.',
+    recipients: ["root@host.example.com"],
+    text: "Subject: fullname\n" + body,
+  },
+  {
+    name: "bare",
+    sender: "u2",
+    recipients: ["u3"],
+    text: "To: u3, <@r1,@r2:u4@x.example.org>\nReply-To: u2\nSubject: bare\n" + body,
+  },
+  {
+    name: "resent",
+    sender: "u5@example.org",
+    recipients: ["u6@example.org"],
+    text: "From: a@example.org\nTo: b@example.org\nResent-To: u6@example.org\nSubject: resent\n" +
+      "Date: Tue, 24 Nov 2026 15:00:00 +0000\nMessage-ID: <x@y>\n" + body,
+  },
+  {
+    name: "removed",
+    sender: "u7@example.org",
+    recipients: ["u8@example.org"],
+    text: "Bcc: secret@example.org\nReturn-Path: <x@y>\nContent-Length: 10\n" +
+      "X-Ignore: gone\nX-Strip: stripped\nSubject: removed\n" + body,
+  },
+  ...[
+    "reject-me",
+    "reject-text",
+    "hold-me",
+    "warn-me",
+    "prepend-me",
+    "replace-me",
+    "info-me",
+    "discard-me",
+    "redirect-me",
+    "filter-me",
+    "bcc-me",
+  ].map((subject) => ({
+    name: `action-${subject}`,
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: `From: u9@example.org\nTo: u10@example.org\nSubject: ${subject}\n` + body,
+  })),
+  {
+    name: "body-warn",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "Subject: b\n\nbody-warn here\nmore\n",
+  },
+  {
+    name: "body-reject",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "Subject: b\n\nfirst\nbody-reject here\n",
+  },
+  {
+    name: "strays",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "Subject: cr\rin header\n\nnul\0byte and cr\rin body\n",
+  },
+];
