@@ -249,7 +249,9 @@ async function build(opts: Options, spec: string, base: OpenOptions): Promise<vo
     flags: tableFlags(opts.tool, true),
   });
   try {
-    for (const e of parseAliases(text, file, warn)) await dict.update(e.name, e.value);
+    // Flushing first keeps duplicate warnings in line order with these.
+    const report = (text: string) => (dict.flush?.(), warn(text));
+    for (const e of parseAliases(text, file, report)) await dict.update(e.name, e.value);
     await writeAliasSentinels(dict, config.get("myhostname") || undefined);
   } catch (err) {
     dict.abort?.();

@@ -286,7 +286,9 @@ async function build(opts: Options, spec: string, base: OpenOptions): Promise<vo
     flags: tableFlags(opts.tool, true),
   });
   try {
-    for (const e of parseMapSource(text, file, warn)) {
+    // Flushing first keeps duplicate warnings in line order with these.
+    const report = (text: string) => (dict.flush?.(), warn(text));
+    for (const e of parseMapSource(text, file, report)) {
       await dict.update(e.key, opts.base64 ? fileValue(e.value) : e.value);
     }
   } catch (err) {

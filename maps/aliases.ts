@@ -219,7 +219,8 @@ export async function buildAliasTable(
   const text = readTableFile(name);
   const dict = openMap(spec, { ...options, create: true, write: true });
   try {
-    for (const e of parseAliases(text, name)) await dict.update(e.name, e.value);
+    const report = (text: string) => (dict.flush?.(), warn(text));
+    for (const e of parseAliases(text, name, report)) await dict.update(e.name, e.value);
     await writeAliasSentinels(dict, options.config?.get("myhostname") || undefined);
   } catch (err) {
     dict.abort?.();

@@ -107,7 +107,11 @@ export interface Dict {
   lookup(key: string): Promise<string | undefined>;
   /** Looks up many keys at once (indexed files answer a batch in one query). */
   lookupMany?(keys: string[]): Promise<(string | undefined)[]>;
-  /** Stores `key` → `value`, handling a duplicate as the dup flags say. */
+  /**
+   * Stores `key` → `value`, handling a duplicate as the dup flags say. A
+   * table being built may store in batches: it then answers "stored" at once
+   * and reports a duplicate through its warning when the batch is written.
+   */
   update(key: string, value: string): Promise<UpdateResult>;
   /** Removes `key`; false when it was not there. */
   delete(key: string): Promise<boolean>;
@@ -115,6 +119,8 @@ export interface Dict {
   sequence(): AsyncIterable<[string, string]>;
   /** Commits pending work and releases the table. */
   close(): Promise<void>;
+  /** Writes what a building table holds back (call before logging a warning of your own). */
+  flush?(): void;
   /** Abandons a rebuild in progress, leaving the old file in place (file tables). */
   abort?(): void;
 }

@@ -20,6 +20,9 @@ import {
 } from "./dict.ts";
 import { warn } from "../lib/log.ts";
 
+/** Rows per INSERT while building a new table. */
+const BATCH_ROWS = 200;
+
 /** Keys per query in lookupMany(). */
 const BATCH = 500;
 
@@ -45,6 +48,8 @@ class HashDict implements Dict {
   private putStmt?: StatementSync;
   private inTransaction = false;
   private inStmts = new Map<number, StatementSync>();
+  private batchStmts = new Map<string, StatementSync>();
+  private pending: string[] = [];
   private closed = false;
 
   constructor(readonly type: string, readonly name: string, private options: OpenOptions) {
@@ -119,6 +124,7 @@ class HashDict implements Dict {
 
   /** The synchronous lookup behind lookup() (the bench and postmap -q use it too). */
   lookupSync(key: string): string | undefined {
+    this.flush();
     key = this.fold(key);
     if (this.flags.try1Null) {
       const row = this.getStmt.get(key + "\0") as unknown as [string] | undefined;
@@ -138,6 +144,7 @@ class HashDict implements Dict {
   }
 
   lookupMany(keys: string[]): Promise<(string | undefined)[]> {
+    this.flush();
     const folded = keys.map((k) => this.fold(k));
     const found = new Map<string, string>();
     const probe = (list: string[]) => {
@@ -180,22 +187,68 @@ class HashDict implements Dict {
       k += "\0";
       value += "\0";
     }
+    // A new table is filled in batches of rows (one SQLite call per batch).
+    if (this.options.create) {
+      this.pending.push(k, value);
+      if (this.pending.length >= 2 * BATCH_ROWS) this.flush();
+      return Promise.resolve("stored");
+    }
+    return Promise.resolve(this.putOne(k, value));
+  }
+
+  private putOne(k: string, value: string): UpdateResult {
     this.putStmt ??= this.db.prepare(
       "INSERT INTO map (k, v) VALUES (?, ?) ON CONFLICT(k) DO NOTHING",
     );
     const done = this.putStmt.run(k, value);
-    if (Number(done.changes) > 0) return Promise.resolve("stored");
+    if (Number(done.changes) > 0) return "stored";
     if (this.flags.dupReplace) {
       this.db.prepare("UPDATE map SET v = ? WHERE k = ?").run(value, k);
-      return Promise.resolve("replaced");
+      return "replaced";
     }
     if (!this.flags.dupIgnore && this.flags.dupWarn) {
       warn(`${this.path}: duplicate entry: "${stripNul(k)}"`);
     }
-    return Promise.resolve("duplicate");
+    return "duplicate";
+  }
+
+  /**
+   * Writes the rows collected while building. A batch with a duplicate key
+   * is undone and replayed row by row, so each duplicate gets its warning;
+   * callers flush before their own warnings to keep the reference's order.
+   */
+  flush(): void {
+    const rows = this.pending;
+    if (!rows.length) return;
+    this.pending = [];
+    const n = rows.length / 2;
+    const verb = this.flags.dupReplace ? "INSERT OR REPLACE" : "INSERT OR IGNORE";
+    const quiet = this.flags.dupReplace || this.flags.dupIgnore || !this.flags.dupWarn;
+    if (!quiet) this.db.exec("SAVEPOINT batch");
+    const done = this.batchStatement(verb, n).run(...rows);
+    if (quiet) return;
+    if (Number(done.changes) === n) {
+      this.db.exec("RELEASE batch");
+      return;
+    }
+    this.db.exec("ROLLBACK TO batch; RELEASE batch");
+    for (let i = 0; i < rows.length; i += 2) this.putOne(rows[i], rows[i + 1]);
+  }
+
+  private batchStatement(verb: string, n: number): StatementSync {
+    const name = `${verb}/${n}`;
+    let stmt = this.batchStmts.get(name);
+    if (!stmt) {
+      stmt = this.db.prepare(
+        `${verb} INTO map (k, v) VALUES ${new Array(n).fill("(?,?)").join(",")}`,
+      );
+      this.batchStmts.set(name, stmt);
+    }
+    return stmt;
   }
 
   delete(key: string): Promise<boolean> {
+    this.flush();
     this.begin();
     const k = this.fold(key);
     const stmt = this.db.prepare("DELETE FROM map WHERE k = ?");
@@ -206,6 +259,7 @@ class HashDict implements Dict {
   }
 
   async *sequence(): AsyncIterable<[string, string]> {
+    this.flush();
     const rows = this.db.prepare("SELECT k, v FROM map").iterate() as Iterable<
       { k: string; v: string }
     >;
@@ -215,6 +269,7 @@ class HashDict implements Dict {
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
+    this.flush();
     if (this.inTransaction) this.db.exec("COMMIT");
     this.db.close();
     if (this.tempPath) this.commitFile(this.tempPath);

@@ -171,3 +171,32 @@ Deno.test("hash lookupMany() answers a batch in key order, with and without null
   }
   cleanup();
 });
+
+Deno.test("a batched build warns about each duplicate, across and within batches, keeping the first", async () => {
+  const { dir, cleanup } = tempDir();
+  const entries: [string, string][] = [];
+  for (let i = 0; i < 1000; i++) entries.push([`k${i}`, `first${i}`]);
+  entries.splice(150, 0, ["k10", "dup-in-batch"]);
+  entries.push(["K999", "dup-across"], ["k0", "dup-first"]);
+  const { log } = await withLog(() => build(`hash:${dir}/t`, entries));
+  assertEquals(log, [
+    `warning: ${dir}/t.db: duplicate entry: "k10"`,
+    `warning: ${dir}/t.db: duplicate entry: "k999"`,
+    `warning: ${dir}/t.db: duplicate entry: "k0"`,
+  ]);
+  const d = openMap(`hash:${dir}/t`);
+  assertEquals([await d.lookup("k10"), await d.lookup("k999"), await d.lookup("k0")], [
+    "first10",
+    "first999",
+    "first0",
+  ]);
+  let n = 0;
+  for await (const _ of d.sequence()) n++;
+  assertEquals(n, 1000);
+  const r = await withLog(() =>
+    build(`hash:${dir}/r`, entries, { dupReplace: true, dupWarn: false })
+  );
+  assertEquals(r.log, []);
+  assertEquals(await openMap(`hash:${dir}/r`).lookup("k0"), "dup-first");
+  cleanup();
+});
