@@ -232,9 +232,11 @@ function startForeground(inv: Invocation, masterArgs: string[]): Promise<number>
     stdio: "inherit",
     env: { ...process.env, MAIL_CONFIG: inv.config.configDir },
   });
-  const forward = (signal: NodeJS.Signals) => () => {
+  // Deno.kill, not child.kill: the latter was seen to end the master by the
+  // signal itself instead of letting its handler run to completion.
+  const forward = (signal: Deno.Signal) => () => {
     try {
-      child.kill(signal);
+      if (child.pid) Deno.kill(child.pid, signal);
     } catch {
       // Already gone.
     }
