@@ -216,15 +216,33 @@ export function decodeBase64(text: string): string | undefined {
   }
 }
 
-/** Reads all of standard input as text. */
-export async function readStdin(): Promise<string> {
-  return new TextDecoder().decode(await new Response(Deno.stdin.readable).arrayBuffer());
+/** Reads all of standard input as text (synchronously: a stream costs more here). */
+export function readStdin(): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const buf = new Uint8Array(1 << 20);
+    const n = Deno.stdin.readSync(buf);
+    if (n === null || n === 0) break;
+    chunks.push(buf.subarray(0, n));
+    total += n;
+  }
+  const all = chunks.length === 1 ? chunks[0] : new Uint8Array(total);
+  if (chunks.length > 1) {
+    let off = 0;
+    for (const c of chunks) {
+      all.set(c, off);
+      off += c.length;
+    }
+  }
+  return Promise.resolve(new TextDecoder().decode(all));
 }
 
 /** Lines of `text` without their newlines (a final empty piece dropped). */
 export function textLines(text: string): string[] {
   const lines = text.split("\n");
   if (lines.length && lines[lines.length - 1] === "") lines.pop();
+  if (!text.includes("\r")) return lines;
   return lines.map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));
 }
 
