@@ -10,7 +10,7 @@ import { configureLog, fatal, warn } from "../lib/log.ts";
 import { loadConfig, setupLogging } from "../lib/config/mod.ts";
 import type { ProgramContext } from "../lib/program.ts";
 import { type Dict, DictError, type OpenOptions, readTableFile } from "../maps/dict.ts";
-import { openMap, requireMapType } from "../maps/registry.ts";
+import { openMap } from "../maps/registry.ts";
 import { parseMapSource } from "../maps/source.ts";
 import {
   chownLike,
@@ -259,9 +259,8 @@ async function runIncremental(opts: Options, specs: string[], base: OpenOptions)
   const entries = [...parseMapSource(await readStdin(), "stdin", warn)];
   for (const spec of specs) {
     const type = spec.slice(0, spec.indexOf(":"));
-    if (!requireMapType(type).updatable) {
-      fatal(`table ${spec}: update operation is not supported`);
-    }
+    const notCreatable = creatableError(type);
+    if (notCreatable) fatal(notCreatable);
     const dict = openMap(spec, { ...base, write: true, flags: tableFlags(opts.tool, true) });
     for (const e of entries) await dict.update(e.key, opts.base64 ? fileValue(e.value) : e.value);
     await dict.close();

@@ -204,6 +204,18 @@ const types: MapType[] = [
   },
 ];
 
+const readOnlyAccess = new Set([
+  "cidr",
+  "inline",
+  "pcre",
+  "pipemap",
+  "randmap",
+  "regexp",
+  "sqlite",
+  "texthash",
+  "unionmap",
+]);
+
 const byName = new Map(types.map((t) => [t.name, t]));
 
 /** The type names, sorted, one per line of `postconf -m`. */
@@ -241,8 +253,10 @@ export function requireMapType(type: string): MapType {
 export function openMap(spec: string, options: OpenOptions = {}): Dict {
   const { type, name } = splitMapSpec(spec);
   const t = requireMapType(type);
-  if ((options.create || options.write) && !t.creatable && !t.updatable) {
-    throw new DictError(`unsupported dictionary type for update: ${type}:${name}`);
+  // Pattern and configuration-text tables cannot be opened for writing at
+  // all; the other read-only types open and refuse each update instead.
+  if ((options.create || options.write) && readOnlyAccess.has(type)) {
+    throw new DictError(`${type}:${name} map requires O_RDONLY access mode`);
   }
   const path = t.fileBased ? resolvePath(name, options.cwd) : name;
   return t.open(path, options);

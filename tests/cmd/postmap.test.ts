@@ -348,3 +348,24 @@ Deno.test("postmap -m makes MIME part headers header keys, not body keys", async
   assertEquals(b.stdout, "\t[]\n--B\t[--B]\n\t[]\ntext\t[text]\n--B--\t[--B--]\n");
   t.cleanup();
 });
+
+Deno.test("postmap -d and -i on tables that cannot change fail with the reference's errors", async () => {
+  const t = instance({ re: "/a/ b\n" });
+  assertEquals(
+    (await t.run(["-d", "x", "regexp:re"])).stderr,
+    "postmap: fatal: regexp:re map requires O_RDONLY access mode\n",
+  );
+  assertEquals(
+    (await t.run(["-i", "regexp:re"], "a b\n")).stderr,
+    "postmap: fatal: unsupported dictionary type: regexp does not support bulk-mode creation.\n",
+  );
+  assertEquals(
+    (await t.run(["-d", "x", "static:y"])).stderr,
+    "postmap: fatal: table static:y: delete operation is not supported\n",
+  );
+  assertEquals(
+    (await t.run(["-d", "x", "inline:{a=b}"])).stderr,
+    "postmap: fatal: inline:{a=b} map requires O_RDONLY access mode\n",
+  );
+  t.cleanup();
+});
