@@ -24,6 +24,7 @@ import {
   tableSpec,
   textLines,
   type ToolFlags,
+  utf8Entries,
 } from "../maps/table_tool.ts";
 
 const usage =
@@ -159,8 +160,8 @@ function openRead(spec: string, opts: Options, base: OpenOptions): Dict {
   return openMap(spec, { ...base, flags: tableFlags(opts.tool, false) });
 }
 
-async function lookupFirst(dicts: Dict[], key: string): Promise<string | undefined> {
-  const r = await lookupTables(dicts, key, warn);
+async function lookupFirst(dicts: Dict[], key: string, utf8: boolean): Promise<string | undefined> {
+  const r = await lookupTables(dicts, key, warn, utf8);
   if (r.error) fatal(r.error);
   return r.value;
 }
@@ -171,14 +172,20 @@ async function runQuery(opts: Options, specs: string[], base: OpenOptions): Prom
   const out = new OutputBuffer();
   let found = false;
   if (opts.query !== "-") {
-    const v = await lookupFirst(dicts, opts.query!);
+    const v = await lookupFirst(dicts, opts.query!, opts.tool.utf8);
     if (v !== undefined) {
       out.line(v);
       found = true;
     }
   } else {
     const keys = textLines(await readStdin());
-    found = await queryMany(dicts, keys, (key, v) => out.line(`${key}:\t${v}`), out);
+    found = await queryMany(
+      dicts,
+      keys,
+      (key, v) => out.line(`${key}:\t${v}`),
+      out,
+      opts.tool.utf8,
+    );
   }
   out.flush();
   for (const d of dicts) await d.close();
@@ -220,7 +227,15 @@ async function runList(opts: Options, specs: string[], base: OpenOptions): Promi
 
 /** -i: aliases from standard input into existing tables. */
 async function runIncremental(opts: Options, specs: string[], base: OpenOptions): Promise<number> {
-  const entries = [...parseAliases(await readStdin(), "stdin", warn)];
+  const entries = [
+    ...utf8Entries(
+      parseAliases(await readStdin(), "stdin", warn),
+      line,
+      "stdin",
+      opts.tool.utf8,
+      warn,
+    ),
+  ];
   for (const spec of specs) {
     const type = spec.slice(0, spec.indexOf(":"));
     const notCreatable = creatableError(type);
@@ -252,7 +267,14 @@ async function build(opts: Options, spec: string, base: OpenOptions): Promise<vo
   try {
     // Flushing first keeps duplicate warnings in line order with these.
     const report = (text: string) => (dict.flush?.(), warn(text));
-    for (const e of parseAliases(text, file, report)) await dict.update(e.name, e.value);
+    const entries = utf8Entries(
+      parseAliases(text, file, report),
+      line,
+      file,
+      opts.tool.utf8,
+      report,
+    );
+    for (const e of entries) await dict.update(e.name, e.value);
     await writeAliasSentinels(dict, config.get("myhostname") || undefined);
   } catch (err) {
     dict.abort?.();
@@ -268,11 +290,12 @@ async function queryMany(
   keys: string[],
   print: (key: string, value: string) => void,
   out: OutputBuffer,
+  utf8: boolean,
 ): Promise<boolean> {
   let found = false;
   for (let start = 0; start < keys.length; start += 4096) {
     const batch = keys.slice(start, start + 4096);
-    const r = await lookupKeys(dicts, batch, warn);
+    const r = await lookupKeys(dicts, batch, warn, utf8);
     for (let i = 0; i < batch.length; i++) {
       const v = r.values[i];
       if (v === undefined) continue;
@@ -286,3 +309,6 @@ async function queryMany(
   }
   return found;
 }
+
+/** A source entry as a line, for warnings. */
+const line = (e: { name: string; value: string }) => `${e.name}: ${e.value}`;

@@ -28,6 +28,7 @@ import {
   tableSpec,
   textLines,
   type ToolFlags,
+  utf8Entries,
 } from "../maps/table_tool.ts";
 
 const usage =
@@ -196,7 +197,7 @@ async function runQuery(opts: Options, specs: string[], base: OpenOptions): Prom
   const show = (v: string) => (opts.base64 ? decodeBase64(v) ?? v : v);
   let found = false;
   if (opts.query !== "-") {
-    const v = await lookupFirst(dicts, opts.query!);
+    const v = await lookupFirst(dicts, opts.query!, opts.tool.utf8);
     if (v !== undefined) {
       out.line(show(v));
       found = true;
@@ -206,15 +207,21 @@ async function runQuery(opts: Options, specs: string[], base: OpenOptions): Prom
     const keys = opts.headers || opts.body
       ? messageKeys(text, opts.headers, opts.body, opts.mime)
       : textLines(text);
-    found = await queryMany(dicts, keys, (key, v) => out.line(`${key}\t${show(v)}`), out);
+    found = await queryMany(
+      dicts,
+      keys,
+      (key, v) => out.line(`${key}\t${show(v)}`),
+      out,
+      opts.tool.utf8,
+    );
   }
   out.flush();
   for (const d of dicts) await d.close();
   return found ? 0 : 1;
 }
 
-async function lookupFirst(dicts: Dict[], key: string): Promise<string | undefined> {
-  const r = await lookupTables(dicts, key, warn);
+async function lookupFirst(dicts: Dict[], key: string, utf8: boolean): Promise<string | undefined> {
+  const r = await lookupTables(dicts, key, warn, utf8);
   if (r.error) fatal(r.error);
   return r.value;
 }
@@ -256,7 +263,15 @@ async function runList(opts: Options, specs: string[], base: OpenOptions): Promi
 
 /** -i: entries from standard input into existing tables. */
 async function runIncremental(opts: Options, specs: string[], base: OpenOptions): Promise<number> {
-  const entries = [...parseMapSource(await readStdin(), "stdin", warn)];
+  const entries = [
+    ...utf8Entries(
+      parseMapSource(await readStdin(), "stdin", warn),
+      line,
+      "stdin",
+      opts.tool.utf8,
+      warn,
+    ),
+  ];
   for (const spec of specs) {
     const type = spec.slice(0, spec.indexOf(":"));
     const notCreatable = creatableError(type);
@@ -287,7 +302,8 @@ async function build(opts: Options, spec: string, base: OpenOptions): Promise<vo
   try {
     // Flushing first keeps duplicate warnings in line order with these.
     const report = (text: string) => (dict.flush?.(), warn(text));
-    for (const e of parseMapSource(text, file, report)) {
+    const entries = parseMapSource(text, file, report);
+    for (const e of utf8Entries(entries, line, file, opts.tool.utf8, report)) {
       await dict.update(e.key, opts.base64 ? fileValue(e.value) : e.value);
     }
   } catch (err) {
@@ -304,11 +320,12 @@ async function queryMany(
   keys: string[],
   print: (key: string, value: string) => void,
   out: OutputBuffer,
+  utf8: boolean,
 ): Promise<boolean> {
   let found = false;
   for (let start = 0; start < keys.length; start += 4096) {
     const batch = keys.slice(start, start + 4096);
-    const r = await lookupKeys(dicts, batch, warn);
+    const r = await lookupKeys(dicts, batch, warn, utf8);
     for (let i = 0; i < batch.length; i++) {
       const v = r.values[i];
       if (v === undefined) continue;
@@ -322,3 +339,6 @@ async function queryMany(
   }
   return found;
 }
+
+/** A source entry as a line, for warnings. */
+const line = (e: { key: string; value: string }) => `${e.key} ${e.value}`;

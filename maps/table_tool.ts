@@ -100,6 +100,50 @@ export function queryError(dict: Dict, err: unknown): string {
 
 const warnedEmpty = new Set<Dict>();
 
+/** Whether decoded text held bytes that were not UTF-8 (the decoder put U+FFFD there). */
+export function malformedUtf8(text: string): boolean {
+  return text.includes("\uFFFD");
+}
+
+/** Text as Postfix shows malformed input: each bad sequence as "?". */
+function shown(text: string): string {
+  return text.replaceAll("\uFFFD", "?");
+}
+
+/**
+ * With SMTPUTF8 on (utf8), drops source entries that are not valid UTF-8,
+ * with the reference's warning; otherwise passes every entry through.
+ */
+export function* utf8Entries<T extends { lineno: number }>(
+  entries: Iterable<T>,
+  line: (e: T) => string,
+  file: string,
+  utf8: boolean,
+  report: (text: string) => void,
+): Generator<T> {
+  for (const e of entries) {
+    const text = line(e);
+    if (utf8 && malformedUtf8(text)) {
+      report(`${file}, line ${e.lineno}: non-UTF-8 input "${shown(text)}" -- ignoring this line`);
+      continue;
+    }
+    yield e;
+  }
+}
+
+function badKey(d: Dict, key: string, warn: (text: string) => void): void {
+  const suffix = d.type === "cdb"
+    ? ".cdb"
+    : ["hash", "btree", "lmdb"].includes(d.type)
+    ? ".db"
+    : "";
+  warn(
+    `${d.type}:${d.name}${suffix}: non-UTF-8 key "${
+      shown(key)
+    }": malformed UTF-8 or invalid codepoint`,
+  );
+}
+
 /**
  * Looks `key` up in each table in turn; the first value found wins. An empty
  * value is reported as the reference does (and still returned); a failure
@@ -109,7 +153,12 @@ export async function lookupFirst(
   dicts: Dict[],
   key: string,
   warn: (text: string) => void,
+  utf8 = false,
 ): Promise<{ value?: string; error?: string }> {
+  if (utf8 && malformedUtf8(key) && dicts.length) {
+    badKey(dicts[0], key, warn);
+    return {};
+  }
   for (const d of dicts) {
     let value: string | undefined;
     try {
@@ -134,9 +183,15 @@ export async function lookupKeys(
   dicts: Dict[],
   keys: string[],
   warn: (text: string) => void,
+  utf8 = false,
 ): Promise<{ values: (string | undefined)[]; error?: string }> {
   const values: (string | undefined)[] = new Array(keys.length);
   let pending = keys.map((_, i) => i);
+  if (utf8 && dicts.length) {
+    pending = pending.filter((i) =>
+      !malformedUtf8(keys[i]) || (badKey(dicts[0], keys[i], warn), false)
+    );
+  }
   for (const d of dicts) {
     if (!pending.length) break;
     const found: (string | undefined)[] = [];

@@ -6,7 +6,7 @@ function instance(files: Record<string, string> = {}, mainCf = "") {
   const dir = Deno.makeTempDirSync({ prefix: "posthorn-postmap-" });
   Deno.writeTextFileSync(`${dir}/main.cf`, mainCf);
   for (const [name, text] of Object.entries(files)) Deno.writeTextFileSync(`${dir}/${name}`, text);
-  const run = (args: string[], stdin?: string) =>
+  const run = (args: string[], stdin?: string | Uint8Array) =>
     runProgram("postmap", ["-c", dir, ...args], { cwd: dir, stdin });
   return { dir, run, cleanup: () => Deno.removeSync(dir, { recursive: true }) };
 }
@@ -366,6 +366,31 @@ Deno.test("postmap -d and -i on tables that cannot change fail with the referenc
   assertEquals(
     (await t.run(["-d", "x", "inline:{a=b}"])).stderr,
     "postmap: fatal: inline:{a=b} map requires O_RDONLY access mode\n",
+  );
+  t.cleanup();
+});
+
+Deno.test("postmap with smtputf8_enable skips non-UTF-8 input and folds Unicode keys", async () => {
+  const t = instance({}, "smtputf8_enable = yes\n");
+  Deno.writeFileSync(
+    `${t.dir}/t`,
+    new Uint8Array([
+      ...new TextEncoder().encode("caf"),
+      0xe9,
+      ...new TextEncoder().encode(" x\nCAFÉ z\n"),
+    ]),
+  );
+  const r = await t.run(["t"]);
+  assertEquals(
+    r.stderr,
+    'postmap: warning: t, line 1: non-UTF-8 input "caf? x" -- ignoring this line\n',
+  );
+  assertEquals((await t.run(["-s", "t"])).stdout, "café\tz\n");
+  const bad = await t.run(["-q", "-", "t"], new Uint8Array([0x63, 0xe9, 10]));
+  assertEquals(bad.code, 1);
+  assertEquals(
+    bad.stderr,
+    'postmap: warning: hash:t.db: non-UTF-8 key "c?": malformed UTF-8 or invalid codepoint\n',
   );
   t.cleanup();
 });
