@@ -256,10 +256,8 @@ class SqliteTableDict extends ReadOnlyDict {
       }
       const limit = this.params.expansionLimit;
       if (limit > 0 && results.length > limit) {
-        throw new DictError(
-          `sqlite:${this.name}: result expansion limit exceeded for key: '${key.whole}'`,
-          "retry",
-        );
+        warn(`dict_sqlite_lookup: ${this.name}: Expansion limit exceeded for key '${key.whole}'`);
+        throw new DictError("Expansion limit exceeded", "retry");
       }
     }
     return results.length ? results.join(",") : undefined;

@@ -4,6 +4,7 @@
 // golden files made from it; UPDATE_GOLDEN=1 rewrites those from the
 // reference.
 
+import { DatabaseSync } from "node:sqlite";
 import { assertEquals } from "../assert.ts";
 import { projectRoot, runProgram } from "../run.ts";
 
@@ -20,6 +21,9 @@ const inputs = [
   "cidr-keys.txt",
   "mime.msg",
   "all.regexp",
+  "sqlite-s.cf",
+  "sqlite-parts.cf",
+  "sqlite-keys.txt",
 ];
 
 function referenceInstalled(): boolean {
@@ -111,6 +115,14 @@ const cases: Case[] = [
       stdin: keys("mime.msg"),
     }],
   })),
+  ...["sqlite-s.cf", "sqlite-parts.cf"].map((cf): Case => ({
+    name: cf.replace(".cf", "-q"),
+    steps: [{
+      program: "postmap",
+      args: ["-q", "-", `sqlite:./${cf}`],
+      stdin: keys("sqlite-keys.txt"),
+    }],
+  })),
   { name: "postalias-build", steps: [{ program: "postalias", args: ["aliases.in"] }] },
   {
     name: "postalias-q",
@@ -136,6 +148,9 @@ function workdir(): string {
   const old = new Date(Date.now() - 3600_000);
   Deno.utimeSync(`${dir}/main.cf`, old, old);
   for (const f of inputs) Deno.copyFileSync(golden + f, `${dir}/${f}`);
+  const db = new DatabaseSync(`${dir}/maps.sqlite`);
+  db.exec(Deno.readTextFileSync(`${golden}sqlite.sql`));
+  db.close();
   return dir;
 }
 

@@ -1,7 +1,7 @@
 import { assertEquals, assertRejects, assertThrows } from "../assert.ts";
 import { DatabaseSync } from "node:sqlite";
 import { DictError, openMap } from "../../maps/mod.ts";
-import { tempDir } from "./helpers.ts";
+import { tempDir, withLog } from "./helpers.ts";
 
 function setup(params: string) {
   const { dir, cleanup } = tempDir();
@@ -99,7 +99,12 @@ Deno.test("sqlite table expansion_limit turns too many results into a temporary 
   const t = setup("query = SELECT dest FROM aliases WHERE mailbox = '%s'\nexpansion_limit = 1");
   const d = openMap(t.spec);
   assertEquals(await d.lookup("joe@example.com"), "joseph@example.org");
-  const e = await assertRejects(() => d.lookup("list@example.com"), DictError, "expansion limit");
+  const { result: e, log } = await withLog(() =>
+    assertRejects(() => d.lookup("list@example.com"), DictError, "Expansion limit exceeded")
+  );
+  assertEquals(log, [
+    `warning: dict_sqlite_lookup: ${t.dir}/t.cf: Expansion limit exceeded for key 'list@example.com'`,
+  ]);
   assertEquals(e.kind, "retry");
   t.cleanup();
 });

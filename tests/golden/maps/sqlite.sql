@@ -1,0 +1,12 @@
+CREATE TABLE aliases (mailbox TEXT, dest TEXT);
+INSERT INTO aliases VALUES ('joe@example.com', 'joseph@example.org');
+INSERT INTO aliases VALUES ('joe', 'local-joe');
+INSERT INTO aliases VALUES ('o''brien@example.com', 'quoted');
+INSERT INTO aliases VALUES ('list@example.com', 'a@x.org');
+INSERT INTO aliases VALUES ('list@example.com', 'b@y.org');
+INSERT INTO aliases VALUES ('mail.example.com', 'by-domain');
+CREATE TABLE parts (p TEXT, v TEXT);
+INSERT INTO parts VALUES ('joe', 'user-part');
+INSERT INTO parts VALUES ('example.com', 'domain-part');
+INSERT INTO parts VALUES ('com', 'tld');
+INSERT INTO parts VALUES ('mail', 'third');
