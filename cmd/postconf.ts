@@ -703,6 +703,20 @@ function editMain(dir: string, flags: Flags, operands: string[]): void {
   writeAtomically(file, editMainCf(text, { set }));
 }
 
+/** Checks one new master.cf field value (-Fe), naming the value alone as the reference does. */
+function checkField(field: string, value: string): void {
+  const at = (masterFieldNames as readonly string[]).indexOf(field);
+  if (at < 1 || at > 6) return;
+  const words = ["x", "unix", "-", "-", "-", "-", "-", "command"];
+  words[at] = value;
+  try {
+    parseMasterCf(words.join(" "), "");
+  } catch (err) {
+    if (err instanceof MasterCfError) fatal(`invalid ${field} field "${value}" in "${value}"`);
+    throw err;
+  }
+}
+
 /** "multiple entries" for each name to edit that main.cf sets more than once. */
 function warnMultiple(file: string, text: string, names: string[]): void {
   const counts = new Map<string, number>();
@@ -747,7 +761,11 @@ function editMaster(dir: string, flags: Flags, operands: string[]): void {
       if (eq < 0) fatal(`-Me requires service_name/type=value: "${op}"`);
       const value = op.slice(eq + 1);
       checkEntry(value, op);
-      changes.set(`${service}/${type}`, { action: "replace", entry: masterFields(value) });
+      changes.set(`${service}/${type}`, {
+        action: "replace",
+        entry: masterFields(value),
+        inPlace: true,
+      });
     }
   }
   const found = new Set<string>();
@@ -797,6 +815,7 @@ function editServiceItems(dir: string, flags: Flags, operands: string[]): void {
       if (fields && !(masterFieldNames as readonly string[]).includes(parts[2])) {
         fatal(`invalid service attribute name: "${parts[2]}"`);
       }
+      if (fields) checkField(parts[2], value.trim());
       if (!fields && /[ \t]/.test(value.trim())) {
         fatal("-Pe does not accept whitespace in parameter value");
       }

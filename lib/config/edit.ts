@@ -74,7 +74,12 @@ export function editMainCf(text: string, edit: MainCfEdit): string {
 
 /** A change to one master.cf entry: its new fields, or null to remove it. */
 export type MasterChange =
-  | { action: "replace"; entry: MasterFields }
+  | {
+    action: "replace";
+    entry: MasterFields;
+    /** Write the new entry where the old one starts (-Me), not where it ends (-Fe, -Pe). */
+    inPlace?: boolean;
+  }
   | { action: "comment" }
   | { action: "remove" };
 
@@ -118,7 +123,9 @@ export function editMasterCf(
     current = change?.action ?? "keep";
     if (!change) out.push(line);
     else if (change.action === "comment") out.push("#" + line);
-    else if (change.action === "replace") pending = formatMasterEntry(change.entry, true);
+    else if (change.action === "replace" && change.inPlace) {
+      out.push(formatMasterEntry(change.entry, true));
+    } else if (change.action === "replace") pending = formatMasterEntry(change.entry, true);
   }
   flush();
   for (const entry of append) out.push(formatMasterEntry(entry, true));
