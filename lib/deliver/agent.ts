@@ -1,0 +1,292 @@
+// The delivery agent's side of the delivery request protocol (request.ts):
+// read one request, let the agent decide each recipient's fate through a
+// DeliverySession, which logs Postfix's delivery line, tells the bounce
+// daemon (bounce/defer/trace logs), marks finished recipients done in the
+// queue file (the R type byte becomes D, so a restarted qmgr never delivers
+// them twice), and builds the reply.
+
+import type * as net from "node:net";
+import { AttrReader, encodeAttrs } from "../ipc/attr.ts";
+import { bounceClient, type BounceService } from "../bounce_client.ts";
+import { actionFor, type DsnStatus, wantsNotice } from "../dsn/status.ts";
+import { layoutFromConfig, queueFilePath, type QueueLayout } from "../queue/layout.ts";
+import { info, warn } from "../log.ts";
+import { deliveryLogLine } from "./log_line.ts";
+import {
+  DeliverFlag,
+  type DeliverRecipient,
+  type DeliverReply,
+  type DeliverRequest,
+  DeliverStatus,
+  parseRecipient,
+  parseRequestHead,
+  replyList,
+} from "./request.ts";
+
+/** What a session needs from the agent's environment. */
+export interface AgentEnv {
+  layout: QueueLayout;
+  bounce: BounceService;
+  /** delay_logging_resolution_limit. */
+  resolution: number;
+  /** Seconds since the epoch (tests replace it). */
+  now?: () => number;
+}
+
+/** How one recipient's delivery ended, as the agent reports it. */
+export interface RecipientStatus {
+  /** X.Y.Z. */
+  dsn: string;
+  /** relay= (`none`, `host[addr]:port`, `local`). */
+  relay: string;
+  /** The text in parentheses after status=. */
+  text: string;
+  /** Diagnostic-Code type and text for DSNs (default X-Postfix and the text). */
+  diagType?: string;
+  diagText?: string;
+  mtaType?: string;
+  mtaName?: string;
+}
+
+const wallClock = () => Date.now() / 1000;
+
+/** One delivery request being handled. */
+export class DeliverySession {
+  readonly agentStart: number;
+  /** When the agent's connection was set up; agents with a connection update it. */
+  connSetup: number;
+  private results = new Map<number, "sent" | "bounced" | "deferred">();
+  private traced = false;
+  private hopStatus = "";
+  private hopReason = "";
+  private siteDeferred = false;
+  private file: Deno.FsFile | undefined;
+
+  constructor(readonly request: DeliverRequest, private readonly env: AgentEnv) {
+    this.agentStart = this.now();
+    this.connSetup = this.agentStart;
+  }
+
+  private now(): number {
+    return (this.env.now ?? wallClock)();
+  }
+
+  private log(rcpt: DeliverRecipient, status: string, s: RecipientStatus): void {
+    const r = this.request;
+    info(deliveryLogLine(
+      {
+        queueId: r.queueId,
+        recipient: rcpt.address,
+        origRecipient: rcpt.origRcpt,
+        relay: s.relay,
+        times: {
+          arrival: r.arrival,
+          active: r.active,
+          agentStart: this.agentStart,
+          connSetup: this.connSetup,
+        },
+        dsn: s.dsn,
+        status,
+        text: s.text,
+      },
+      this.now(),
+      this.env.resolution,
+    ));
+  }
+
+  private dsnOf(kind: "sent" | "bounced" | "deferred", s: RecipientStatus): DsnStatus {
+    return {
+      status: s.dsn,
+      action: actionFor(kind),
+      reason: s.text,
+      diagType: s.diagType ?? "",
+      diagText: s.diagText ?? "",
+      mtaType: s.mtaType ?? "",
+      mtaName: s.mtaName ?? "",
+    };
+  }
+
+  /** The recipient was delivered: log, trace when asked, mark done. */
+  async sent(rcpt: DeliverRecipient, s: RecipientStatus): Promise<void> {
+    if (wantsNotice(rcpt.notify, "success") || (this.request.flags & DeliverFlag.RECORD)) {
+      if (
+        await this.env.bounce.append("trace", this.request.queueId, rcpt, this.dsnOf("sent", s))
+      ) {
+        this.traced = true;
+      }
+    }
+    this.log(rcpt, "sent", s);
+    this.markDone(rcpt);
+    this.results.set(rcpt.offset, "sent");
+  }
+
+  /** The recipient cannot be delivered: bounce log, mark done (defer when bounce fails). */
+  async bounced(rcpt: DeliverRecipient, s: RecipientStatus): Promise<void> {
+    if (
+      !await this.env.bounce.append("bounce", this.request.queueId, rcpt, this.dsnOf("bounced", s))
+    ) {
+      await this.deferred(rcpt, {
+        ...s,
+        dsn: "4.3.0",
+        text: "bounce or trace service failure",
+        diagType: "",
+        diagText: "",
+      });
+      return;
+    }
+    this.log(rcpt, "bounced", s);
+    this.markDone(rcpt);
+    this.results.set(rcpt.offset, "bounced");
+  }
+
+  /** The recipient is to be tried again later: defer log. */
+  async deferred(rcpt: DeliverRecipient, s: RecipientStatus): Promise<void> {
+    await this.env.bounce.append("defer", this.request.queueId, rcpt, this.dsnOf("deferred", s));
+    this.log(rcpt, "deferred", s);
+    this.results.set(rcpt.offset, "deferred");
+  }
+
+  /** The destination failed as a whole: every recipient deferred, negative feedback for qmgr. */
+  async deferSite(s: RecipientStatus): Promise<void> {
+    this.siteDeferred = true;
+    this.hopStatus = s.dsn;
+    this.hopReason = s.text;
+    for (const rcpt of this.request.recipients) {
+      if (!this.results.has(rcpt.offset)) await this.deferred(rcpt, s);
+    }
+  }
+
+  /**
+   * Marks a finished recipient in the queue file: the R type byte becomes
+   * D, flushed at once (Postfix's deliver_completed()).
+   */
+  private markDone(rcpt: DeliverRecipient): void {
+    const r = this.request;
+    try {
+      this.file ??= Deno.openSync(queueFilePath(this.env.layout, r.queueName, r.queueId), {
+        read: true,
+        write: true,
+      });
+      const type = new Uint8Array(1);
+      this.file.seekSync(rcpt.offset, Deno.SeekMode.Start);
+      this.file.readSync(type);
+      if (type[0] !== 0x52) { // "R"
+        warn(`${r.queueId}: no recipient record at offset ${rcpt.offset}`);
+        return;
+      }
+      this.file.seekSync(rcpt.offset, Deno.SeekMode.Start);
+      this.file.writeSync(new Uint8Array([0x44])); // "D"
+      this.file.syncDataSync();
+    } catch (err) {
+      warn(`${r.queueId}: update queue file: ${(err as Error).message}`);
+    }
+  }
+
+  /** The reply to send; recipients the agent never decided on count as deferred. */
+  reply(): DeliverReply {
+    for (const rcpt of this.request.recipients) {
+      if (!this.results.has(rcpt.offset)) this.results.set(rcpt.offset, "deferred");
+    }
+    return {
+      status: this.siteDeferred ? DeliverStatus.DEFER : DeliverStatus.OK,
+      hopStatus: this.hopStatus,
+      hopReason: this.hopReason,
+      results: this.results,
+      traced: this.traced,
+    };
+  }
+
+  /** Releases the queue file. */
+  close(): void {
+    try {
+      this.file?.close();
+    } catch {
+      // Already closed.
+    }
+    this.file = undefined;
+  }
+}
+
+/** Reads one complete request from a connection; null when the client went away first. */
+export function readRequest(conn: net.Socket): Promise<DeliverRequest | null> {
+  return new Promise((resolve, reject) => {
+    const reader = new AttrReader();
+    let head: (DeliverRequest & { rcptCount: number }) | undefined;
+    const done = (value: DeliverRequest | null, err?: Error) => {
+      conn.off("data", onData);
+      conn.off("end", onEnd);
+      conn.off("error", onEnd);
+      if (err) reject(err);
+      else resolve(value);
+    };
+    const onData = (chunk: Uint8Array) => {
+      try {
+        for (const list of reader.push(chunk)) {
+          if (!head) head = parseRequestHead(list);
+          else head.recipients.push(parseRecipient(list));
+          if (head.recipients.length === head.rcptCount) {
+            const { rcptCount: _, ...req } = head;
+            return done(req);
+          }
+        }
+      } catch (err) {
+        done(null, err as Error);
+      }
+    };
+    const onEnd = () => done(null);
+    conn.on("data", onData);
+    conn.on("end", onEnd);
+    conn.on("error", onEnd);
+  });
+}
+
+/** Writes the reply list to the connection. */
+export function writeReply(conn: net.Socket, reply: DeliverReply): Promise<void> {
+  return new Promise((resolve) => conn.write(encodeAttrs(replyList(reply)), () => resolve()));
+}
+
+/** The agent's decision procedure for one request. */
+export type Deliverer = (session: DeliverySession) => Promise<void>;
+
+/** Serves one connection: request in, session through `deliver`, reply out. */
+export async function handleDeliveryConnection(
+  conn: net.Socket,
+  env: AgentEnv,
+  deliver: Deliverer,
+): Promise<void> {
+  let req: DeliverRequest | null;
+  try {
+    req = await readRequest(conn);
+  } catch (err) {
+    warn(`bad delivery request: ${(err as Error).message}`);
+    return;
+  }
+  if (!req) return;
+  const session = new DeliverySession(req, env);
+  try {
+    await deliver(session);
+  } finally {
+    session.close();
+  }
+  await writeReply(conn, session.reply());
+}
+
+/** The environment of an agent started by the master, from its configuration. */
+export function agentEnvFromConfig(
+  config: {
+    get(name: string): string;
+    list(name: string): string[];
+    int(name: string): number;
+  },
+): AgentEnv {
+  const queue = config.get("queue_directory");
+  return {
+    layout: layoutFromConfig(config),
+    bounce: bounceClient(queue, {
+      bounce: config.get("bounce_service_name") || "bounce",
+      defer: config.get("defer_service_name") || "defer",
+      trace: config.get("trace_service_name") || "trace",
+    }),
+    resolution: config.int("delay_logging_resolution_limit"),
+  };
+}
