@@ -94,7 +94,7 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
 function parseFlags(args: string[]): Flags & { operands: string[] } {
   let parsed;
   try {
-    parsed = getopt(args, "aAbc:C:deEfFhHlmMnNo:pPtT:vxX#");
+    parsed = getopt(args, "aAbc:C:deEfFhHlmMno:pPtT:vxX#");
   } catch (err) {
     if (err instanceof GetoptError) {
       console.error(`postconf: ${err.message}`);
@@ -144,7 +144,10 @@ function parseFlags(args: string[]): Flags & { operands: string[] } {
       const eq = arg!.indexOf("=");
       if (eq < 0) fatal(`missing '=' after attribute name: "${arg}"`);
       flags.overrides.push([arg!.slice(0, eq).trim(), arg!.slice(eq + 1).trim()]);
+    } else if (flag === "E") {
+      fatal(usageText); // accepted by the reference's getopt, then refused with its usage
     } else {
+      // -b, -t (bounce templates) and -T (TLS library facts) are not built.
       fatal(`option -${flag} is not supported by this postconf`);
     }
   }
