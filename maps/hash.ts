@@ -95,7 +95,12 @@ class HashDict implements Dict {
       return db;
     } catch (err) {
       if (err instanceof DictError) throw err;
-      throw new DictError(`open database ${file}: ${(err as Error).message}`);
+      const why = (err as Error).message;
+      // A Berkeley DB file from another mail system lands here: say what to do.
+      const hint = /not a database/.test(why)
+        ? " (Posthorn keeps hash and btree tables in SQLite; rebuild it with postmap)"
+        : "";
+      throw new DictError(`open database ${file}: ${why}${hint}`);
     }
   }
 

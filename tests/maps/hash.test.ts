@@ -200,3 +200,10 @@ Deno.test("a batched build warns about each duplicate, across and within batches
   assertEquals(await openMap(`hash:${dir}/r`).lookup("k0"), "dup-first");
   cleanup();
 });
+
+Deno.test("a .db file that is not Posthorn's SQLite table fails with advice to rebuild it", () => {
+  const { dir, cleanup } = tempDir();
+  Deno.writeFileSync(`${dir}/t.db`, new Uint8Array(4096).fill(0x61));
+  assertThrows(() => openMap(`hash:${dir}/t`), DictError, "rebuild it with postmap");
+  cleanup();
+});
