@@ -291,7 +291,6 @@ class Model {
   readonly masterFile: string;
   /** main.cf settings, then -o overrides, by name (insertion order = file order). */
   readonly main = new Map<string, string>();
-  readonly explicit = new Set<string>();
   readonly service: Map<string, string>;
   readonly used = new Set<string>();
   private computed: Record<string, string>;
@@ -357,7 +356,8 @@ class Model {
   }
 
   private scanValue(value: string, file: string): void {
-    // Following every reference finds loops, which are fatal as in the reference.
+    // One level only: marks names used, warns about undefined ones; a
+    // malformed macro here is a warning (scan() finds the fatal cases).
     let names: string[];
     try {
       names = referencedNames(value);
@@ -386,13 +386,13 @@ class Model {
     if (name === "mydomain") return domainOf(this.lookupDefault("myhostname"));
     if (name in this.computed) return this.computed[name];
     if (name === "mynetworks") {
-      return localNetworks(this.value("mynetworks_style") ?? "subnet");
+      return localNetworks(this.lookupDefault("mynetworks_style") || "subnet");
     }
     if (Object.hasOwn(defaults, name)) return defaults[name];
     return this.service.get(name);
   }
 
-  /** myhostname as this listing sees it: main.cf's unless showing defaults. */
+  /** A parameter a computed default derives from, as this listing sees it (expanded). */
   private lookupDefault(name: string): string {
     const raw = this.showDefaults ? this.defaultValue(name) : this.value(name);
     return this.expand(raw ?? "", (n) => this.showDefaults ? this.defaultValue(n) : this.value(n));
