@@ -13,6 +13,7 @@ import { type Config, configDirectory, loadConfig } from "../lib/config/mod.ts";
 import { MasterCfError, parseMasterCf } from "../lib/config/master_cf.ts";
 import { closeFd, isLocked, makePipe, pollAsync, POLLIN, readFd } from "../lib/ffi/libc.ts";
 import { launchCommand } from "../lib/daemon/launcher.ts";
+import { checkMasterCf, MasterCfCheckError } from "../lib/daemon/master_cf_check.ts";
 import { masterPidPath, prepareQueue, readMasterPid } from "../lib/daemon/instance.ts";
 import { type Credentials, mailOwnerCredentials } from "../lib/daemon/users.ts";
 import { queuePath, queueTree } from "../lib/queue/layout.ts";
@@ -115,20 +116,25 @@ function credentials(inv: Invocation): Credentials | undefined {
   return mailOwnerCredentials(inv.config);
 }
 
-/** check-fatal: the queue tree exists and master.cf is present and valid. */
-function checkFatal(inv: Invocation): void {
+/** check-fatal: the queue tree exists and master.cf is present (the master judges its content). */
+function checkFatal(inv: Invocation): string {
   prepareQueue(inv.config, credentials(inv));
   const file = `${inv.config.configDir}/master.cf`;
-  let source: string;
   try {
-    source = Deno.readTextFileSync(file);
+    return Deno.readTextFileSync(file);
   } catch {
     fatal(`no ${file} file found`);
   }
+}
+
+/** `postfix check` also reads master.cf as the master would (Posthorn's addition). */
+function checkMasterCfText(inv: Invocation, source: string): void {
+  const file = `${inv.config.configDir}/master.cf`;
   try {
+    checkMasterCf(source, file);
     parseMasterCf(source, file);
   } catch (err) {
-    if (err instanceof MasterCfError) fatal(err.message);
+    if (err instanceof MasterCfCheckError || err instanceof MasterCfError) fatal(err.message);
     throw err;
   }
 }
@@ -343,7 +349,7 @@ async function flush(inv: Invocation): Promise<number> {
 }
 
 function check(inv: Invocation): number {
-  checkFatal(inv);
+  checkMasterCfText(inv, checkFatal(inv));
   checkWarn(inv);
   return 0;
 }

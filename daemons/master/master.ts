@@ -15,6 +15,7 @@ import { closeFd, isLocked, writeFd } from "../../lib/ffi/libc.ts";
 import { lockMasterPid, masterPidPath, prepareQueue } from "../../lib/daemon/instance.ts";
 import { type Credentials, mailOwnerCredentials } from "../../lib/daemon/users.ts";
 import { logToInheritedStdout } from "../../lib/daemon/server.ts";
+import { checkMasterCf, MasterCfCheckError } from "../../lib/daemon/master_cf_check.ts";
 import { buildServices, type Service, ServiceError } from "./services.ts";
 import { EndpointError, openEndpoints, removeEndpointFile } from "./endpoints.ts";
 import { RunningService, Supervisor } from "./supervisor.ts";
@@ -119,7 +120,12 @@ function readServices(config: Config): Service[] {
   try {
     return loadServices(config);
   } catch (err) {
-    if (err instanceof MasterCfError || err instanceof ServiceError) fatal(err.message);
+    if (
+      err instanceof MasterCfCheckError || err instanceof MasterCfError ||
+      err instanceof ServiceError
+    ) {
+      fatal(err.message);
+    }
     throw err;
   }
 }
@@ -132,6 +138,7 @@ function loadServices(config: Config): Service[] {
   } catch (err) {
     throw new ServiceError(`open ${file}: ${(err as Error).message.replace(/ \(os error.*$/, "")}`);
   }
+  checkMasterCf(source, file);
   return buildServices(parseMasterCf(source, file), config);
 }
 

@@ -5,6 +5,7 @@
 
 import { type Config, splitList } from "../../lib/config/mod.ts";
 import type { MasterEntry } from "../../lib/config/master_cf.ts";
+import { warn } from "../../lib/log.ts";
 
 /** Where a service listens: a unix stream or datagram socket, a fifo, or TCP. */
 export type Endpoint =
@@ -45,18 +46,27 @@ export class ServiceError extends Error {
 
 /** Builds the service table; throws ServiceError on a service Postfix refuses. */
 export function buildServices(entries: MasterEntry[], config: Config): Service[] {
-  const seen = new Set<string>();
   const services: Service[] = [];
   for (const entry of entries) {
     const service = buildService(entry, config);
-    if (seen.has(service.key)) {
-      // Postfix keeps the first entry and warns about the duplicate.
-      throw new ServiceError(`duplicate service name/type entry "${service.key}"`);
+    const at = services.findIndex((s) => s.key === service.key);
+    if (at >= 0) {
+      // Postfix's master: the last entry wins, with a warning.
+      warn(
+        `duplicate master.cf entry for service "${service.name}" (${serviceLabel(service)}) ` +
+          "-- using the last entry",
+      );
+      services.splice(at, 1);
     }
-    seen.add(service.key);
     services.push(service);
   }
   return services;
+}
+
+/** How Postfix's master names a service's address in messages: public/NAME, or the inet name. */
+export function serviceLabel(service: Service): string {
+  if (service.type === "inet") return service.name;
+  return `${service.private ? "private" : "public"}/${service.name}`;
 }
 
 function flag(value: string, dflt: boolean): boolean {

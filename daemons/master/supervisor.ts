@@ -23,7 +23,7 @@ import type { Credentials } from "../../lib/daemon/users.ts";
 import { GENERATION_ENV, parseStatus } from "../../lib/daemon/protocol.ts";
 import { sendTrigger, TRIGGER_WAKEUP } from "../../lib/ipc/trigger.ts";
 import { debug, panicNoExit, warn } from "../../lib/log.ts";
-import { childArgs, type Service } from "./services.ts";
+import { childArgs, type Service, serviceLabel } from "./services.ts";
 
 /** Who the children run as: mail_owner's ids as root, else undefined (this user). */
 export type { Credentials };
@@ -88,7 +88,7 @@ export class RunningService {
     if (now - this.lastLimitWarning < 60_000) return;
     this.lastLimitWarning = now;
     const s = this.spec;
-    const label = s.type === "inet" ? s.name : `${s.private ? "private" : "public"}/${s.name}`;
+    const label = serviceLabel(s);
     warn(
       `service "${s.name}" (${label}) has reached its process limit ` +
         `"${s.maxProc}": new clients may experience noticeable delays`,
@@ -280,7 +280,7 @@ export class Supervisor {
       ? "Permission denied"
       : (err as Error).message;
     // Postfix's child logs this before exec fails; there is no child here.
-    panicNoExit("fatal", `exec ${path}: ${text}`);
+    panicNoExit("fatal", `master_spawn: exec ${path}: ${text}`);
     this.throttleService(s, path);
   }
 

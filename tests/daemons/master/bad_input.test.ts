@@ -15,9 +15,14 @@ Deno.test(
     try {
       const start = await inst.postfix("start");
       assertEquals(start.code, 1);
+      // Postfix's master's wording, passed on by postfix start.
       assertStringIncludes(
         start.stderr,
-        `fatal: invalid type field "foo" in "bad  foo  - - n - - echo"`,
+        `postfix/master: fatal: ${inst.dir}/master.cf: line 2: bad transport type: foo`,
+      );
+      assertStringIncludes(
+        start.stderr,
+        "postfix/postfix-script: fatal: mail system startup failed",
       );
       const status = await inst.postfix("status");
       assertEquals(status.code, 1);
@@ -34,12 +39,19 @@ Deno.test("master.cf with a wrong field count is refused by the master too", opt
     assertEquals(start.code, 1);
     assertStringIncludes(
       start.stderr,
-      `fatal: file ${inst.dir}/master.cf: line 2: bad field count`,
+      `fatal: ${inst.dir}/master.cf: line 2: missing "max_proc" field`,
     );
     // The master run directly says the same and exits.
     const master = await inst.program("master", ["-c", inst.dir]);
     assertEquals(master.code, 1);
-    assertMatch(inst.readLog(), /master\[\d+\]: fatal: file .*master\.cf: line 2: bad field count/);
+    assertMatch(
+      inst.readLog(),
+      /master\[\d+\]: fatal: .*master\.cf: line 2: missing "max_proc" field/,
+    );
+    // postfix check reads master.cf too.
+    const check = await inst.postfix("check");
+    assertEquals(check.code, 1);
+    assertStringIncludes(check.stderr, `line 2: missing "max_proc" field`);
   } finally {
     await inst.destroy();
   }
@@ -93,7 +105,7 @@ Deno.test(
       await pending;
       assertStringIncludes(
         inst.readLog(),
-        `fatal: exec ${libexec}/nosuchprogram: No such file or directory`,
+        `fatal: master_spawn: exec ${libexec}/nosuchprogram: No such file or directory`,
       );
       assertMatch(await ask({ path: `${inst.queue}/private/echo` }, "ok"), /^\d+ echo ok$/);
     } finally {
