@@ -467,10 +467,8 @@ function loadModel(flags: Flags, masterRequired: boolean): Model {
   const settings = readMainCf(dir);
   const services = readMasterCf(dir, masterRequired);
   const model = new Model(dir, settings, services, flags);
-  // With -d postconf shows the built-in defaults only and says nothing about main.cf.
-  if (flags.defaults) configureLog({ stderr: false });
-  model.scan();
-  if (flags.defaults) configureLog({ stderr: true });
+  // With -d postconf shows the built-in defaults only and looks no further into main.cf.
+  if (!flags.defaults) model.scan();
   return model;
 }
 
