@@ -14,7 +14,7 @@ import { MasterCfError, parseMasterCf } from "../../lib/config/master_cf.ts";
 import { closeFd, isLocked, writeFd } from "../../lib/ffi/libc.ts";
 import { lockMasterPid, masterPidPath, prepareQueue } from "../../lib/daemon/instance.ts";
 import { type Credentials, mailOwnerCredentials } from "../../lib/daemon/users.ts";
-import { logToInheritedStdout } from "../../lib/daemon/server.ts";
+import { logToInheritedStdout } from "../../lib/daemon/stdout_log.ts";
 import { checkMasterCf, MasterCfCheckError } from "../../lib/daemon/master_cf_check.ts";
 import { buildServices, type Service, ServiceError } from "./services.ts";
 import { EndpointError, openEndpoints, removeEndpointFile } from "./endpoints.ts";

@@ -18,7 +18,7 @@ import {
   readFd,
   writeFd,
 } from "../../lib/ffi/libc.ts";
-import { launchCommand } from "../../lib/daemon/launcher.ts";
+import { launchCommand, launcherWords } from "../../lib/daemon/launcher.ts";
 import type { Credentials } from "../../lib/daemon/users.ts";
 import { GENERATION_ENV, parseStatus } from "../../lib/daemon/protocol.ts";
 import { sendTrigger, TRIGGER_WAKEUP } from "../../lib/ipc/trigger.ts";
@@ -243,6 +243,7 @@ export class Supervisor {
         ],
         env: {
           ...process.env,
+          ...this.cacheEnv(asUser),
           MAIL_CONFIG: this.config.configDir,
           [GENERATION_ENV]: String(generation),
         },
@@ -271,6 +272,17 @@ export class Supervisor {
     debug(`spawn command ${cmd.path}; pid ${proc.pid}`);
     child.on("error", () => {/* reported through "exit" */});
     child.on("exit", (code, signal) => this.reap(s, proc, cmd.path, code, signal));
+  }
+
+  /**
+   * Run from source as mail_owner, the runtime cannot use root's module cache
+   * and would transpile every module at every start (0.25 s instead of 0.06 s
+   * here): give it one in data_directory, which mail_owner owns.
+   */
+  private cacheEnv(asUser: Credentials | undefined): Record<string, string> {
+    if (!asUser || launcherWords(this.config).length === 0) return {};
+    const data = this.config.get("data_directory");
+    return data ? { DENO_DIR: `${data}/deno` } : {};
   }
 
   private startupFailed(s: RunningService, path: string, err: unknown): void {

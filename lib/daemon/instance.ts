@@ -54,7 +54,7 @@ export function lockMasterPid(config: Config): number {
     }
     fatal(`open lock file pid/master.pid: ${(err as Error).message}`);
   }
-  // Postfix writes the pid right-aligned in a fixed-width field.
-  rewriteFd(fd, `${String(Deno.pid).padStart(10)}\n`);
+  // Postfix writes the pid right-aligned in a 32-character field.
+  rewriteFd(fd, `${String(Deno.pid).padStart(32)}\n`);
   return fd;
 }

@@ -22,17 +22,8 @@ import {
   SOCK_DGRAM,
   writeFd,
 } from "../ffi/libc.ts";
-import {
-  captureLog,
-  configureLog,
-  debug,
-  fatal,
-  FatalError,
-  formatLogLine,
-  logSettings,
-  panicNoExit,
-  warn,
-} from "../log.ts";
+import { configureLog, debug, fatal, FatalError, panicNoExit, warn } from "../log.ts";
+import { logToInheritedStdout } from "./stdout_log.ts";
 import type { ProgramContext } from "../program.ts";
 import { type DaemonArgs, DaemonArgsError, parseDaemonArgs } from "./args.ts";
 import {
@@ -171,32 +162,6 @@ async function serve(
   const runtime = new Runtime(ctx, options, kind);
   await options.init?.(ctx);
   return runtime.run(fds, handler);
-}
-
-/**
- * maillog_file = /dev/stdout (containers, start-fg): reopening /dev/stdout
- * fails for a daemon running as mail_owner when the descriptor is a pipe
- * the root master inherited, so lines go to the inherited descriptor itself.
- */
-export function logToInheritedStdout(maillogFile: string): void {
-  const target = maillogFile === "/dev/stdout"
-    ? Deno.stdout
-    : maillogFile === "/dev/stderr"
-    ? Deno.stderr
-    : undefined;
-  if (!target) return;
-  const stderr = logSettings().stderr;
-  captureLog((body) => {
-    const line = new TextEncoder().encode(formatLogLine(body) + "\n");
-    try {
-      target.writeSync(line);
-      if (stderr && target !== Deno.stderr) {
-        Deno.stderr.writeSync(new TextEncoder().encode(`${logSettings().program}: ${body}\n`));
-      }
-    } catch {
-      // A closed standard output must not turn a log line into a crash.
-    }
-  });
 }
 
 /** A listening descriptor and what kind of endpoint it is. */
