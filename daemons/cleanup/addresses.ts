@@ -103,9 +103,10 @@ export async function expandVirtual(
   const done: string[] = [];
   let level = [address];
   for (let depth = 0; level.length > 0; depth++) {
-    if (depth > settings.virtualAliasRecursionLimit) {
+    // Each level's lookups count, the last (unmatched) one included, as the reference counts.
+    if (depth >= settings.virtualAliasRecursionLimit) {
       throw new ExpansionError(
-        `unreasonable virtual_alias_maps map nesting for ${address} -- message not accepted`,
+        `unreasonable virtual_alias_maps map nesting for ${address} -- message not accepted, try again later`,
       );
     }
     const next: string[] = [];
@@ -122,7 +123,7 @@ export async function expandVirtual(
       }
       if (done.length + next.length > settings.virtualAliasExpansionLimit) {
         throw new ExpansionError(
-          `unreasonable virtual_alias_maps map expansion size for ${address} -- message not accepted`,
+          `unreasonable virtual_alias_maps map expansion size for ${address} -- message not accepted, try again later`,
         );
       }
     }

@@ -76,14 +76,20 @@ export class Content {
     if (this.mode === "headers") {
       const first = line[0];
       if (this.header.length > 0 && (first === 0x20 || first === 0x09)) {
-        this.headerBytes += line.length + 1;
-        if (this.headerBytes <= this.state.settings.headerSizeLimit) this.header.push(line);
+        // header_size_limit: the excess of a long header is discarded, mid-line if need be.
+        const room = this.state.settings.headerSizeLimit - this.headerBytes - 1;
+        if (room > 0) {
+          const kept = line.length > room ? line.subarray(0, room) : line;
+          this.header.push(kept);
+          this.headerBytes += 1 + kept.length;
+        }
         return;
       }
       await this.flushHeader();
       if (line.length > 0 && splitHeader(decoder.decode(line.subarray(0, 200)))) {
-        this.header = [line];
-        this.headerBytes = line.length;
+        const limit = this.state.settings.headerSizeLimit;
+        this.header = [line.length > limit ? line.subarray(0, limit) : line];
+        this.headerBytes = this.header[0].length;
         return;
       }
       this.endHeaders(line.length === 0);
@@ -154,10 +160,10 @@ export class Content {
     const info = headerInfo(parsed.name);
     this.seen.add(lower);
     if (info.resent) this.resent = true;
-    if (lower === "received" && ++this.hops > st.settings.hopcountLimit) {
-      const reason = "5.4.6 too many hops";
-      if (st.writing) st.logAction("reject", "header", text, reason);
-      st.fail(CleanupStat.HOPS, reason);
+    // The limit is reached at hopcount_limit Received headers (pickup's and smtpd's own included).
+    if (lower === "received" && ++this.hops >= st.settings.hopcountLimit) {
+      st.warn("message rejected: hopcount exceeded");
+      st.fail(CleanupStat.HOPS, "");
     }
     if ((lower === "message-id" || lower === "resent-message-id") && !st.discard) {
       st.info(`${lower}=${parsed.value.trim()}`);
@@ -254,21 +260,21 @@ export class Content {
     if (composite && !domainOk && this.state.settings.strictMimeEncodingDomain) {
       this.mimeError("invalid message/* or multipart/* encoding domain", block.encoding);
     }
+    // Past the nesting limit the reference neither rejects nor follows the structure.
     if (block.type.startsWith("multipart/") && block.boundary) {
-      this.nest();
-      this.boundaries.push(block.boundary);
+      if (this.nest()) this.boundaries.push(block.boundary);
     } else if (block.type === "message/rfc822") {
-      this.nest();
-      this.mode = "headers";
-      this.cls = "nested";
+      if (this.nest()) {
+        this.mode = "headers";
+        this.cls = "nested";
+      }
     }
     this.block = { type: "", boundary: "", encoding: "" };
   }
 
-  private nest(): void {
-    if (++this.depth > this.state.settings.mimeNestingLimit) {
-      this.mimeError("MIME nesting exceeds safety limit", "");
-    }
+  /** Enters a nested part; false past mime_nesting_limit, where structure is no longer followed. */
+  private nest(): boolean {
+    return ++this.depth <= this.state.settings.mimeNestingLimit;
   }
 
   /** The headers cleanup adds when the message lacks them. */
@@ -296,7 +302,7 @@ export class Content {
   private fromValue(): string {
     const st = this.state;
     const sender = st.sender ?? "";
-    if (sender === "") return "MAILER-DAEMON (Mail Delivery System)";
+    if (sender === "") return "MAILER-DAEMON";
     const addr = quoteAddress(sender);
     if (!st.fullname) return addr;
     if (st.settings.headerFromFormat === "obsolete") return `${addr} (${st.fullname})`;

@@ -334,7 +334,8 @@ export class CleanupState {
       }
     }
     for (const target of targets) {
-      const key = `${dsnOrcpt}\n${notify}\n${orcpt}\n${target}`;
+      // Duplicates are found without regard to case, as the reference does.
+      const key = `${dsnOrcpt}\n${notify}\n${orcpt}\n${target}`.toLowerCase();
       if (this.dups.has(key)) continue;
       if (this.dups.size < s.duplicateFilterLimit || s.duplicateFilterLimit === 0) {
         this.dups.add(key);
@@ -359,11 +360,17 @@ export class CleanupState {
     this.dataOffset = this.out.offset;
     this.segment = "content";
     this.content = new Content(this);
+    // After an envelope error (alias expansion) the content is read but not
+    // processed: the reference logs nothing more for such a message.
+    this.skipContent = this.errs !== 0;
   }
 
   private partial: Uint8Array[] = [];
+  private skipContent = false;
 
   private async contentRecord(rec: InputRecord): Promise<void> {
+    const text = rec.type === RecordType.CONT || rec.type === RecordType.NORM;
+    if (this.skipContent && (text || rec.type === RecordType.PTR_PAD)) return;
     if (rec.type === RecordType.CONT) {
       this.partial.push(rec.data);
       return;
@@ -377,7 +384,7 @@ export class CleanupState {
     if (rec.type === RecordType.XTRA) {
       if (this.partial.length) await this.content!.line(concat(this.partial));
       this.partial = [];
-      await this.content!.end();
+      if (!this.skipContent) await this.content!.end();
       this.xtraOffset = this.out.offset;
       this.out.record(RecordType.XTRA, "");
       if (this.filter) this.out.record(RecordType.FILTER, this.filter);
@@ -433,9 +440,15 @@ export class CleanupState {
     }
   }
 
-  /** Adds the BCC recipients and the action results, then the end record. */
+  /** Adds the BCC recipients, then the end record. */
   private async endMessage(): Promise<void> {
     const s = this.settings;
+    this.ended = true;
+    // Automatic BCC recipients do not make a message without recipients acceptable.
+    if (this.recipients === 0 && this.errs === 0 && !this.discard) {
+      this.fail(CleanupStat.RCPT, "5.1.0 no recipients specified");
+      return;
+    }
     const bccOk = (this.req.flags & CleanupFlag.BCC_OK) !== 0;
     const extra = [...this.bcc];
     if (bccOk && s.alwaysBcc) extra.unshift(s.alwaysBcc);
@@ -446,7 +459,6 @@ export class CleanupState {
       await this.outRecipient(addr, addr, "", 1, true);
     }
     this.out.record(RecordType.END, "");
-    this.ended = true;
   }
 
   /** Adds a BCC recipient from a header/body check action. */
@@ -458,9 +470,6 @@ export class CleanupState {
   finish(): CleanupResult {
     if (!this.ended && this.errs === 0) {
       this.fail(CleanupStat.BAD, "", "premature end of input");
-    }
-    if (this.errs === 0 && !this.discard && this.recipients === 0) {
-      this.fail(CleanupStat.RCPT, "5.1.0 no recipients specified");
     }
     const base = {
       status: this.errs,

@@ -22,6 +22,7 @@ function environment(ctx: DaemonContext): PickupEnv {
     flags: cleanupFlagsFor(c.list("receive_override_options")),
     myhostname: c.get("myhostname"),
     mailName: c.get("mail_name") || "Postfix",
+    lineLengthLimit: c.int("line_length_limit") || 2048,
   };
 }
 

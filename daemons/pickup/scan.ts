@@ -27,6 +27,8 @@ export interface PickupEnv {
   flags: number;
   myhostname: string;
   mailName: string;
+  /** line_length_limit: the longest record a maildrop file may hold. */
+  lineLengthLimit: number;
 }
 
 /** What became of one maildrop file. */
@@ -109,8 +111,12 @@ export async function pickupFile(env: PickupEnv, name: string): Promise<Outcome>
   return await copyToCleanup(env, name, path, data, uid, st.mtime ?? new Date());
 }
 
-/** A record pickup refuses: the file is removed with a warning. */
-class Refused extends Error {}
+/** A file pickup refuses: it is removed, with the warnings in `lines`. */
+class Refused extends Error {
+  constructor(readonly lines: string[]) {
+    super(lines.join("; "));
+  }
+}
 
 /** Streams the file's records to cleanup; removes the file when cleanup is done with it. */
 async function copyToCleanup(
@@ -130,11 +136,11 @@ async function copyToCleanup(
   }
   const id = client.queueId;
   try {
-    await sendRecords(env, client, data, uid, mtime, id);
+    await sendRecords(env, client, data, uid, mtime, id, `maildrop/${name}`);
   } catch (err) {
     client.close();
     if (err instanceof Refused) {
-      warn(`${id}: uid=${uid}: ${err.message}`);
+      for (const line of err.lines) warn(line);
       remove(path);
       return "removed";
     }
@@ -154,13 +160,12 @@ async function copyToCleanup(
     remove(path);
     return "queued";
   }
-  if (reply.reason.startsWith("4")) {
-    warn(`${id}: ${name}: ${reply.reason}; will try again`);
-    return "kept";
-  }
-  // A permanent refusal: retrying cannot help. There is no bounce service
-  // yet to return the message, so the log line is the only record of it.
-  warn(`${id}: uid=${uid}: message rejected: ${reply.reason}`);
+  const text = reply.reason.replace(/^[245]\.\d+\.\d+ /, "");
+  warn(`maildrop/${name}: error writing ${id}: ${text}`);
+  // A temporary failure is retried on the next scan; a permanent refusal
+  // cannot succeed later. There is no bounce service yet to return such a
+  // message, so the log line is the only record of it.
+  if (reply.reason.startsWith("4")) return "kept";
   remove(path);
   return "removed";
 }
@@ -173,21 +178,30 @@ async function sendRecords(
   uid: number,
   mtime: Date,
   id: string,
+  where: string,
 ): Promise<void> {
   let segment: "envelope" | "content" | "extracted" = "envelope";
   let at = 0;
   let first = true;
   for (;;) {
     let got;
+    const malformed = `uid=${uid}: unexpected or malformed record type -2`;
     try {
       got = decodeRecordAt(data, at);
     } catch (err) {
-      if (err instanceof RecordError) throw new Refused(err.message);
+      if (err instanceof RecordError) throw new Refused([`${where}: ${err.message}`, malformed]);
       throw err;
     }
-    if (!got) throw new Refused("premature end of file");
+    if (!got) throw new Refused([`${where}: premature end of file`, malformed]);
     at = got.next;
     const { type, data: body } = got.record;
+    // Postfix reads maildrop records with line_length_limit as their bound.
+    if (body.length > env.lineLengthLimit) {
+      throw new Refused([
+        `${where}: illegal length ${body.length}, record type ${type.charCodeAt(0)}`,
+        malformed,
+      ]);
+    }
     const allowed = segment === "envelope"
       ? postdropAllowed.envelope + (first ? RecordType.TIME : "")
       : segment === "content"
@@ -195,7 +209,7 @@ async function sendRecords(
       : postdropAllowed.extracted;
     first = false;
     if (!allowed.includes(type)) {
-      throw new Refused(`unexpected record type: ${type.charCodeAt(0)}`);
+      throw new Refused([`${id}: uid=${uid}: unexpected record type: ${type.charCodeAt(0)}`]);
     }
     if (type === RecordType.ATTR) {
       const text = dec.decode(body);

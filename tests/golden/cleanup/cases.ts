@@ -10,6 +10,8 @@ export interface Case {
   fullname?: string;
   recipients: string[];
   text: string;
+  /** main.cf lines added for this case only. */
+  cf?: string;
 }
 
 /** main.cf settings shared by every case (paths are under DIR). */
@@ -43,6 +45,8 @@ export const tables: Record<string, string> = {
 /^Subject: bcc-me/ BCC audit@example.com
 /^X-Ignore:/ IGNORE
 /^X-Strip:/ STRIP
+/^Subject: inner-prepend/ PREPEND X-Inner: yes
+/^Content-Type: text.x-warn/ WARN mime warned
 `,
   body_checks: `/^body-reject/ REJECT
 /^body-warn/ WARN body warned
@@ -52,6 +56,10 @@ bob@example.com robert@example.com
 `,
   virtual: `team@example.com ann@example.com, lead@example.com
 lead@example.com lead@example.com, boss@example.com
+loop1@example.com loop2@example.com
+loop2@example.com loop3@example.com
+loop3@example.com loop4@example.com
+loop4@example.com loop5@example.com
 `,
   sender_bcc: `alice@example.com sent@example.com
 `,
@@ -133,5 +141,129 @@ export const cases: Case[] = [
     sender: "u9@example.org",
     recipients: ["u10@example.org"],
     text: "Subject: cr\rin header\n\nnul\0byte and cr\rin body\n",
+  },
+  {
+    name: "mime-nested",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: [
+      "Subject: outer",
+      "MIME-Version: 1.0",
+      'Content-Type: multipart/mixed; boundary="b1"',
+      "",
+      "preamble",
+      "--b1",
+      "Content-Type: text/x-warn",
+      "",
+      "part one",
+      "body-warn in a part",
+      "--b1",
+      "Content-Type: message/rfc822",
+      "",
+      "Subject: inner-prepend",
+      "From: inner@example.net",
+      "",
+      "inner body",
+      "--b1--",
+      "epilogue",
+      "",
+    ].join("\n"),
+  },
+  {
+    name: "strict-8bit-body",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "Subject: 8bit\n\ncaf\u00e9\n",
+    cf: "strict_8bitmime_body = yes",
+  },
+  {
+    name: "strict-7bit-headers",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "Subject: caf\u00e9\n\nbody\n",
+    cf: "strict_7bit_headers = yes",
+  },
+  {
+    name: "strict-encoding",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "Content-Type: multipart/mixed; boundary=q\nContent-Transfer-Encoding: base64\n\n" +
+      "--q\n\nx\n--q--\n",
+    cf: "strict_mime_encoding_domain = yes",
+  },
+  {
+    name: "nesting",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "Subject: n\nContent-Type: multipart/mixed; boundary=a\n\n--a\n" +
+      "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: multipart/mixed; boundary=c\n\n" +
+      "--c\n\nleaf\n--c--\n--b--\n--a--\n",
+    cf: "mime_nesting_limit = 2",
+  },
+  {
+    name: "size-limit",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "Subject: big\n\n" + ("0123456789".repeat(7) + "\n").repeat(30),
+    cf: "message_size_limit = 1000",
+  },
+  {
+    name: "hops",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "Received: from a by b\nReceived: from b by c\nReceived: from c by d\n" +
+      "Received: from d by e\nSubject: hops\n" + body,
+    cf: "hopcount_limit = 3",
+  },
+  {
+    name: "virtual-recursion",
+    sender: "u9@example.org",
+    recipients: ["loop1@example.com"],
+    text: "Subject: loop\n" + body,
+    cf: "virtual_alias_recursion_limit = 2",
+  },
+  {
+    name: "virtual-expansion",
+    sender: "u9@example.org",
+    recipients: ["team@example.com"],
+    text: "Subject: expansion\n" + body,
+    cf: "virtual_alias_expansion_limit = 2",
+  },
+  {
+    name: "header-size",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "X-Long: start\n" + ("\t" + "z".repeat(60) + "\n").repeat(10) + "Subject: hs\n" + body,
+    cf: "header_size_limit = 300",
+  },
+  {
+    name: "null-sender",
+    sender: "",
+    recipients: ["u10@example.org"],
+    text: "Subject: bounce-ish\n" + body,
+  },
+  {
+    name: "duplicates",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org", "u10@example.org", "U10@example.org", "u11"],
+    text: "Subject: dups\n" + body,
+  },
+  {
+    name: "no-body",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "Subject: only headers\nX-Last: 1\n",
+  },
+  {
+    name: "long-header",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "Subject: " + "s".repeat(2100) + "\nX-After: 1\n\n" + "b".repeat(4100) + "\n",
+  },
+  {
+    name: "no-recipients",
+    sender: "u9@example.org",
+    recipients: [],
+    text: "Subject: nobody\n" + body,
   },
 ];

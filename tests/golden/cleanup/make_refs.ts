@@ -1,8 +1,9 @@
 // Regenerates the reference outputs of the cleanup comparison from a running
 // reference Postfix: `deno run -A make_refs.ts DIR`, where DIR is a reference
 // instance (main.cf with queue_directory=DIR/queue, maillog_file=DIR/maillog,
-// and a master.cf with pickup, cleanup and postlog but no qmgr, so queue
-// files stay in incoming). For each case it writes NAME.maildrop (the input),
+// and a master.cf with pickup, cleanup, trivial-rewrite, bounce and postlog
+// but no qmgr, so queue files stay in incoming). Extra arguments name the
+// cases to regenerate. For each case it writes NAME.maildrop (the input),
 // NAME.queue (the reference's queue file, when one was queued) and NAME.log
 // (the reference's pickup and cleanup log lines, queue id as QUEUEID).
 
@@ -15,14 +16,21 @@ const here = new URL(".", import.meta.url).pathname;
 const layout = { queueDirectory: `${dir}/queue`, hashQueueNames: [], hashQueueDepth: 1 };
 
 for (const [name, text] of Object.entries(tables)) Deno.writeTextFileSync(`${dir}/${name}`, text);
-Deno.writeTextFileSync(
-  `${dir}/main.cf`,
-  `queue_directory = ${dir}/queue\ndata_directory = ${dir}/data\nmail_owner = postfix\n` +
-    `setgid_group = postdrop\nmaillog_file = ${dir}/maillog\nmaillog_file_prefixes = /tmp\n` +
-    `inet_interfaces = loopback-only\n` + mainCf.replaceAll("DIR", dir),
-);
-await new Deno.Command("postfix", { args: ["-c", dir, "reload"] }).output();
-await new Promise((r) => setTimeout(r, 1500));
+
+let currentCf: string | undefined;
+/** Writes main.cf with the case's additions and reloads the reference when it changed. */
+async function configure(extra: string): Promise<void> {
+  if (extra === currentCf) return;
+  currentCf = extra;
+  Deno.writeTextFileSync(
+    `${dir}/main.cf`,
+    `queue_directory = ${dir}/queue\ndata_directory = ${dir}/data\nmail_owner = postfix\n` +
+      `setgid_group = postdrop\nmaillog_file = ${dir}/maillog\nmaillog_file_prefixes = /tmp\n` +
+      `inet_interfaces = loopback-only\n` + mainCf.replaceAll("DIR", dir) + extra + "\n",
+  );
+  await new Deno.Command("postfix", { args: ["-c", dir, "reload"] }).output();
+  await new Promise((r) => setTimeout(r, 1500));
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -30,7 +38,10 @@ function logSince(offset: number): string {
   return Deno.readTextFileSync(`${dir}/maillog`).slice(offset);
 }
 
+const only = new Set(Deno.args.slice(1));
 for (const c of cases) {
+  if (only.size && !only.has(c.name)) continue;
+  await configure(c.cf ?? "");
   const start = Deno.readTextFileSync(`${dir}/maillog`).length;
   const w = new MaildropWriter(layout);
   w.add("A", "rewrite_context=local");
@@ -40,7 +51,13 @@ for (const c of cases) {
   w.add("M");
   const lines = c.text.split("\n");
   if (lines.at(-1) === "") lines.pop();
-  for (const line of lines) w.add("N", line);
+  // Long lines go as L fragments of line_length_limit bytes and an N, as sendmail writes them.
+  for (const line of lines) {
+    const bytes = new TextEncoder().encode(line);
+    let at = 0;
+    for (; bytes.length - at >= 2048; at += 2048) w.add("L", bytes.subarray(at, at + 2048));
+    w.add("N", bytes.subarray(at));
+  }
   w.add("X");
   w.add("E");
   const dropId = w.commit();
@@ -53,7 +70,10 @@ for (const c of cases) {
     await sleep(100);
     id = /postfix\/pickup\[\d+\]: (\w+): uid=/.exec(logSince(start))?.[1] ?? "";
   }
-  if (!id) throw new Error(`${c.name}: pickup did not take ${dropId}`);
+  if (!id) {
+    console.log(`${c.name}: pickup did not take ${dropId}`);
+    continue;
+  }
   await sleep(1000);
   const log = logSince(start).split("\n")
     .filter((l) => l.includes(`${id}:`) || l.includes("warning"))
