@@ -1,6 +1,6 @@
 // Benchmark: process time of `postconf -d` (every parameter) and `postconf -h
 // NAME` (one), mean of N runs, through `deno run mod.ts postconf`, through the
-// bundle (dist/posthorn.js) when it has been built, and the reference's
+// bundle (dist/posthorn.js, or $BENCH_BUNDLE) when it has been built, and the reference's
 // /usr/sbin/postconf beside when installed. Each run is a whole process, as an
 // administrator or a script pays for it.
 
@@ -42,8 +42,10 @@ export async function bench(): Promise<void> {
     const targets: [string, string, string[]][] = [
       ["posthorn (deno run mod.ts)", deno, [...flags, `${root}mod.ts`, "postconf"]],
     ];
-    if (exists(`${root}dist/posthorn.js`)) {
-      targets.push(["posthorn (bundle)", deno, [...flags, `${root}dist/posthorn.js`, "postconf"]]);
+    // BENCH_BUNDLE names another bundle to time (e.g. one built into a temporary folder).
+    const bundle = Deno.env.get("BENCH_BUNDLE") ?? `${root}dist/posthorn.js`;
+    if (exists(bundle)) {
+      targets.push(["posthorn (bundle)", deno, [...flags, bundle, "postconf"]]);
     }
     if (exists("/usr/sbin/postconf")) {
       targets.push(["reference postconf", "/usr/sbin/postconf", []]);
