@@ -1,0 +1,737 @@
+// The queue manager's core, as Postfix's qmgr(8) and SCHEDULER_README:
+// messages come from incoming (and from deferred when their retry time is
+// due) into active within qmgr_message_active_limit; each recipient is
+// resolved to a transport and next hop (cached per message), grouped into
+// per-transport, per-destination queues, and handed to delivery agents in
+// requests of at most TRANSPORT_destination_recipient_limit recipients,
+// within each destination's concurrency window (slow start, feedback,
+// dead-destination detection in feedback.ts). When every recipient of a
+// message has an outcome the message is removed, or moved to deferred with
+// its next retry time as mtime, or returned to the sender once expired.
+//
+// Everything the core touches outside the queue tree is a dependency
+// (resolver, delivery, bounce service, clock), so tests drive it in-process.
+
+import { info, warn } from "../../lib/log.ts";
+import { queueFilePath, type QueueLayout, queuePath } from "../../lib/queue/layout.ts";
+import { isQueueId } from "../../lib/queue/id.ts";
+import { QueueFileRefused, readQueueFile, saveCorrupt } from "../../lib/queue/file.ts";
+import type { BounceService } from "../../lib/bounce_client.ts";
+import type { DeliverReply, DeliverRequest } from "../../lib/deliver/request.ts";
+import { DeliverStatus } from "../../lib/deliver/request.ts";
+import { deliveryLogLine } from "../../lib/deliver/log_line.ts";
+import { ConcurrencyWindow } from "./feedback.ts";
+import {
+  clearWarnRecord,
+  parseQueuedMessage,
+  type QueuedMessage,
+  type QueuedRecipient,
+} from "./message.ts";
+import type { QmgrSettings, TransportSettings } from "./settings.ts";
+
+/** What resolving one recipient gives (lib/rewrite_client.ts's ResolveResult). */
+export interface Resolved {
+  transport: string;
+  nexthop: string;
+  recipient: string;
+  flags: number;
+}
+
+/** RESOLVE_FLAG_FAIL: the resolver could not answer; try again later. */
+const RESOLVE_FLAG_FAIL = 1 << 3;
+
+/** A delivery agent could not be reached at all (the transport is unavailable). */
+export class TransportUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TransportUnavailable";
+  }
+}
+
+/** What the core needs from the world. */
+export interface QmgrDeps {
+  layout: QueueLayout;
+  settings: QmgrSettings;
+  resolve(sender: string, address: string): Promise<Resolved>;
+  /** Sends one request to the transport's agent; rejects with TransportUnavailable when it cannot connect. */
+  deliver(transport: string, request: DeliverRequest): Promise<DeliverReply>;
+  bounce: BounceService;
+  /** Seconds since the epoch. */
+  now?: () => number;
+}
+
+/** A message in the active queue. */
+interface ActiveMessage {
+  q: QueuedMessage;
+  path: string;
+  activeTime: number;
+  /** Recipients handed to queues and not yet answered for. */
+  pending: number;
+  /** Still reading/resolving: not done even when pending is 0. */
+  loading: boolean;
+  deferred: boolean;
+  bounced: boolean;
+  traced: boolean;
+  /** sendmail -q / postqueue -f: defer_transports do not hold it back. */
+  force: boolean;
+}
+
+/** Recipients of one message for one destination. */
+interface Entry {
+  msg: ActiveMessage;
+  recipients: QueuedRecipient[];
+}
+
+/** One destination of one transport. */
+interface DestQueue {
+  name: string;
+  nexthop: string;
+  transport: Transport;
+  window: ConcurrencyWindow;
+  busy: number;
+  todo: Entry[];
+  /** Dead (throttled) until this time, with this status and reason; 0: alive. */
+  deadUntil: number;
+  deadDsn: string;
+  deadReason: string;
+}
+
+/** One transport. */
+interface Transport {
+  name: string;
+  s: TransportSettings;
+  busy: number;
+  queues: Map<string, DestQueue>;
+  /** Round-robin position over queues. */
+  cursor: number;
+  deadUntil: number;
+  deadReason: string;
+}
+
+const wallClock = () => Date.now() / 1000;
+
+/** The queue manager. */
+export class Qmgr {
+  private transports = new Map<string, Transport>();
+  private active = new Map<string, ActiveMessage>();
+  private inFlight = 0;
+  private scanning: Promise<void> | undefined;
+  private rescan: { incoming: boolean; deferred: boolean; ignoreTime: boolean } | undefined;
+  /** A scan stopped at the active limit: feed again when a message leaves. */
+  private starved = false;
+  private pumpQueued = false;
+  private idleWaiters: (() => void)[] = [];
+  private timers = new Set<ReturnType<typeof setTimeout>>();
+  private stopped = false;
+  /** Recipients delivered per request, for tests and benchmarks. */
+  readonly stats = { requests: 0, recipients: 0 };
+
+  constructor(private readonly deps: QmgrDeps) {}
+
+  private now(): number {
+    return (this.deps.now ?? wallClock)();
+  }
+
+  /** Messages in the active queue (in memory). */
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  /**
+   * Starts: files left in active by a previous qmgr go back to incoming
+   * (their done recipients stay D, so nothing is delivered twice), then
+   * incoming and deferred are scanned.
+   */
+  async start(): Promise<void> {
+    for (const { id, path } of listQueue(this.deps.layout, "active")) {
+      const to = queueFilePath(this.deps.layout, "incoming", id);
+      try {
+        moveFile(path, to);
+      } catch (err) {
+        warn(`move ${path} to incoming: ${(err as Error).message}`);
+      }
+    }
+    await this.scan({ incoming: true, deferred: true, ignoreTime: false });
+  }
+
+  /** Stops timers; deliveries in flight finish on their own. */
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  /** Handles trigger bytes from public/qmgr: W and I incoming, D deferred, A all, F dead sites. */
+  async trigger(data: Uint8Array | string): Promise<void> {
+    const text = typeof data === "string" ? data : new TextDecoder().decode(data);
+    const want = { incoming: false, deferred: false, ignoreTime: false };
+    for (const ch of text) {
+      if (ch === "I" || ch === "W") want.incoming = true;
+      else if (ch === "D") want.deferred = true;
+      else if (ch === "A") want.incoming = want.deferred = want.ignoreTime = true;
+      else if (ch === "F") this.reviveAll();
+    }
+    if (want.incoming || want.deferred) await this.scan(want);
+  }
+
+  /** Resolves when nothing is active, in flight or being scanned. */
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isIdle(): boolean {
+    return this.active.size === 0 && this.inFlight === 0 && !this.scanning;
+  }
+
+  private checkIdle(): void {
+    if (!this.isIdle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Scans queues; a scan asked for during a scan runs after it. */
+  async scan(want: { incoming: boolean; deferred: boolean; ignoreTime: boolean }): Promise<void> {
+    if (this.scanning) {
+      const r = this.rescan ??= { incoming: false, deferred: false, ignoreTime: false };
+      r.incoming ||= want.incoming;
+      r.deferred ||= want.deferred;
+      r.ignoreTime ||= want.ignoreTime;
+      return await this.scanning;
+    }
+    this.scanning = (async () => {
+      let next: typeof want | undefined = want;
+      while (next) {
+        // Incoming first: new mail is not held up by a large deferred queue.
+        if (next.incoming) await this.feed("incoming", false, false);
+        if (next.deferred) await this.feed("deferred", next.ignoreTime, next.ignoreTime);
+        next = this.rescan;
+        this.rescan = undefined;
+      }
+    })();
+    try {
+      await this.scanning;
+    } finally {
+      this.scanning = undefined;
+      this.checkIdle();
+    }
+  }
+
+  /** Moves due files from one queue into active, up to the active limit. */
+  private async feed(queue: string, ignoreTime: boolean, force: boolean): Promise<void> {
+    const now = this.now();
+    for (const { id, path } of listQueue(this.deps.layout, queue)) {
+      if (this.stopped) return;
+      if (this.active.size >= this.deps.settings.activeLimit) {
+        this.starved = true;
+        return;
+      }
+      if (this.active.has(id)) continue;
+      let st: Deno.FileInfo;
+      try {
+        st = Deno.statSync(path);
+      } catch {
+        continue;
+      }
+      // Without the execute bit the file is still being written.
+      if (((st.mode ?? 0) & 0o100) === 0) continue;
+      if (queue === "deferred" && !ignoreTime && (st.mtime?.getTime() ?? 0) / 1000 > now) continue;
+      const to = queueFilePath(this.deps.layout, "active", id);
+      try {
+        moveFile(path, to);
+      } catch (err) {
+        warn(`${id}: move to active: ${(err as Error).message}`);
+        continue;
+      }
+      await this.activate(id, to, force);
+    }
+  }
+
+  /** Reads a message now in active and schedules its recipients. */
+  private async activate(id: string, path: string, force: boolean): Promise<void> {
+    let q: QueuedMessage;
+    try {
+      q = parseQueuedMessage(id, readQueueFile(path));
+    } catch (err) {
+      if (err instanceof QueueFileRefused && err.reason === "corrupt") {
+        warn(err.message);
+        saveCorrupt(this.deps.layout, "active", id);
+        return;
+      }
+      warn(`${id}: ${(err as Error).message}`);
+      return;
+    }
+    // A new attempt starts a new defer log (Postfix removes it on activation).
+    removeQuiet(queueFilePath(this.deps.layout, "defer", id));
+    const msg: ActiveMessage = {
+      q,
+      path,
+      activeTime: this.now(),
+      pending: 0,
+      loading: true,
+      deferred: false,
+      bounced: false,
+      traced: false,
+      force,
+    };
+    this.active.set(id, msg);
+    info(`${id}: from=<${q.sender}>, size=${q.size}, nrcpt=${q.rcptCount} (queue active)`);
+    await this.resolveAll(msg);
+    msg.loading = false;
+    this.schedulePump();
+    if (msg.pending === 0) await this.done(msg);
+  }
+
+  /** Resolves every recipient (once per distinct address) and queues it. */
+  private async resolveAll(msg: ActiveMessage): Promise<void> {
+    const cache = new Map<string, Promise<Resolved | null>>();
+    const resolveOne = (address: string) => {
+      let p = cache.get(address);
+      if (!p) {
+        p = this.deps.resolve(msg.q.sender, address).catch((err) => {
+          warn(`${msg.q.queueId}: resolve ${address}: ${(err as Error).message}`);
+          return null;
+        });
+        cache.set(address, p);
+      }
+      return p;
+    };
+    const results = await Promise.all(msg.q.recipients.map((r) => resolveOne(r.address)));
+    const groups = new Map<DestQueue, QueuedRecipient[]>();
+    for (let i = 0; i < results.length; i++) {
+      const rcpt = msg.q.recipients[i];
+      const res = results[i];
+      if (!res || (res.flags & RESOLVE_FLAG_FAIL)) {
+        await this.deferByQmgr(msg, rcpt, "4.3.0", "address resolver failure");
+        continue;
+      }
+      const transport = this.transport(res.transport);
+      if (this.deps.settings.deferTransports.has(res.transport) && !msg.force) {
+        await this.deferByQmgr(msg, rcpt, "4.3.2", "deferred transport");
+        continue;
+      }
+      if (transport.deadUntil > this.now()) {
+        await this.deferByQmgr(msg, rcpt, "4.3.0", transport.deadReason);
+        continue;
+      }
+      const queue = this.queue(transport, res);
+      if (queue.deadUntil > this.now()) {
+        await this.deferByQmgr(
+          msg,
+          rcpt,
+          queue.deadDsn,
+          `delivery temporarily suspended: ${queue.deadReason}`,
+        );
+        continue;
+      }
+      let list = groups.get(queue);
+      if (!list) groups.set(queue, list = []);
+      list.push(rcpt);
+    }
+    for (const [queue, recipients] of groups) {
+      msg.pending += recipients.length;
+      queue.todo.push({ msg, recipients });
+    }
+  }
+
+  private transport(name: string): Transport {
+    let t = this.transports.get(name);
+    if (!t) {
+      t = {
+        name,
+        s: this.deps.settings.transport(name),
+        busy: 0,
+        queues: new Map(),
+        cursor: 0,
+        deadUntil: 0,
+        deadReason: "",
+      };
+      this.transports.set(name, t);
+    }
+    return t;
+  }
+
+  /**
+   * The destination queue: the next hop, lower-cased; with a recipient
+   * limit of 1 (local delivery) each recipient is its own destination, so
+   * concurrency is per user, as in Postfix.
+   */
+  private queue(t: Transport, res: Resolved): DestQueue {
+    const nexthop = res.nexthop;
+    const name = t.s.rcptLimit === 1
+      ? `${res.recipient.slice(0, res.recipient.lastIndexOf("@") >>> 0)}@${nexthop}`.toLowerCase()
+      : nexthop.toLowerCase();
+    let q = t.queues.get(name);
+    if (!q) {
+      q = {
+        name,
+        nexthop,
+        transport: t,
+        window: new ConcurrencyWindow(t.s.window),
+        busy: 0,
+        todo: [],
+        deadUntil: 0,
+        deadDsn: "",
+        deadReason: "",
+      };
+      t.queues.set(name, q);
+    }
+    return q;
+  }
+
+  private schedulePump(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    queueMicrotask(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  }
+
+  /** Starts every delivery the windows and process limits allow. */
+  private pump(): void {
+    const now = this.now();
+    for (const t of this.transports.values()) {
+      if (t.deadUntil > now) continue;
+      const queues = [...t.queues.values()];
+      let idleRounds = 0;
+      // Round robin over destinations, one request at a time each.
+      while (t.busy < t.s.processLimit && queues.length && idleRounds < queues.length) {
+        const q = queues[t.cursor++ % queues.length];
+        if (
+          q.todo.length === 0 || q.deadUntil > now || q.busy >= Math.max(1, q.window.concurrency)
+        ) {
+          idleRounds++;
+          continue;
+        }
+        idleRounds = 0;
+        this.dispatch(q, this.take(q));
+      }
+      // Drop empty, idle, healthy queues so the map does not grow without bound.
+      for (const q of queues) {
+        if (q.todo.length === 0 && q.busy === 0 && q.deadUntil === 0) t.queues.delete(q.name);
+      }
+    }
+  }
+
+  /** Takes the next request's recipients: one message, at most the recipient limit. */
+  private take(q: DestQueue): Entry {
+    const head = q.todo[0];
+    const limit = q.transport.s.rcptLimit;
+    if (limit <= 0 || head.recipients.length <= limit) {
+      q.todo.shift();
+      return head;
+    }
+    return { msg: head.msg, recipients: head.recipients.splice(0, limit) };
+  }
+
+  private dispatch(q: DestQueue, entry: Entry): void {
+    const t = q.transport;
+    q.busy++;
+    t.busy++;
+    this.inFlight++;
+    const m = entry.msg.q;
+    const req: DeliverRequest = {
+      flags: 0,
+      queueName: "active",
+      queueId: m.queueId,
+      dataOffset: m.dataOffset,
+      dataSize: m.size,
+      nexthop: q.nexthop,
+      encoding: m.encoding,
+      smtputf8: m.smtputf8,
+      sender: m.sender,
+      envid: m.envid,
+      ret: m.ret,
+      arrival: m.arrival,
+      active: entry.msg.activeTime,
+      attrs: m.attrs,
+      recipients: entry.recipients.map((r) => ({
+        origRcpt: r.origRcpt,
+        address: r.address,
+        offset: r.offset,
+        dsnOrcpt: r.dsnOrcpt,
+        notify: r.notify,
+      })),
+    };
+    this.stats.requests++;
+    this.stats.recipients += req.recipients.length;
+    this.deps.deliver(t.name, req).then(
+      (reply) => this.completed(q, entry, reply),
+      (err) => this.failed(q, entry, err),
+    ).catch((err) => warn(`${m.queueId}: ${(err as Error).stack ?? err}`));
+  }
+
+  /** An agent answered: per-recipient outcomes, feedback, maybe the end of the message. */
+  private async completed(q: DestQueue, entry: Entry, reply: DeliverReply): Promise<void> {
+    const t = q.transport;
+    q.busy--;
+    t.busy--;
+    const msg = entry.msg;
+    for (const r of entry.recipients) {
+      const outcome = reply.results.get(r.offset) ?? "deferred";
+      if (outcome === "deferred") msg.deferred = true;
+      else if (outcome === "bounced") msg.bounced = true;
+    }
+    if (reply.traced) msg.traced = true;
+    if (reply.status === DeliverStatus.DEFER) {
+      if (q.window.negative()) {
+        await this.throttle(q, reply.hopStatus || "4.0.0", reply.hopReason || "unknown error");
+      }
+    } else {
+      q.window.positive(q.busy);
+    }
+    msg.pending -= entry.recipients.length;
+    this.inFlight--;
+    this.schedulePump();
+    if (msg.pending === 0 && !msg.loading) await this.done(msg);
+    this.checkIdle();
+  }
+
+  /** The agent could not be reached or died: defer the recipients. */
+  private async failed(q: DestQueue, entry: Entry, err: unknown): Promise<void> {
+    const t = q.transport;
+    q.busy--;
+    t.busy--;
+    const unavailable = err instanceof TransportUnavailable;
+    const reason = unavailable ? "mail transport unavailable" : "unknown mail transport error";
+    warn(`${entry.msg.q.queueId}: transport ${t.name}: ${(err as Error).message}`);
+    if (unavailable) {
+      // Postfix throttles the whole transport; retried after minimal_backoff_time.
+      t.deadUntil = this.now() + this.deps.settings.minimalBackoff;
+      t.deadReason = reason;
+      this.later(this.deps.settings.minimalBackoff, () => {
+        t.deadUntil = 0;
+        this.schedulePump();
+      });
+    }
+    for (const r of entry.recipients) await this.deferByQmgr(entry.msg, r, "4.3.0", reason);
+    entry.msg.pending -= entry.recipients.length;
+    this.inFlight--;
+    if (unavailable) await this.flushTransport(t);
+    this.schedulePump();
+    if (entry.msg.pending === 0 && !entry.msg.loading) await this.done(entry.msg);
+    this.checkIdle();
+  }
+
+  /** Defers everything waiting for a dead transport. */
+  private async flushTransport(t: Transport): Promise<void> {
+    for (const q of t.queues.values()) await this.deferQueued(q, "4.3.0", t.deadReason);
+  }
+
+  /** The destination is dead: suspend it, defer what waits for it, revive after the backoff. */
+  private async throttle(q: DestQueue, dsn: string, reason: string): Promise<void> {
+    q.deadUntil = this.now() + this.deps.settings.minimalBackoff;
+    q.deadDsn = dsn.startsWith("4.") ? dsn : "4.0.0";
+    q.deadReason = reason;
+    this.later(this.deps.settings.minimalBackoff, () => this.revive(q));
+    await this.deferQueued(q, q.deadDsn, `delivery temporarily suspended: ${reason}`);
+  }
+
+  private async deferQueued(q: DestQueue, dsn: string, reason: string): Promise<void> {
+    const todo = q.todo;
+    q.todo = [];
+    for (const entry of todo) {
+      for (const r of entry.recipients) await this.deferByQmgr(entry.msg, r, dsn, reason);
+      entry.msg.pending -= entry.recipients.length;
+      if (entry.msg.pending === 0 && !entry.msg.loading) await this.done(entry.msg);
+    }
+  }
+
+  private revive(q: DestQueue): void {
+    q.deadUntil = 0;
+    q.window.reset();
+    this.schedulePump();
+  }
+
+  /** F trigger: every dead destination and transport may be tried again. */
+  private reviveAll(): void {
+    for (const t of this.transports.values()) {
+      t.deadUntil = 0;
+      for (const q of t.queues.values()) if (q.deadUntil) this.revive(q);
+    }
+    this.schedulePump();
+  }
+
+  private later(seconds: number, fn: () => void): void {
+    if (this.stopped) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      fn();
+    }, Math.max(0, seconds * 1000));
+    this.timers.add(timer);
+  }
+
+  /** A recipient qmgr defers itself: defer log and the delivery log line (relay=none). */
+  private async deferByQmgr(
+    msg: ActiveMessage,
+    rcpt: QueuedRecipient,
+    dsn: string,
+    reason: string,
+  ): Promise<void> {
+    msg.deferred = true;
+    await this.deps.bounce.append("defer", msg.q.queueId, rcpt, {
+      status: dsn,
+      action: "delayed",
+      reason,
+      diagType: "",
+      diagText: "",
+    });
+    const now = this.now();
+    info(deliveryLogLine(
+      {
+        queueId: msg.q.queueId,
+        recipient: rcpt.address,
+        origRecipient: rcpt.origRcpt,
+        relay: "none",
+        times: { arrival: msg.q.arrival, active: msg.activeTime, agentStart: now, connSetup: now },
+        dsn,
+        status: "deferred",
+        text: reason,
+      },
+      now,
+      this.deps.settings.resolution,
+    ));
+  }
+
+  /**
+   * Every recipient has an outcome: send the notices the logs call for,
+   * then remove the file, return it to the sender (expired), or move it to
+   * deferred with its next retry time as mtime.
+   */
+  private async done(msg: ActiveMessage): Promise<void> {
+    const { layout, settings } = this.deps;
+    const id = msg.q.queueId;
+    if (!this.active.has(id)) return;
+    this.active.delete(id);
+    const info_ = {
+      queueName: "active",
+      queueId: id,
+      encoding: msg.q.encoding,
+      smtputf8: msg.q.smtputf8,
+      sender: msg.q.sender,
+      envid: msg.q.envid,
+      ret: msg.q.ret,
+    };
+    let keep = false;
+    if (msg.bounced || exists(queueFilePath(layout, "bounce", id))) {
+      if (!await this.deps.bounce.notify("flush", "bounce", info_)) {
+        warn(`${id}: bounce service failure`);
+        keep = true;
+      }
+    }
+    if (msg.traced || exists(queueFilePath(layout, "trace", id))) {
+      if (!await this.deps.bounce.notify("flush", "trace", info_)) {
+        warn(`${id}: trace service failure`);
+      }
+    }
+    const now = this.now();
+    if (msg.deferred) {
+      const lifetime = msg.q.sender === ""
+        ? settings.bounceQueueLifetime
+        : settings.maximalQueueLifetime;
+      if (now >= msg.q.arrival + lifetime) {
+        if (await this.deps.bounce.notify("flush", "defer", info_)) {
+          info(`${id}: from=<${msg.q.sender}>, status=expired, returned to sender`);
+          this.remove(msg);
+          return this.afterDone();
+        }
+        warn(`${id}: defer service failure`);
+      } else if (msg.q.warnTime > 0 && now >= msg.q.warnTime) {
+        if (await this.deps.bounce.notify("warn", "defer", info_)) {
+          try {
+            clearWarnRecord(msg.path, msg.q);
+          } catch (err) {
+            warn(`${id}: update ${msg.path}: ${(err as Error).message}`);
+          }
+        }
+      }
+      keep = true;
+    }
+    if (keep) this.defer(msg, now);
+    else this.remove(msg);
+    this.afterDone();
+  }
+
+  private afterDone(): void {
+    if (this.starved && !this.stopped) {
+      this.starved = false;
+      this.scan({ incoming: true, deferred: true, ignoreTime: false }).catch((err) =>
+        warn(`scan: ${(err as Error).message}`)
+      );
+    }
+    this.checkIdle();
+  }
+
+  /** Moves the message to deferred; its mtime is the next retry time (age, within the backoff bounds). */
+  private defer(msg: ActiveMessage, now: number): void {
+    const { layout, settings } = this.deps;
+    const age = now - msg.q.arrival;
+    const delay = Math.min(settings.maximalBackoff, Math.max(settings.minimalBackoff, age));
+    const to = queueFilePath(layout, "deferred", msg.q.queueId);
+    try {
+      moveFile(msg.path, to);
+      Deno.utimeSync(to, now, now + delay);
+    } catch (err) {
+      warn(`${msg.q.queueId}: move to deferred: ${(err as Error).message}`);
+    }
+  }
+
+  private remove(msg: ActiveMessage): void {
+    try {
+      Deno.removeSync(msg.path);
+      info(`${msg.q.queueId}: removed`);
+    } catch (err) {
+      warn(`${msg.q.queueId}: remove ${msg.path}: ${(err as Error).message}`);
+    }
+    removeQuiet(queueFilePath(this.deps.layout, "defer", msg.q.queueId));
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function removeQuiet(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // Not there.
+  }
+}
+
+/** Renames, creating a missing hashed subdirectory on the way. */
+export function moveFile(from: string, to: string): void {
+  try {
+    Deno.renameSync(from, to);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound) || !exists(from)) throw err;
+    Deno.mkdirSync(to.slice(0, to.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+    Deno.renameSync(from, to);
+  }
+}
+
+/** The queue files of a queue (hashed subdirectories included), oldest name first. */
+export function listQueue(layout: QueueLayout, queue: string): { id: string; path: string }[] {
+  const out: { id: string; path: string }[] = [];
+  const walk = (dir: string, depth: number) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(dir)];
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (e.isDirectory && depth < 4 && e.name.length === 1) walk(`${dir}/${e.name}`, depth + 1);
+      else if (e.isFile && isQueueId(e.name)) out.push({ id: e.name, path: `${dir}/${e.name}` });
+    }
+  };
+  walk(queuePath(layout, queue), 0);
+  return out;
+}

@@ -1,0 +1,160 @@
+// Reading a queue file for the queue manager: the envelope (sender, arrival
+// time, DSN ENVID/RET, request attributes, the W delay-warning record) and
+// every recipient not yet done, with the offset of its R record so an agent
+// can mark it D in place. Pointer records are followed, padding skipped.
+
+import { RecordReader, recordText, RecordType } from "../../lib/queue/record.ts";
+import { parseNotify } from "../../lib/dsn/status.ts";
+
+/** One recipient still to deliver. */
+export interface QueuedRecipient {
+  address: string;
+  origRcpt: string;
+  offset: number;
+  dsnOrcpt: string;
+  notify: number;
+}
+
+/** What qmgr knows about one message from its queue file. */
+export interface QueuedMessage {
+  queueId: string;
+  /** The C record: content size, data offset, recipient count. */
+  size: number;
+  dataOffset: number;
+  rcptCount: number;
+  /** Arrival time (T record), seconds since the epoch. */
+  arrival: number;
+  sender: string;
+  envid: string;
+  ret: number;
+  encoding: string;
+  smtputf8: number;
+  /** Delay-warning time (W record) and where it is, 0 when none or already sent. */
+  warnTime: number;
+  warnOffset: number;
+  /** Request attributes (A records other than the per-recipient ones). */
+  attrs: Record<string, string>;
+  recipients: QueuedRecipient[];
+}
+
+/** Attributes that describe the next recipient rather than the message. */
+const recipientAttrs = new Set(["dsn_orig_rcpt", "notify_flags"]);
+
+/** Parses a complete queue file's bytes (checked complete by the caller). */
+export function parseQueuedMessage(queueId: string, data: Uint8Array): QueuedMessage {
+  const msg: QueuedMessage = {
+    queueId,
+    size: 0,
+    dataOffset: 0,
+    rcptCount: 0,
+    arrival: 0,
+    sender: "",
+    envid: "",
+    ret: 0,
+    encoding: "",
+    smtputf8: 0,
+    warnTime: 0,
+    warnOffset: -1,
+    attrs: {},
+    recipients: [],
+  };
+  const reader = new RecordReader(data);
+  let orcpt = "";
+  let dsnOrcpt = "";
+  let notify = 0;
+  let inContent = false;
+  for (let rec = reader.next(); rec; rec = reader.next()) {
+    const type = rec.type;
+    if (type === RecordType.MESG) {
+      inContent = true;
+      continue;
+    }
+    if (inContent) {
+      if (type === RecordType.XTRA) inContent = false;
+      continue;
+    }
+    if (type === RecordType.END) break;
+    const text = recordText(rec);
+    switch (type) {
+      case RecordType.SIZE: {
+        const f = text.trim().split(/\s+/).map(Number);
+        msg.size = f[0] || 0;
+        msg.dataOffset = f[1] || 0;
+        msg.rcptCount = f[2] || 0;
+        msg.smtputf8 = f[5] || 0;
+        break;
+      }
+      case RecordType.TIME: {
+        const [s, us] = text.trim().split(/\s+/).map(Number);
+        msg.arrival = (s || 0) + (us || 0) / 1e6;
+        break;
+      }
+      case RecordType.FROM:
+        msg.sender = text;
+        break;
+      case RecordType.WARN:
+        msg.warnTime = Number(text.trim()) || 0;
+        msg.warnOffset = rec.offset;
+        break;
+      case RecordType.DSN_ENVID:
+        msg.envid = text;
+        break;
+      case RecordType.DSN_RET:
+        msg.ret = Number(text) || 0;
+        break;
+      case RecordType.DSN_ORCPT:
+        dsnOrcpt = text;
+        break;
+      case RecordType.DSN_NOTIFY:
+        notify = parseNotify(text);
+        break;
+      case RecordType.ORCP:
+        orcpt = text;
+        break;
+      case RecordType.ATTR: {
+        const eq = text.indexOf("=");
+        const name = eq < 0 ? text : text.slice(0, eq);
+        const value = eq < 0 ? "" : text.slice(eq + 1);
+        if (name === "dsn_orig_rcpt") dsnOrcpt = value;
+        else if (name === "notify_flags") notify = parseNotify(value);
+        else if (name === "dsn_envid") msg.envid = value;
+        else if (name === "dsn_ret") msg.ret = Number(value) || 0;
+        else if (name === "encoding") msg.encoding = value;
+        else if (!recipientAttrs.has(name)) msg.attrs[name] = value;
+        break;
+      }
+      case RecordType.RCPT:
+        msg.recipients.push({
+          address: text,
+          origRcpt: orcpt,
+          offset: rec.offset,
+          dsnOrcpt,
+          notify,
+        });
+        orcpt = dsnOrcpt = "";
+        notify = 0;
+        break;
+      case RecordType.DONE:
+      case RecordType.DRCP:
+        orcpt = dsnOrcpt = "";
+        notify = 0;
+        break;
+    }
+  }
+  return msg;
+}
+
+/** Rewrites the W record's value to 0 in place: the delay warning was sent. */
+export function clearWarnRecord(path: string, msg: QueuedMessage): void {
+  if (msg.warnOffset < 0) return;
+  const file = Deno.openSync(path, { read: true, write: true });
+  try {
+    // Type byte, one length byte (15 < 128), then 15 characters.
+    file.seekSync(msg.warnOffset + 2, Deno.SeekMode.Start);
+    file.writeSync(new TextEncoder().encode("0".padStart(15, " ")));
+    file.syncDataSync();
+  } finally {
+    file.close();
+  }
+  msg.warnTime = 0;
+}

@@ -1,0 +1,74 @@
+// qmgr: the queue manager, as Postfix's qmgr(8) (also run as nqmgr).
+//
+// Resident: moves mail from incoming (and deferred, when due) into active,
+// resolves recipients through trivial-rewrite, and schedules deliveries to
+// the transports' agents over private/TRANSPORT (core.ts). Listens on
+// public/qmgr for triggers: W and I scan incoming, D scans deferred, A
+// scans everything ignoring retry times (sendmail -q), F revives dead
+// destinations. Scans deferred every queue_run_delay on its own.
+
+import type { ProgramContext } from "../../lib/program.ts";
+import { type DaemonContext, triggerServer } from "../../lib/daemon/server.ts";
+import { resolveAddress } from "../../lib/rewrite_client.ts";
+import { bounceClient } from "../../lib/bounce_client.ts";
+import { sendDeliverRequest } from "../../lib/deliver/client.ts";
+import { layoutFromConfig } from "../../lib/queue/layout.ts";
+import { warn } from "../../lib/log.ts";
+import { Qmgr, type QmgrDeps, TransportUnavailable } from "./core.ts";
+import { qmgrSettings } from "./settings.ts";
+
+/** The core's dependencies for a daemon: the real resolver, agents and bounce service. */
+export function daemonDeps(d: DaemonContext): QmgrDeps {
+  const config = d.config;
+  const queue = config.get("queue_directory");
+  const layout = layoutFromConfig(config);
+  return {
+    layout,
+    settings: qmgrSettings(config),
+    resolve: (sender, address) => resolveAddress(config, sender, address),
+    async deliver(transport, request) {
+      const path = `${queue}/private/${transport}`;
+      try {
+        Deno.statSync(path);
+      } catch {
+        throw new TransportUnavailable(
+          `connect to transport private/${transport}: No such file or directory`,
+        );
+      }
+      try {
+        return await sendDeliverRequest(path, request);
+      } catch (err) {
+        if (err instanceof Deno.errors.ConnectionRefused || err instanceof Deno.errors.NotFound) {
+          throw new TransportUnavailable(
+            `connect to transport private/${transport}: ${(err as Error).message}`,
+          );
+        }
+        throw err;
+      }
+    },
+    bounce: bounceClient(queue, {
+      bounce: config.get("bounce_service_name") || "bounce",
+      defer: config.get("defer_service_name") || "defer",
+      trace: config.get("trace_service_name") || "trace",
+    }),
+  };
+}
+
+/** Runs the queue manager under the trigger skeleton. */
+export function main(args: string[], ctx: ProgramContext): Promise<number> {
+  let core: Qmgr | undefined;
+  const kick = (what: string) => {
+    core?.trigger(what).catch((err) => warn(`trigger: ${(err as Error).message}`));
+  };
+  return triggerServer(args, ctx, (data) => kick(new TextDecoder().decode(data)), {
+    ignoreMaxIdle: true,
+    ignoreMaxUse: true,
+    init(d) {
+      const deps = daemonDeps(d);
+      core = new Qmgr(deps);
+      const timer = setInterval(() => kick("D"), deps.settings.queueRunDelay * 1000);
+      Deno.unrefTimer(timer);
+      core.start().catch((err) => warn(`start: ${(err as Error).message}`));
+    },
+  });
+}
