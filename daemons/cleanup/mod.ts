@@ -22,6 +22,7 @@ export function main(args: string[], ctx: ProgramContext): Promise<number> {
       try {
         env = {
           layout: layoutFromConfig(d.config),
+          queueService: d.config.get("queue_service_name") || "qmgr",
           longIds: d.config.bool("enable_long_queue_ids"),
           settings: settingsFrom(d.config),
           tables: openCleanupTables(d.config),

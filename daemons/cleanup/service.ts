@@ -18,6 +18,7 @@ import {
   abandonQueueFile,
   commitQueueFile,
   createQueueFile,
+  describe,
   type NewQueueFile,
   writeAllSync,
 } from "../../lib/queue/file.ts";
@@ -37,6 +38,8 @@ import type { CleanupTables } from "./tables.ts";
 /** What the service needs besides the connection. */
 export interface ServiceEnv {
   layout: QueueLayout;
+  /** queue_service_name: the queue manager's public trigger (qmgr). */
+  queueService: string;
   longIds: boolean;
   settings: CleanupSettings;
   tables: CleanupTables;
@@ -160,6 +163,7 @@ export async function serveCleanup(conn: net.Socket, env: ServiceEnv): Promise<v
   }
   let status: number = CleanupStat.WRITE;
   let reason = "4.3.0 queue file write error";
+  let queued = false;
   try {
     await send(conn, { queue_id: qf.id });
     const result = await processMessage(readRecords(reader), {
@@ -173,6 +177,7 @@ export async function serveCleanup(conn: net.Socket, env: ServiceEnv): Promise<v
       writeAllSync(qf.file, result.file);
       if (result.queue === "hold") moveToHold(qf, env.layout);
       commitQueueFile(qf);
+      queued = result.queue === "incoming";
     } else {
       abandonQueueFile(qf);
     }
@@ -184,15 +189,20 @@ export async function serveCleanup(conn: net.Socket, env: ServiceEnv): Promise<v
   }
   // The reply comes only now: the file is durable and complete, or gone.
   await send(conn, { status, reason }).catch(() => {});
-  if (status === 0) wakeQmgr(env.layout.queueDirectory);
+  // Only mail in incoming is the queue manager's business (not held or discarded mail).
+  if (queued) wakeQmgr(env.layout.queueDirectory, env.queueService);
 }
 
-/** Wakes the queue manager when it runs (public/qmgr exists); failures are harmless. */
-function wakeQmgr(queueDirectory: string): void {
-  const path = `${queueDirectory}/public/qmgr`;
+/**
+ * Wakes the queue manager. Without one the file waits in incoming for the
+ * next start; the warning is the reference's.
+ */
+function wakeQmgr(queueDirectory: string, service: string): void {
+  const path = `${queueDirectory}/public/${service}`;
   try {
     Deno.statSync(path);
-  } catch {
+  } catch (err) {
+    warn(`unable to look up public/${service}: ${describe(err)}`);
     return;
   }
   sendTrigger(path, TRIGGER_WAKEUP, 1000).catch(() => {});

@@ -2,117 +2,22 @@
 // the maildrop file removed only after cleanup queued the message.
 
 import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
-import { projectRoot } from "../../run.ts";
 import { decodeRecordAt, decodeRecords, encodeRecord } from "../../../lib/queue/record.ts";
 import { readQueueFile } from "../../../lib/queue/file.ts";
-import { createQueueTree, type QueueLayout } from "../../../lib/queue/layout.ts";
+import {
+  incoming,
+  type Instance,
+  readLog,
+  start,
+  stop,
+  waitGone,
+  waitIncoming,
+} from "./instance.ts";
 import { MaildropWriter } from "../../../lib/queue/maildrop.ts";
 import { sendTrigger } from "../../../lib/ipc/trigger.ts";
 
 const dec = new TextDecoder();
 const golden = new URL("../../golden/queue/", import.meta.url).pathname;
-
-interface Instance {
-  dir: string;
-  layout: QueueLayout;
-  children: Deno.ChildProcess[];
-}
-
-async function waitFor(path: string, ms = 10000): Promise<void> {
-  for (let t = 0; t < ms; t += 25) {
-    try {
-      Deno.statSync(path);
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-  throw new Error(`${path} did not appear`);
-}
-
-async function daemon(inst: Instance, program: string, listen: string): Promise<void> {
-  const script = `${inst.dir}/${program}.ts`;
-  await Deno.writeTextFile(
-    script,
-    `import { main } from "${projectRoot}daemons/${program}/mod.ts";\n` +
-      `Deno.exit(await main(Deno.args, { name: "${program}", program: "${program}" }));\n`,
-  );
-  inst.children.push(
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--unstable-ffi", "--unstable-net", script, "-L", `unix:${listen}`],
-      env: { MAIL_CONFIG: inst.dir },
-      stdout: "null",
-      stderr: "null",
-    }).spawn(),
-  );
-  await waitFor(listen);
-}
-
-/** A queue tree with cleanup and pickup running on it. */
-async function start(mainCf = ""): Promise<Instance> {
-  const dir = await Deno.makeTempDir({ prefix: "pickup-" });
-  const layout = { queueDirectory: `${dir}/queue`, hashQueueNames: [], hashQueueDepth: 1 };
-  createQueueTree(layout);
-  await Deno.writeTextFile(
-    `${dir}/main.cf`,
-    `queue_directory = ${dir}/queue\nmyhostname = ref.example.com\nmydomain = example.com\n` +
-      `myorigin = $mydomain\nhash_queue_names =\nmail_name = Postfix\n` +
-      `maillog_file = ${dir}/maillog\ncompatibility_level = 3.6\n${mainCf}`,
-  );
-  const inst: Instance = { dir, layout, children: [] };
-  await daemon(inst, "cleanup", `${dir}/queue/private/cleanup`);
-  await daemon(inst, "pickup", `${dir}/queue/public/pickup`);
-  return inst;
-}
-
-async function stop(inst: Instance): Promise<void> {
-  for (const c of inst.children) {
-    try {
-      c.kill("SIGKILL");
-    } catch {
-      // Gone.
-    }
-    await c.status;
-  }
-  await Deno.remove(inst.dir, { recursive: true });
-}
-
-function incoming(inst: Instance): string[] {
-  return [...Deno.readDirSync(`${inst.layout.queueDirectory}/incoming`)].map((e) => e.name);
-}
-
-async function waitIncoming(inst: Instance, n: number): Promise<string[]> {
-  for (let t = 0; t < 10000; t += 25) {
-    const names = incoming(inst).filter((name) => {
-      const mode = Deno.statSync(`${inst.layout.queueDirectory}/incoming/${name}`).mode! & 0o100;
-      return mode !== 0;
-    });
-    if (names.length >= n) return names;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error("no queue file appeared in incoming");
-}
-
-async function waitGone(path: string): Promise<void> {
-  for (let t = 0; t < 10000; t += 25) {
-    try {
-      Deno.statSync(path);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`${path} was not removed`);
-}
-
-async function readLog(inst: Instance, part: string): Promise<string> {
-  for (let t = 0; t < 5000; t += 25) {
-    const log = await Deno.readTextFile(`${inst.dir}/maillog`).catch(() => "");
-    if (log.includes(part)) return log;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return await Deno.readTextFile(`${inst.dir}/maillog`).catch(() => "");
-}
 
 /** Submits a message as sendmail does (lib/queue's maildrop writer). */
 function submit(inst: Instance, sender: string, rcpts: string[], text: string): string {
