@@ -1,0 +1,149 @@
+// The queue walk behind showq: every complete queue file of the maildrop,
+// active, incoming, deferred and hold queues, in that order and in
+// directory order within each (hashed subdirectories entered where they are
+// met), read for its arrival time, size, sender and pending recipients, with
+// the deferral reasons from its defer log.
+
+import { queueFilePath, type QueueLayout, queuePath } from "../../lib/queue/layout.ts";
+import { RecordError, RecordReader, recordText, RecordType } from "../../lib/queue/record.ts";
+import { quoteAddress } from "../../lib/address/quote.ts";
+import { warn } from "../../lib/log.ts";
+import type { QueuedMessage, QueuedRecipient } from "../../lib/showq_client.ts";
+import { readDeferLog } from "./defer_log.ts";
+
+/** The queues showq reports, in the order Postfix's showq reports them. */
+export const showqQueues = ["maildrop", "active", "incoming", "deferred", "hold"];
+
+/** postsuper -e/-f marks a message for expiry with the group execute bit. */
+export const forcedExpireBit = 0o010;
+
+/** A name that can be a queue file (Postfix's test: letters and digits only). */
+export function queueIdOk(name: string): boolean {
+  return name.length > 0 && name.length <= 100 && /^[A-Za-z0-9]+$/.test(name);
+}
+
+/** Queue file names under `dir`, depth first through one-character (hash) subdirectories. */
+export function* walkQueue(dir: string): Generator<{ id: string; path: string }> {
+  let entries: Iterable<Deno.DirEntry>;
+  try {
+    entries = Deno.readDirSync(dir);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw err;
+  }
+  for (const entry of entries) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory && entry.name.length === 1) {
+      yield* walkQueue(path);
+    } else if (queueIdOk(entry.name)) {
+      yield { id: entry.name, path };
+    }
+  }
+}
+
+/** Every listed message of the queue tree, read one file at a time. */
+export function* scanQueues(layout: QueueLayout): Generator<QueuedMessage> {
+  for (const queueName of showqQueues) {
+    for (const { id, path } of walkQueue(queuePath(layout, queueName))) {
+      const msg = readQueuedMessage(layout, queueName, id, path);
+      if (msg) yield msg;
+    }
+  }
+}
+
+/**
+ * Reads one queue file; null when it is gone, not a regular file, not yet
+ * complete (no owner execute bit) or unreadable, as showq skips those.
+ */
+export function readQueuedMessage(
+  layout: QueueLayout,
+  queueName: string,
+  id: string,
+  path: string,
+): QueuedMessage | null {
+  let info: Deno.FileInfo;
+  let data: Uint8Array;
+  try {
+    info = Deno.lstatSync(path);
+    if (!info.isFile || ((info.mode ?? 0) & 0o100) === 0) return null;
+    data = Deno.readFileSync(path);
+  } catch {
+    return null; // Removed or moved since the directory was read.
+  }
+  const msg: QueuedMessage = {
+    queueName,
+    queueId: id,
+    arrivalTime: Math.floor((info.mtime?.getTime() ?? 0) / 1000),
+    size: info.size,
+    forcedExpire: ((info.mode ?? 0) & forcedExpireBit) !== 0,
+    sender: "",
+    recipients: [],
+  };
+  let pending: string[];
+  try {
+    pending = readEnvelope(data, msg);
+  } catch (err) {
+    if (!(err instanceof RecordError)) throw err;
+    warn(`${queueName}/${id}: ${err.message}`);
+    return null;
+  }
+  msg.recipients = withReasons(layout, id, pending);
+  return msg;
+}
+
+/** Fills in time, size and sender; returns the pending recipients in file order. */
+function readEnvelope(data: Uint8Array, msg: QueuedMessage): string[] {
+  const pending: string[] = [];
+  let reader = new RecordReader(data);
+  let extractedAt = 0;
+  for (let rec = reader.next(); rec; rec = reader.next()) {
+    const text = () => recordText(rec!);
+    switch (rec.type) {
+      case RecordType.SIZE: {
+        const fields = text().trim().split(/\s+/).map(Number);
+        if (fields[0] >= 0) msg.size = fields[0];
+        // The extracted segment follows the content: skip the text itself.
+        if (fields[1] > 0 && fields[0] >= 0) extractedAt = fields[1] + fields[0];
+        break;
+      }
+      case RecordType.TIME:
+        msg.arrivalTime = parseInt(text(), 10) || msg.arrivalTime;
+        break;
+      case RecordType.FROM:
+        msg.sender = text() === "" ? "" : quoteAddress(text());
+        break;
+      case RecordType.RCPT:
+        pending.push(quoteAddress(text()));
+        break;
+      case RecordType.MESG:
+        if (extractedAt > 0 && extractedAt < data.length) {
+          reader = new RecordReader(data, extractedAt);
+        }
+        break;
+      case RecordType.END:
+        return pending;
+    }
+  }
+  return pending;
+}
+
+/**
+ * The recipients as showq lists them: first those in the defer log, in log
+ * order and each once, with their reasons; then the pending recipients the
+ * log does not name, without a reason.
+ */
+function withReasons(layout: QueueLayout, id: string, pending: string[]): QueuedRecipient[] {
+  const logged = readDeferLog(queueFilePath(layout, "defer", id));
+  const out: QueuedRecipient[] = [];
+  const seen = new Set<string>();
+  for (const entry of logged) {
+    const address = quoteAddress(entry.recipient);
+    if (seen.has(address)) continue;
+    seen.add(address);
+    out.push({ address, reason: entry.reason });
+  }
+  for (const address of pending) {
+    if (!seen.has(address)) out.push({ address, reason: "" });
+  }
+  return out;
+}

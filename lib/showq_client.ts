@@ -1,0 +1,330 @@
+// The showq service protocol and the queue listing it feeds: mailq's text
+// format (postqueue -p, sendmail -bp) and the JSON format (postqueue -j),
+// as Postfix 3.7 prints them.
+//
+// Between Posthorn's showq and its clients each message is one attribute
+// list (queue_name, queue_id, time, size, forced_expire, sender), then one
+// list per recipient (recipient, reason), then an empty list; the server
+// closes the connection after the last message. The client formats.
+
+import { type AttrList, AttrReader, encodeAttrs } from "./ipc/attr.ts";
+import { type Config } from "./config/mod.ts";
+import { launchCommand } from "./daemon/launcher.ts";
+import { fatal, warn } from "./log.ts";
+import { describe } from "./queue/file.ts";
+import { FatalError } from "./log.ts";
+
+/** One recipient of a queued message and why it was deferred ("" when it was not). */
+export interface QueuedRecipient {
+  address: string;
+  reason: string;
+}
+
+/** One queued message as showq reports it. */
+export interface QueuedMessage {
+  queueName: string;
+  queueId: string;
+  /** Arrival time, seconds since the epoch. */
+  arrivalTime: number;
+  /** Message size in bytes (the content size cleanup recorded; the file size in maildrop). */
+  size: number;
+  /** postsuper -e/-f was applied. */
+  forcedExpire: boolean;
+  /** The envelope sender; "" for the null sender. */
+  sender: string;
+  recipients: QueuedRecipient[];
+}
+
+/** The attribute lists that carry one message on the wire. */
+export function encodeQueuedMessage(msg: QueuedMessage): Uint8Array {
+  const parts = [
+    encodeAttrs({
+      queue_name: msg.queueName,
+      queue_id: msg.queueId,
+      time: msg.arrivalTime,
+      size: msg.size,
+      forced_expire: msg.forcedExpire ? 1 : 0,
+      sender: msg.sender,
+    }),
+    ...msg.recipients.map((r) => encodeAttrs({ recipient: r.address, reason: r.reason })),
+    encodeAttrs({}),
+  ];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** A showq stream that breaks the protocol. */
+export class ShowqProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ShowqProtocolError";
+  }
+}
+
+/** Turns a stream of attribute lists back into messages, one push() per chunk read. */
+export class ShowqDecoder {
+  private reader = new AttrReader();
+  private current: QueuedMessage | undefined;
+
+  /** Feeds a chunk; returns the messages it completes. */
+  push(chunk: Uint8Array): QueuedMessage[] {
+    const done: QueuedMessage[] = [];
+    for (const list of this.reader.push(chunk)) {
+      if (!this.current) {
+        this.current = messageHead(list);
+      } else if (list.size === 0) {
+        done.push(this.current);
+        this.current = undefined;
+      } else {
+        if (!list.has("recipient")) throw new ShowqProtocolError("recipient expected");
+        this.current.recipients.push({
+          address: list.get("recipient") ?? "",
+          reason: list.get("reason") ?? "",
+        });
+      }
+    }
+    return done;
+  }
+
+  /** Throws when the stream ended inside a message. */
+  end(): void {
+    if (this.current || this.reader.pending) {
+      throw new ShowqProtocolError("premature end of the queue listing");
+    }
+  }
+}
+
+function messageHead(list: AttrList): QueuedMessage {
+  const id = list.get("queue_id");
+  const name = list.get("queue_name");
+  if (!id || !name) throw new ShowqProtocolError("queue_name and queue_id expected");
+  return {
+    queueName: name,
+    queueId: id,
+    arrivalTime: Number(list.get("time") ?? 0),
+    size: Number(list.get("size") ?? 0),
+    forcedExpire: list.get("forced_expire") === "1",
+    sender: list.get("sender") ?? "",
+    recipients: [],
+  };
+}
+
+const dayNames = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const monthNames = [
+  "Jan",
+  "Feb",
+  "Mar",
+  "Apr",
+  "May",
+  "Jun",
+  "Jul",
+  "Aug",
+  "Sep",
+  "Oct",
+  "Nov",
+  "Dec",
+];
+
+/** ctime(3) without the year, in local time: `Tue Nov 24 15:53:38`. */
+function arrivalText(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${dayNames[d.getDay()]} ${monthNames[d.getMonth()]} ${String(d.getDate()).padStart(2)} ` +
+    `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
+/** The sender as listings show it: the null sender is MAILER-DAEMON. */
+function senderText(sender: string): string {
+  return sender === "" ? "MAILER-DAEMON" : sender;
+}
+
+/** The queue-status marks after the id: `*` active, `!` hold, `#` forced to expire. */
+function statusMarks(msg: QueuedMessage): string {
+  return (msg.queueName === "active" ? "*" : msg.queueName === "hold" ? "!" : "") +
+    (msg.forcedExpire ? "#" : "");
+}
+
+/** The column header of the text listing. */
+export const listingHeader = "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------";
+
+/**
+ * One message in mailq's format: the id (with its marks) padded to 11
+ * columns, the size in 8, the arrival time, the sender; then each recipient
+ * indented 41 columns, under its deferral reason in parentheses right-aligned
+ * to column 78 whenever the reason changes; then an empty line.
+ */
+export function formatMessageText(msg: QueuedMessage): string {
+  let out = `${(msg.queueId + statusMarks(msg)).padEnd(11)}${String(msg.size).padStart(8)} ` +
+    `${arrivalText(msg.arrivalTime)}  ${senderText(msg.sender)}\n`;
+  let lastReason = "";
+  for (const rcpt of msg.recipients) {
+    if (rcpt.reason && rcpt.reason !== lastReason) {
+      out += `(${rcpt.reason})`.padStart(78) + "\n";
+    }
+    lastReason = rcpt.reason;
+    out += " ".repeat(41) + rcpt.address + "\n";
+  }
+  return out + "\n";
+}
+
+/** The closing line of the text listing: whole kilobytes, rounded down. */
+export function formatTrailer(bytes: number, count: number): string {
+  return `-- ${Math.floor(bytes / 1024)} Kbytes in ${count} Request${count === 1 ? "" : "s"}.\n`;
+}
+
+/** A JSON string as Postfix writes it: `"`, `\` and control characters escaped. */
+function jsonString(text: string): string {
+  let out = '"';
+  for (const ch of text) {
+    const code = ch.codePointAt(0)!;
+    if (ch === '"' || ch === "\\") out += "\\" + ch;
+    else if (code < 0x20 || code === 0x7f) out += "\\u" + code.toString(16).padStart(4, "0");
+    else out += ch;
+  }
+  return out + '"';
+}
+
+/** One message as one line of JSON (postqueue -j), keys in Postfix's order. */
+export function formatMessageJson(msg: QueuedMessage): string {
+  const recipients = msg.recipients.map((r) =>
+    `{"address": ${jsonString(r.address)}` +
+    (r.reason ? `, "delay_reason": ${jsonString(r.reason)}` : "") + "}"
+  );
+  return `{"queue_name": ${jsonString(msg.queueName)}, "queue_id": ${jsonString(msg.queueId)}, ` +
+    `"arrival_time": ${msg.arrivalTime}, "message_size": ${msg.size}, ` +
+    `"forced_expire": ${msg.forcedExpire}, "sender": ${jsonString(senderText(msg.sender))}, ` +
+    `"recipients": [${recipients.join(", ")}]}\n`;
+}
+
+/** Output formats: mailq's text or one JSON object per message. */
+export type ListingFormat = "text" | "json";
+
+/** Writes every message of a showq stream to `out` in `format`, as it arrives. */
+export async function printListing(
+  source: AsyncIterable<Uint8Array>,
+  format: ListingFormat,
+  out: (text: string) => Promise<void>,
+): Promise<void> {
+  const decoder = new ShowqDecoder();
+  let count = 0;
+  let bytes = 0;
+  for await (const chunk of source) {
+    let text = "";
+    for (const msg of decoder.push(chunk)) {
+      if (format === "json") {
+        text += formatMessageJson(msg);
+      } else {
+        if (count === 0) text += listingHeader + "\n";
+        text += formatMessageText(msg);
+      }
+      count++;
+      bytes += msg.size;
+    }
+    if (text) await out(text);
+  }
+  decoder.end();
+  if (format === "text") {
+    await out(count === 0 ? "Mail queue is empty\n" : formatTrailer(bytes, count));
+  }
+}
+
+/** Writes text to standard output. */
+async function writeStdout(text: string): Promise<void> {
+  const data = new TextEncoder().encode(text);
+  let at = 0;
+  while (at < data.length) at += await Deno.stdout.write(data.subarray(at));
+}
+
+/** Reads a node-style or Deno connection as chunks. */
+async function* connectionChunks(conn: Deno.UnixConn): AsyncIterable<Uint8Array> {
+  const buf = new Uint8Array(65536);
+  for (;;) {
+    const n = await conn.read(buf);
+    if (n === null) return;
+    yield buf.slice(0, n);
+  }
+}
+
+/** Whether this user may read the queue directly when showq is down (Postfix: the super-user). */
+function mayReadQueueDirectly(config: Config): boolean {
+  const uid = Deno.uid();
+  if (uid === 0) return true;
+  // A self-contained instance run by an ordinary user: that user owns the queue.
+  try {
+    return Deno.statSync(config.get("queue_directory")).uid === uid;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs the showq program stand-alone (-S) and reads its report from its standard output. */
+async function* standaloneChunks(config: Config, configDir: string): AsyncIterable<Uint8Array> {
+  const cmd = launchCommand(config, config.get("showq_service_name") || "showq", ["-S"]);
+  const child = new Deno.Command(cmd.file, {
+    args: cmd.args,
+    env: { MAIL_CONFIG: configDir },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  for await (const chunk of child.stdout) yield chunk;
+  const status = await child.status;
+  if (!status.success) throw new FatalError("showq stand-alone failed", 75);
+}
+
+/**
+ * Lists the mail queue on standard output, as postqueue -p (text) or -j
+ * (json) and sendmail -bp (mailq) do: through the showq service, or, when
+ * the mail system is down, by running showq stand-alone for a user allowed
+ * to read the queue (with Postfix's warning). Returns the exit status.
+ */
+export async function listMailQueue(
+  config: Config,
+  format: ListingFormat,
+  out: (text: string) => Promise<void> = writeStdout,
+): Promise<number> {
+  const mailName = config.get("mail_name") || "Postfix";
+  const service = config.get("showq_service_name") || "showq";
+  const path = `${config.get("queue_directory")}/public/${service}`;
+  let conn: Deno.UnixConn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path });
+  } catch (err) {
+    const why = `Connect to the ${mailName} ${service} service: ${describe(err)}`;
+    if (err instanceof Deno.errors.PermissionDenied) fatalStatus(why, 70);
+    if (!mayReadQueueDirectly(config)) {
+      fatalStatus("Queue report unavailable - mail system is down", 69);
+    }
+    warn(`Mail system is down -- accessing queue directly (${why})`);
+    await printListing(standaloneChunks(config, config.configDir), format, out);
+    return 0;
+  }
+  try {
+    await printListing(connectionChunks(conn), format, out);
+  } catch (err) {
+    if (err instanceof ShowqProtocolError) fatalStatus(`showq service: ${err.message}`, 75);
+    throw err;
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Closed by the server already.
+    }
+  }
+  return 0;
+}
+
+/** msg_fatal_status: the fatal line, and exit with `status` (a sysexits code). */
+function fatalStatus(text: string, status: number): never {
+  try {
+    fatal(text);
+  } catch (err) {
+    if (err instanceof FatalError) throw new FatalError(err.message, status);
+    throw err;
+  }
+}
