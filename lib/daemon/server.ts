@@ -10,6 +10,7 @@
 import * as net from "node:net";
 import { type Config, loadConfig, setupLogging } from "../config/mod.ts";
 import {
+  acceptFd,
   closeFd,
   dupFd,
   isOpen,
@@ -19,6 +20,7 @@ import {
   pollAsync,
   POLLIN,
   readFd,
+  setNonblocking,
   SOCK_DGRAM,
   writeFd,
 } from "../ffi/libc.ts";
@@ -247,24 +249,47 @@ class Runtime {
   }
 
   /**
-   * node:net serves an inherited descriptor with listen({ fd }); to stop
-   * accepting while busy it closes the server, which closes only a dup of
-   * the master's descriptor, and listens again on a fresh dup to resume.
+   * Accepts only while there is room: a poll on a worker thread, accept4(2)
+   * through FFI, and the accepted descriptor served as a node:net socket
+   * (`new net.Socket({ fd })`). A busy process thus leaves waiting clients in
+   * the shared backlog for its siblings, which the master starts when this
+   * one reports "taken". (node:net `listen({ fd })` accepts in bursts, and
+   * closing the server to pause dropped the connections of a burst.)
    */
   private listenStream(fd: number, onConnection: (conn: net.Socket) => void): Listener {
-    let server: net.Server | undefined;
-    const resume = () => {
-      if (server) return;
-      server = net.createServer({ pauseOnConnect: false }, onConnection);
-      server.on("error", (err) => warn(`accept: ${err.message}`));
-      server.listen({ fd: dupFd(fd) });
+    // Shared with the master and siblings: accept must never block the event loop.
+    setNonblocking(fd, true);
+    let paused = false;
+    let polling = false;
+    const loop = async () => {
+      if (polling) return;
+      polling = true;
+      try {
+        while (!paused && !this.exiting) {
+          const ready = await pollAsync([{ fd, events: POLLIN }], 5000);
+          if (paused || this.exiting) break;
+          if (ready <= 0) continue;
+          let conn: number;
+          try {
+            conn = acceptFd(fd);
+          } catch (err) {
+            warn(`accept: ${(err as Error).message}`);
+            await new Promise((r) => setTimeout(r, 100));
+            continue;
+          }
+          // -1: a sibling process took this client first.
+          if (conn >= 0) onConnection(new net.Socket({ fd: conn, readable: true, writable: true }));
+        }
+      } finally {
+        polling = false;
+      }
     };
-    const pause = () => {
-      server?.close();
-      server = undefined;
+    const resume = () => {
+      paused = false;
+      loop();
     };
     resume();
-    return { pause, resume };
+    return { pause: () => paused = true, resume };
   }
 
   /** A fifo: every chunk written to it is one trigger. */

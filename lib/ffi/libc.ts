@@ -46,6 +46,7 @@ const symbols = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   listen: { parameters: ["i32", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
@@ -429,4 +430,16 @@ export function getpwnam(name: string): PasswdEntry | undefined {
     gid: view.getUint32(20),
     dir: dirPtr ? Deno.UnsafePointerView.getCString(dirPtr) : "/",
   };
+}
+
+/** Sends one datagram to the unix-dgram socket at `path` (postlog-style clients). */
+export function sendDatagram(path: string, data: Uint8Array<ArrayBuffer>): void {
+  const fd = check("socket", lib().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  try {
+    const addr = sockaddrUn(path);
+    check("connect", lib().connect(fd, addr, addr.length));
+    if (writeFd(fd, data) < 0) throw new LibcError("write", EAGAIN);
+  } finally {
+    closeFd(fd);
+  }
 }

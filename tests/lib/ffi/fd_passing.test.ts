@@ -109,3 +109,28 @@ Deno.test("parseIpv6() expands :: and an IPv4 tail", () => {
   assertEquals([...parseIpv6("::1")], [...new Uint8Array(15), 1]);
   assertEquals([...parseIpv6("::ffff:127.0.0.1")].slice(10), [255, 255, 127, 0, 0, 1]);
 });
+
+Deno.test(
+  "a connection accepted through FFI is served as a node:net socket with its peer address",
+  {
+    sanitizeResources: false,
+    sanitizeOps: false,
+  },
+  async () => {
+    const { acceptFd, setNonblocking } = await import("../../../lib/ffi/libc.ts");
+    const fd = listenInet("127.0.0.1", 0, 4);
+    setNonblocking(fd, true);
+    const port = localPort(fd);
+    const served = (async () => {
+      await pollAsync([{ fd, events: POLLIN }], 5000);
+      const conn = new net.Socket({ fd: acceptFd(fd), readable: true, writable: true });
+      conn.on("data", (d) => conn.end(`${d} from ${conn.remoteAddress}`));
+    })();
+    try {
+      assertEquals(await request({ host: "127.0.0.1", port }), "ping from 127.0.0.1");
+      await served;
+    } finally {
+      closeFd(fd);
+    }
+  },
+);
