@@ -489,7 +489,7 @@ function show(flags: Flags, operands: string[]): number {
 
 /** Which class a name belongs to, for -C. */
 function classOf(model: Model, name: string): string {
-  return isBuiltin(name) ? "builtin" : model.service.has(name) ? "service" : "user";
+  return model.service.has(name) ? "service" : isBuiltin(name) ? "builtin" : "user";
 }
 
 function showMain(model: Model, flags: Flags, operands: string[]): void {
@@ -517,7 +517,7 @@ function showMain(model: Model, flags: Flags, operands: string[]): void {
   }
   let names: string[];
   if (flags.defaults) {
-    names = [...Object.keys(parameters), ...model.service.keys()];
+    names = [...new Set([...Object.keys(parameters), ...model.service.keys()])];
   } else if (flags.nonDefault) {
     names = [...model.main.keys()].filter((n) => model.isShown(n));
   } else {

@@ -39,6 +39,11 @@ export function isBuiltin(name: string): boolean {
   return Object.hasOwn(parameters, name);
 }
 
+/** A built-in name keeps its own default (local_destination_recipient_limit is 1). */
+function builtinOr(name: string, fallback: string): string {
+  return Object.hasOwn(defaults, name) ? defaults[name] : fallback;
+}
+
 /** The built-in default of a per-transport suffix. */
 function suffixDefault(suffix: string): string {
   return Object.hasOwn(defaults, `default_${suffix}`) ? `$default_${suffix}` : `$${suffix}`;
@@ -61,7 +66,9 @@ export function transportDefault(name: string): string | undefined {
 
 /**
  * The service-defined parameters for master.cf services: name → default.
- * `services` are [service name, command] pairs.
+ * `services` are [service name, command] pairs. A name that is also built in
+ * (local_destination_concurrency_limit) counts as service-defined, as postconf
+ * -C shows, with its built-in default.
  */
 export function serviceParameters(services: [string, string][]): Map<string, string> {
   const out = new Map<string, string>();
@@ -70,11 +77,12 @@ export function serviceParameters(services: [string, string][]): Map<string, str
     if (deliveryAgents.has(program)) {
       for (const suffix of transportSuffixes) {
         const name = `${service}_${suffix}`;
-        if (!isBuiltin(name)) out.set(name, suffixDefault(suffix));
+        out.set(name, builtinOr(name, suffixDefault(suffix)));
       }
     }
-    if (timeLimited.has(program) && !isBuiltin(`${service}_time_limit`)) {
-      out.set(`${service}_time_limit`, "$command_time_limit");
+    if (timeLimited.has(program)) {
+      const name = `${service}_time_limit`;
+      out.set(name, builtinOr(name, "$command_time_limit"));
     }
   }
   return out;
