@@ -69,6 +69,7 @@ async function runMaster(args: string[], readyFd: number): Promise<number> {
   const config = loadConfig({ configDir: options.configDir, program: "master" });
   if (options.test) return isLocked(masterPidPath(config)) ? 1 : 0;
   setupLogging(config, "master", { stderr: !config.get("maillog_file"), verbose: options.verbose });
+  requireRuntime(Deno.version.deno);
   const credentials = mailOwnerCredentials(config);
   prepareQueue(config, credentials);
   shareMaillog(config.get("maillog_file"), credentials);
@@ -102,6 +103,14 @@ function shareMaillog(file: string, owner: Credentials | undefined): void {
     Deno.chownSync(file, owner.uid, owner.gid);
   } catch (err) {
     warn(`maillog_file ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Children are handed descriptors in spawn stdio slots, which works since Deno 2.9. */
+export function requireRuntime(version: string): void {
+  const [major, minor] = version.split(".").map((n) => parseInt(n, 10));
+  if (major < 2 || (major === 2 && minor < 9)) {
+    fatal(`Deno ${version} cannot pass listening sockets to daemons: Deno 2.9 or later is needed`);
   }
 }
 

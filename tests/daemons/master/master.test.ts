@@ -232,3 +232,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test("master: a main.cf change applies to every service at reload", opts, async () => {
+  const inst = await Instance.create("echo unix - - n - - echo\n");
+  try {
+    assertEquals((await inst.postfix("start")).code, 0);
+    const path = `${inst.queue}/private/echo`;
+    const before = await ask({ path }, "param");
+    assertMatch(before, / param postfix$/);
+    await Deno.writeTextFile(`${inst.dir}/main.cf`, "echo_greeting = from-main-cf\n", {
+      append: true,
+    });
+    assertEquals((await inst.postfix("reload")).code, 0);
+    assert(await waitFor(() => /reload -- version/.test(inst.readLog())));
+    assert(await waitFor(() => !alive(Number(before.split(" ")[0]))));
+    assertMatch(await ask({ path }, "param"), / param from-main-cf$/);
+  } finally {
+    await inst.destroy();
+  }
+});
+
+Deno.test("master -t tells whether a master runs on the queue", opts, async () => {
+  const inst = await Instance.create("echo unix - - n - - echo\n");
+  try {
+    assertEquals((await inst.program("master", ["-c", inst.dir, "-t"])).code, 0);
+    assertEquals((await inst.postfix("start")).code, 0);
+    assertEquals((await inst.program("master", ["-c", inst.dir, "-t"])).code, 1);
+  } finally {
+    await inst.destroy();
+  }
+});
