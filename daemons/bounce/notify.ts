@@ -1,0 +1,317 @@
+// The bounce daemon's requests (lib/bounce_client.ts names them): append a
+// recipient to a per-message log; turn a log into notices — non-delivery
+// (bounce log, or defer log once the message expired), delay warning (defer
+// log), success (trace log) — sent to the sender and, per notify_classes,
+// as headers-only copies to the postmaster, through the cleanup service.
+// Notices about a null-sender message go to 2bounce_notice_recipient (class
+// 2bounce) or are dropped; mail from double_bounce_sender is never answered.
+
+import type { AttrList } from "../../lib/ipc/attr.ts";
+import { info, warn } from "../../lib/log.ts";
+import { readQueueFile } from "../../lib/queue/file.ts";
+import { queueFilePath, type QueueLayout } from "../../lib/queue/layout.ts";
+import { RecordReader, RecordType } from "../../lib/queue/record.ts";
+import { buildReport, type ReportTemplate } from "../../lib/dsn/report.ts";
+import { DsnRet, wantsNotice } from "../../lib/dsn/status.ts";
+import { appendEntry, type LogEntry, logPath, readLog } from "./log_file.ts";
+import type { TemplateName } from "./templates.ts";
+
+/** What the service needs; `submit` queues one notice and returns its queue id. */
+export interface BounceEnv {
+  layout: QueueLayout;
+  myhostname: string;
+  notifyClasses: Set<string>;
+  bounceNoticeRecipient: string;
+  twoBounceNoticeRecipient: string;
+  delayNoticeRecipient: string;
+  doubleBounceSender: string;
+  bounceSizeLimit: number;
+  maximalQueueLifetime: number;
+  templates: Record<TemplateName, ReportTemplate>;
+  submit(sender: string, recipient: string, lines: string[]): Promise<string>;
+  now?: () => Date;
+}
+
+/** The message a flush or warn request is about. */
+interface NoticeMessage {
+  queueName: string;
+  queueId: string;
+  sender: string;
+  envid: string;
+  ret: number;
+}
+
+/** The original message from its queue file: headers, body, size, arrival. */
+interface Original {
+  headers: string[];
+  body: string[];
+  size: number;
+  arrival: Date;
+  eightBit: boolean;
+}
+
+const dec = new TextDecoder();
+
+/** Reads the message content of a queue file; null when the file is gone. */
+export function readOriginal(path: string): Original | null {
+  let data: Uint8Array;
+  try {
+    data = readQueueFile(path);
+  } catch {
+    return null;
+  }
+  const reader = new RecordReader(data);
+  const headers: string[] = [];
+  const body: string[] = [];
+  let inHeaders = true;
+  let inContent = false;
+  let partial = "";
+  let size = 0;
+  let arrival = 0;
+  let eightBit = false;
+  for (let rec = reader.next(); rec; rec = reader.next()) {
+    if (!inContent) {
+      if (rec.type === RecordType.TIME) arrival = Number(dec.decode(rec.data).split(" ")[0]) || 0;
+      if (rec.type === RecordType.SIZE) {
+        size = Number(dec.decode(rec.data).trim().split(/\s+/)[0]) || 0;
+      }
+      if (rec.type === RecordType.MESG) inContent = true;
+      continue;
+    }
+    if (rec.type === RecordType.XTRA || rec.type === RecordType.END) break;
+    if (rec.data.some((b) => b > 0x7f)) eightBit = true;
+    const text = dec.decode(rec.data);
+    if (rec.type === RecordType.CONT) {
+      partial += text;
+      continue;
+    }
+    if (rec.type !== RecordType.NORM) continue;
+    const line = partial + text;
+    partial = "";
+    if (inHeaders && line === "") {
+      inHeaders = false;
+      continue;
+    }
+    (inHeaders ? headers : body).push(line);
+  }
+  return { headers, body, size, arrival: new Date(arrival * 1000), eightBit };
+}
+
+/** Handles one request list; returns the reply status (0 done). */
+export async function handleBounceRequest(
+  env: BounceEnv,
+  req: AttrList,
+  defaultLog: string,
+): Promise<number> {
+  const request = req.get("request") ?? "";
+  const log = req.get("log") || defaultLog;
+  const queueId = req.get("queue_id") ?? "";
+  if (!/^[0-9A-Za-z]+$/.test(queueId) || !["bounce", "defer", "trace"].includes(log)) {
+    warn(`bad ${request || "bounce"} request: queue_id=${queueId} log=${log}`);
+    return -1;
+  }
+  if (request === "append") {
+    appendEntry(logPath(env.layout, log, queueId), entryFrom(req));
+    return 0;
+  }
+  const queueName = req.get("queue_name") ?? "";
+  if (!/^[a-z]+$/.test(queueName)) {
+    warn(`${queueId}: bad queue name: ${queueName}`);
+    return -1;
+  }
+  const msg: NoticeMessage = {
+    queueName,
+    queueId,
+    sender: req.get("sender") ?? "",
+    envid: req.get("envid") ?? "",
+    ret: Number(req.get("ret") ?? "0") || 0,
+  };
+  if (request === "flush") return await flush(env, log, msg);
+  if (request === "warn" && log === "defer") return await delayWarning(env, msg);
+  warn(`${queueId}: unknown request: ${request}`);
+  return -1;
+}
+
+function entryFrom(req: AttrList): LogEntry {
+  const g = (n: string) => req.get(n) ?? "";
+  return {
+    origRcpt: g("orig_rcpt"),
+    address: g("recipient"),
+    offset: Number(g("offset")) || 0,
+    dsnOrcpt: g("dsn_orig_rcpt"),
+    notify: Number(g("notify_flags")) || 0,
+    status: g("status"),
+    diagType: g("diag_type"),
+    diagText: g("diag_text"),
+    mtaType: g("mta_type"),
+    mtaName: g("mta_name"),
+    action: g("action"),
+    reason: g("reason"),
+  };
+}
+
+/** bounce: non-delivery notice; defer: the same for an expired message; trace: success notice. */
+async function flush(env: BounceEnv, log: string, msg: NoticeMessage): Promise<number> {
+  const path = logPath(env.layout, log, msg.queueId);
+  const entries = readLog(path);
+  if (!entries) return 0;
+  const original = readOriginal(queueFilePath(env.layout, msg.queueName, msg.queueId));
+  let ok: boolean;
+  if (log === "trace") {
+    ok = await success(env, msg, entries, original);
+  } else {
+    // An expired message's delayed recipients are failed now.
+    const failed = entries.map((e) => (log === "defer" ? { ...e, action: "failed" } : e));
+    ok = await failure(env, msg, failed, original);
+  }
+  if (!ok) return -1;
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // Removed by someone else.
+  }
+  return 0;
+}
+
+/** The notices for failed recipients. */
+async function failure(
+  env: BounceEnv,
+  msg: NoticeMessage,
+  entries: LogEntry[],
+  original: Original | null,
+): Promise<boolean> {
+  const returnBody = msg.ret !== DsnRet.HDRS && (original?.size ?? 0) <= env.bounceSizeLimit;
+  if (msg.sender === "") {
+    // A bounce that cannot be delivered: the postmaster's problem, or nobody's.
+    if (!env.notifyClasses.has("2bounce")) {
+      info(`${msg.queueId}: undeliverable postmaster notification discarded`);
+      return true;
+    }
+    return await send(env, msg, "failure", entries, original, {
+      to: env.twoBounceNoticeRecipient,
+      sender: env.doubleBounceSender,
+      postmaster: true,
+      returnBody: false,
+      what: "postmaster non-delivery notification",
+    });
+  }
+  if (isDoubleBounceSender(env, msg.sender)) {
+    info(`${msg.queueId}: undeliverable postmaster notification discarded`);
+    return true;
+  }
+  const wanted = entries.filter((e) => wantsNotice(e.notify, "failure"));
+  if (wanted.length) {
+    const ok = await send(env, msg, "failure", wanted, original, {
+      to: msg.sender,
+      sender: "",
+      postmaster: false,
+      returnBody,
+      what: "sender non-delivery notification",
+    });
+    if (!ok) return false;
+  }
+  if (env.notifyClasses.has("bounce")) {
+    await send(env, msg, "failure", entries, original, {
+      to: env.bounceNoticeRecipient,
+      sender: env.doubleBounceSender,
+      postmaster: true,
+      returnBody: false,
+      what: "postmaster non-delivery notification",
+    });
+  }
+  return true;
+}
+
+/** warn: the delay notice from the defer log (the log stays). */
+async function delayWarning(env: BounceEnv, msg: NoticeMessage): Promise<number> {
+  const entries = readLog(logPath(env.layout, "defer", msg.queueId));
+  if (!entries) return 0;
+  const original = readOriginal(queueFilePath(env.layout, msg.queueName, msg.queueId));
+  const delayed = entries.map((e) => ({ ...e, action: "delayed" }));
+  const wanted = delayed.filter((e) => wantsNotice(e.notify, "delay"));
+  if (msg.sender !== "" && !isDoubleBounceSender(env, msg.sender) && wanted.length) {
+    const ok = await send(env, msg, "delay", wanted, original, {
+      to: msg.sender,
+      sender: "",
+      postmaster: false,
+      returnBody: false,
+      what: "sender delay notification",
+    });
+    if (!ok) return -1;
+  }
+  if (env.notifyClasses.has("delay")) {
+    await send(env, msg, "delay", delayed, original, {
+      to: env.delayNoticeRecipient,
+      sender: env.doubleBounceSender,
+      postmaster: true,
+      returnBody: false,
+      what: "postmaster delay notification",
+    });
+  }
+  return 0;
+}
+
+/** The success notice for NOTIFY=SUCCESS recipients. */
+async function success(
+  env: BounceEnv,
+  msg: NoticeMessage,
+  entries: LogEntry[],
+  original: Original | null,
+): Promise<boolean> {
+  const wanted = entries.filter((e) => wantsNotice(e.notify, "success"));
+  if (!wanted.length || msg.sender === "" || isDoubleBounceSender(env, msg.sender)) return true;
+  return await send(env, msg, "success", wanted, original, {
+    to: msg.sender,
+    sender: "",
+    postmaster: false,
+    returnBody: false,
+    what: "sender delivery status notification",
+  });
+}
+
+function isDoubleBounceSender(env: BounceEnv, sender: string): boolean {
+  const at = sender.lastIndexOf("@");
+  const local = (at < 0 ? sender : sender.slice(0, at)).toLowerCase();
+  return local === env.doubleBounceSender.toLowerCase();
+}
+
+/** Builds and queues one notice; logs `ID: WHAT: NEWID`. */
+async function send(
+  env: BounceEnv,
+  msg: NoticeMessage,
+  kind: TemplateName,
+  entries: LogEntry[],
+  original: Original | null,
+  how: { to: string; sender: string; postmaster: boolean; returnBody: boolean; what: string },
+): Promise<boolean> {
+  const now = env.now?.() ?? new Date();
+  const arrival = original?.arrival ?? now;
+  const lines = buildReport({
+    kind,
+    template: env.templates[kind],
+    postmasterCopy: how.postmaster,
+    queueId: msg.queueId,
+    myhostname: env.myhostname,
+    sender: msg.sender,
+    to: how.to,
+    arrival,
+    now,
+    envid: msg.envid,
+    retryUntil: kind === "delay"
+      ? new Date(arrival.getTime() + env.maximalQueueLifetime * 1000)
+      : undefined,
+    recipients: entries,
+    original: original ? { headers: original.headers, body: original.body } : null,
+    returnBody: how.returnBody,
+    boundary: `${msg.queueId}.${Math.floor(now.getTime() / 1000)}/${env.myhostname}`,
+    eightBit: original?.eightBit ?? false,
+  });
+  try {
+    const id = await env.submit(how.sender, how.to, lines);
+    info(`${msg.queueId}: ${how.what}: ${id}`);
+    return true;
+  } catch (err) {
+    warn(`${msg.queueId}: ${how.what} failed: ${(err as Error).message}`);
+    return false;
+  }
+}
