@@ -80,6 +80,9 @@ export function masterFields(text: string): MasterFields {
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === "-o" && i + 1 < rest.length) {
       command.push("-o", showWord(normalizeSetting(rest[++i])));
+    } else if (rest[i].startsWith("{") && rest[i].endsWith("}")) {
+      // a { ... } argument loses the blanks inside its braces: "{a  b}"
+      command.push(`{${rest[i].slice(1, -1).trim()}}`);
     } else {
       command.push(rest[i]);
     }
@@ -94,9 +97,10 @@ export function formatCommand(label: string, command: string[], fold: boolean): 
   let line = label;
   for (let i = 0; i < command.length; i++) {
     const word = command[i];
-    if (word === "-o" && i + 1 < command.length) {
+    if (word === "-o") {
+      // each -o setting on a line of its own (a trailing -o too)
       lines.push(line);
-      line = `${foldIndent}-o ${command[++i]}`;
+      line = i + 1 < command.length ? `${foldIndent}-o ${command[++i]}` : `${foldIndent}-o`;
     } else if (line === "") {
       line = word;
     } else if (line.length + 1 + word.length >= lineLimit && line.trim() !== "") {
