@@ -1,0 +1,125 @@
+// The trivial-rewrite service on one client connection: attribute-list
+// requests in, one reply each, in order, until the client hangs up (the
+// protocol is described in lib/rewrite_client.ts). A request that is not
+// understood gets Postfix's warning and the client is dropped; other
+// clients are not affected.
+
+import type * as net from "node:net";
+import { type AttrList, AttrReader, encodeAttrs } from "../../lib/ipc/attr.ts";
+import { debug, warn } from "../../lib/log.ts";
+import { RewriteRequest } from "../../lib/rewrite_client.ts";
+import { rewriteExternal } from "./canonical.ts";
+import { resolveAddress } from "./resolve.ts";
+import type { Settings } from "./settings.ts";
+
+/** Bytes a client may send without completing a request (a runaway or hostile client). */
+export const MAX_REQUEST_BYTES = 1 << 20;
+
+/** A reply, or a reason to drop the client. */
+type Outcome = { reply: Uint8Array } | { drop: string };
+
+/** Checks a request's attributes: exactly `names`, in any order (Postfix scans them strictly). */
+function requireAttrs(req: AttrList, names: string[], from: string): string | undefined {
+  for (const name of req.keys()) {
+    if (name !== "request" && !names.includes(name)) {
+      warn(`unexpected attribute ${name} from ${from} (expecting: ${names.join(", ")})`);
+    }
+  }
+  const missing = names.find((n) => !req.has(n));
+  if (missing) return `missing attribute ${missing} in input from ${from}`;
+  return undefined;
+}
+
+/** Answers one request. */
+export async function answer(s: Settings, req: AttrList, from: string): Promise<Outcome> {
+  const request = req.get("request");
+  if (request === undefined) {
+    return { drop: `missing attribute request in input from ${from}` };
+  }
+  if (request === RewriteRequest.RESOLVE || request === RewriteRequest.RESOLVE_VERIFY) {
+    const missing = requireAttrs(req, ["sender", "address"], from);
+    if (missing) return { drop: missing };
+    const r = await resolveAddress(
+      s,
+      request === RewriteRequest.RESOLVE_VERIFY,
+      req.get("sender")!,
+      req.get("address")!,
+    );
+    debug(
+      `${request}: ${
+        req.get("address")
+      } -> (\`${r.transport}' \`${r.nexthop}' \`${r.recipient}' ${r.flags})`,
+    );
+    // The first flags word is the server's status, the second the answer's.
+    const head = encodeAttrs({
+      flags: 0,
+      transport: r.transport,
+      nexthop: r.nexthop,
+      recipient: r.recipient,
+    });
+    const tail = encodeAttrs({ flags: r.flags });
+    const reply = new Uint8Array(head.length - 1 + tail.length);
+    reply.set(head.subarray(0, head.length - 1));
+    reply.set(tail, head.length - 1);
+    return { reply };
+  }
+  if (request === RewriteRequest.REWRITE) {
+    const missing = requireAttrs(req, ["rule", "address"], from);
+    if (missing) return { drop: missing };
+    const rule = req.get("rule")!;
+    const ctx = rule === "local" ? s.localContext : rule === "remote" ? s.remoteContext : undefined;
+    if (!ctx) return { drop: `unknown context: ${rule}` };
+    const result = rewriteExternal(req.get("address")!, ctx, s.canonical);
+    debug(`rewrite: ${rule}: ${req.get("address")} -> ${result}`);
+    return { reply: encodeAttrs({ flags: 0, address: result }) };
+  }
+  return { drop: `bad command ${request}` };
+}
+
+/** Serves one client until it hangs up or misbehaves. */
+export function serveClient(conn: net.Socket, s: Settings, from: string): Promise<void> {
+  return new Promise((resolve) => {
+    const reader = new AttrReader();
+    let queue = Promise.resolve();
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      resolve();
+    };
+    const drop = (why: string) => {
+      if (done) return;
+      warn(why);
+      conn.destroy();
+      finish();
+    };
+    conn.on("data", (chunk: Uint8Array) => {
+      if (done) return;
+      const lists = reader.push(chunk);
+      if (reader.pending > MAX_REQUEST_BYTES) {
+        drop(`request from ${from} exceeds ${MAX_REQUEST_BYTES} bytes -- dropping client`);
+        return;
+      }
+      for (const req of lists) {
+        // Replies go out in request order even when lookups take time.
+        queue = queue.then(async () => {
+          if (done) return;
+          const outcome = await answer(s, req, from);
+          if ("drop" in outcome) drop(outcome.drop);
+          else conn.write(outcome.reply);
+        });
+      }
+    });
+    conn.on("end", () => {
+      queue.then(() => {
+        if (reader.pending > 0 && !done) {
+          warn(`unexpected end-of-input from ${from} while reading input attribute name`);
+        }
+        conn.end();
+        finish();
+      });
+    });
+    conn.on("error", () => finish());
+    conn.on("close", () => queue.then(finish));
+  });
+}

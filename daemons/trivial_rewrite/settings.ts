@@ -1,0 +1,153 @@
+// What trivial-rewrite(8) reads from main.cf, read once per process: the
+// canonical-form rules, the address classes, and the two parameter sets of
+// the resolver (regular and address_verify_*), with their tables opened.
+
+import type { Config } from "../../lib/config/mod.ts";
+import {
+  type AddressMapSettings,
+  addressMapSettings,
+  type Dict,
+  openMap,
+  type TransportSettings,
+  transportSettings,
+} from "../../maps/mod.ts";
+import { canonicalFrom, type CanonicalSettings, type RewriteContext } from "./canonical.ts";
+import {
+  compileDomainList,
+  type DomainList,
+  type LocalResolver,
+  localResolver,
+} from "./domains.ts";
+
+/** The parameter names of one resolver context (for warnings). */
+export interface ResolveParamNames {
+  localTransport: string;
+  virtualTransport: string;
+  relayTransport: string;
+  defaultTransport: string;
+  relayhost: string;
+  transportMaps: string;
+  senderRelayhostMaps: string;
+  senderDefaultTransportMaps: string;
+}
+
+/** One resolver context: "resolve" or "resolve_verify". */
+export interface ResolveParams {
+  names: ResolveParamNames;
+  localTransport: string;
+  virtualTransport: string;
+  relayTransport: string;
+  defaultTransport: string;
+  relayhost: string;
+  transportMaps: Dict[];
+  senderRelayhostMaps: Dict[];
+  senderDefaultTransportMaps: Dict[];
+}
+
+/** Everything the service needs. */
+export interface Settings {
+  configDir: string;
+  myhostname: string;
+  canonical: CanonicalSettings;
+  localContext: RewriteContext;
+  remoteContext: RewriteContext;
+  local: LocalResolver;
+  virtualAliasDomains: DomainList;
+  virtualMailboxDomains: DomainList;
+  relayDomains: DomainList;
+  relocatedMaps: Dict[];
+  addressMapSettings: AddressMapSettings;
+  transportSettings: TransportSettings;
+  regular: ResolveParams;
+  verify: ResolveParams;
+  resolveDequoted: boolean;
+  resolveNullDomain: boolean;
+  resolveNumericDomain: boolean;
+  allowMinUser: boolean;
+  showUnknownTable: boolean;
+  helpfulWarnings: boolean;
+  smtputf8: boolean;
+  nullRelayhostKey: string;
+  nullDefaultTransportKey: string;
+}
+
+const regularNames: ResolveParamNames = {
+  localTransport: "local_transport",
+  virtualTransport: "virtual_transport",
+  relayTransport: "relay_transport",
+  defaultTransport: "default_transport",
+  relayhost: "relayhost",
+  transportMaps: "transport_maps",
+  senderRelayhostMaps: "sender_dependent_relayhost_maps",
+  senderDefaultTransportMaps: "sender_dependent_default_transport_maps",
+};
+
+const verifyNames: ResolveParamNames = Object.fromEntries(
+  Object.entries(regularNames).map(([k, v]) => [k, `address_verify_${v}`]),
+) as unknown as ResolveParamNames;
+
+function openTables(config: Config, name: string): Dict[] {
+  return config.list(name).map((spec) => openMap(spec, { cwd: config.configDir }));
+}
+
+function paramsFor(config: Config, names: ResolveParamNames): ResolveParams {
+  return {
+    names,
+    localTransport: config.get(names.localTransport),
+    virtualTransport: config.get(names.virtualTransport),
+    relayTransport: config.get(names.relayTransport),
+    defaultTransport: config.get(names.defaultTransport),
+    relayhost: config.get(names.relayhost),
+    transportMaps: openTables(config, names.transportMaps),
+    senderRelayhostMaps: openTables(config, names.senderRelayhostMaps),
+    senderDefaultTransportMaps: openTables(config, names.senderDefaultTransportMaps),
+  };
+}
+
+/** Reads main.cf and opens every table; DictError when a table cannot be opened. */
+export async function settingsFrom(config: Config): Promise<Settings> {
+  const { settings: canonical, local: localContext, remote: remoteContext } = canonicalFrom(
+    config,
+  );
+  const local = await localResolver(config);
+  const names = new Set(config.list("mydestination").map((d) => d.toLowerCase()));
+  const isLocalName = (domain: string) => names.has(domain.toLowerCase());
+  return {
+    configDir: config.configDir,
+    myhostname: config.get("myhostname"),
+    canonical,
+    localContext,
+    remoteContext,
+    local,
+    virtualAliasDomains: compileDomainList(
+      config,
+      "virtual_alias_domains",
+      config.get("virtual_alias_domains"),
+      "none",
+    ),
+    virtualMailboxDomains: compileDomainList(
+      config,
+      "virtual_mailbox_domains",
+      config.get("virtual_mailbox_domains"),
+      "none",
+    ),
+    relayDomains: compileDomainList(config, "relay_domains", config.get("relay_domains"), "parent"),
+    relocatedMaps: openTables(config, "relocated_maps"),
+    addressMapSettings: {
+      ...addressMapSettings(config, "relocated", isLocalName),
+      propagateExtension: false,
+    },
+    transportSettings: transportSettings(config),
+    regular: paramsFor(config, regularNames),
+    verify: paramsFor(config, verifyNames),
+    resolveDequoted: config.bool("resolve_dequoted_address"),
+    resolveNullDomain: config.bool("resolve_null_domain"),
+    resolveNumericDomain: config.bool("resolve_numeric_domain"),
+    allowMinUser: config.bool("allow_min_user"),
+    showUnknownTable: config.bool("show_user_unknown_table_name"),
+    helpfulWarnings: config.bool("helpful_warnings"),
+    smtputf8: config.bool("smtputf8_enable"),
+    nullRelayhostKey: config.get("empty_address_relayhost_maps_lookup_key"),
+    nullDefaultTransportKey: config.get("empty_address_default_transport_maps_lookup_key"),
+  };
+}

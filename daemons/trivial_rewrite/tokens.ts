@@ -1,0 +1,79 @@
+// An address as a list of tokens, the way trivial-rewrite(8) works on
+// addresses: RFC 822 words and specials (lib/address/tokens.ts), with `%`
+// and `!` split out of atoms as routing operators of their own, and with a
+// note of where the source had white space so that internalizing gives back
+// what was written ("a b@x" stays "a b@x").
+
+import { quoteAddress, scanTokens } from "../../lib/address/mod.ts";
+
+/** One token: a word kind, or the special character itself ("@", ".", "%", "!", ":"...). */
+export interface AddrToken {
+  type: "atom" | "qstring" | "domlit" | "comment" | string;
+  /** atom: text; qstring: content without quotes; domlit: with brackets; comment: content. */
+  text: string;
+  /** Whether white space preceded the token in the source. */
+  space: boolean;
+}
+
+/** Splits an address into tokens; `%` and `!` become operators of their own. */
+export function scanAddress(address: string): AddrToken[] {
+  const out: AddrToken[] = [];
+  let lastEnd = -1;
+  for (const tok of scanTokens(address)) {
+    const space = lastEnd >= 0 && tok.start > lastEnd;
+    lastEnd = tok.end;
+    if (tok.type === "special") {
+      out.push({ type: tok.text, text: tok.text, space });
+    } else if (tok.type === "atom" && /[%!]/.test(tok.text)) {
+      let first = true;
+      for (const part of tok.text.split(/([%!])/)) {
+        if (part === "") continue;
+        const type = part === "%" || part === "!" ? part : "atom";
+        out.push({ type, text: part, space: first && space });
+        first = false;
+      }
+    } else {
+      out.push({ type: tok.type, text: tok.text, space });
+    }
+  }
+  return out;
+}
+
+/** One operator token. */
+export function op(type: string): AddrToken {
+  return { type, text: type, space: false };
+}
+
+/** Index of the last token of `type`, or -1. */
+export function lastOf(tokens: AddrToken[], type: string, before = tokens.length): number {
+  for (let i = before - 1; i >= 0; i--) if (tokens[i].type === type) return i;
+  return -1;
+}
+
+/** Index of the first token of `type`, or -1. */
+export function firstOf(tokens: AddrToken[], type: string, from = 0): number {
+  for (let i = from; i < tokens.length; i++) if (tokens[i].type === type) return i;
+  return -1;
+}
+
+/** The tokens as one internal-form string: quoted strings unquoted, white space kept as one space. */
+export function internalize(tokens: AddrToken[]): string {
+  let out = "";
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (i > 0 && t.space) out += " ";
+    out += t.type === "comment" ? `(${t.text})` : t.text;
+  }
+  return out;
+}
+
+/**
+ * The tokens as one external-form address: the local part (before the last
+ * `@`) quoted when it is not a dot-atom. A lone `@` is the empty quoted
+ * string, as Postfix prints it.
+ */
+export function externalize(tokens: AddrToken[]): string {
+  const text = internalize(tokens);
+  if (text === "@") return '""';
+  return quoteAddress(text);
+}
