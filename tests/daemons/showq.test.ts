@@ -1,0 +1,219 @@
+// showq and the queue listing: the reference's queue (every queue state,
+// deferral reasons, hold, forced expiry) listed as the reference lists it,
+// through the service and stand-alone.
+
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
+import { runProgram } from "../run.ts";
+import {
+  addMessage,
+  emptyInstance,
+  goldenDir,
+  goldenInstance,
+  type QueueInstance,
+  removeInstance,
+} from "./showq_fixture.ts";
+import { readQueuedMessage, scanQueues } from "../../daemons/showq/scan.ts";
+import { parseDeferLog } from "../../daemons/showq/defer_log.ts";
+import {
+  encodeQueuedMessage,
+  formatMessageText,
+  type QueuedMessage,
+  ShowqDecoder,
+  ShowqProtocolError,
+} from "../../lib/showq_client.ts";
+import { projectRoot } from "../run.ts";
+
+const ref = (name: string) => Deno.readTextFileSync(`${goldenDir}${name}`);
+
+/** Splits a text listing into header, message blocks (sorted) and trailer. */
+function textShape(listing: string): { head: string; blocks: string[]; tail: string } {
+  const lines = listing.split("\n");
+  const head = lines[0];
+  const body = lines.slice(1).join("\n");
+  const parts = body.split("\n\n");
+  const tail = parts.pop() ?? "";
+  return { head, blocks: parts.sort(), tail };
+}
+
+const referencePostqueue = "/usr/sbin/postqueue";
+const haveReference = (() => {
+  try {
+    return Deno.statSync(referencePostqueue).isFile && Deno.uid() === 0;
+  } catch {
+    return false;
+  }
+})();
+
+function postqueue(inst: QueueInstance, args: string[]) {
+  return runProgram("postqueue", ["-c", inst.configDir, ...args], { env: inst.env });
+}
+
+Deno.test("postqueue -p lists the reference queue as the golden file, message by message", async () => {
+  const inst = goldenInstance();
+  try {
+    const got = await postqueue(inst, ["-p"]);
+    assertEquals(got.code, 0);
+    // Directory order depends on the file system: compare blocks, not their order.
+    assertEquals(textShape(got.stdout), textShape(ref("showq.p.ref")));
+  } finally {
+    removeInstance(inst);
+  }
+});
+
+Deno.test("postqueue -j prints the golden JSON objects, one per line", async () => {
+  const inst = goldenInstance();
+  try {
+    const got = await postqueue(inst, ["-j"]);
+    assertEquals(got.code, 0);
+    assertEquals(got.stdout.split("\n").sort(), ref("showq.j.ref").split("\n").sort());
+  } finally {
+    removeInstance(inst);
+  }
+});
+
+Deno.test({
+  name: "postqueue -p and -j are byte for byte the reference's on the same queue copy",
+  ignore: !haveReference,
+  async fn() {
+    const inst = goldenInstance();
+    // The reference's showq reads the queue as mail_owner.
+    new Deno.Command("chown", { args: ["-R", "postfix:postfix", inst.queueDir] }).outputSync();
+    try {
+      for (const flag of ["-p", "-j"]) {
+        const mine = await postqueue(inst, [flag]);
+        const theirs = new Deno.Command(referencePostqueue, {
+          args: ["-c", inst.configDir, flag],
+          env: { TZ: "UTC" },
+        }).outputSync();
+        assertEquals(mine.stdout, new TextDecoder().decode(theirs.stdout), flag);
+      }
+    } finally {
+      removeInstance(inst);
+    }
+  },
+});
+
+Deno.test("postqueue -p with the mail system down warns as Postfix and reads the queue", async () => {
+  const inst = goldenInstance();
+  try {
+    const got = await postqueue(inst, ["-p"]);
+    assertMatch(
+      got.stderr,
+      /^postqueue: warning: Mail system is down -- accessing queue directly \(Connect to the \w+ showq service: No such file or directory\)\n$/,
+    );
+  } finally {
+    removeInstance(inst);
+  }
+});
+
+Deno.test("postqueue -p on an empty queue says so; one message is one Request", async () => {
+  const inst = emptyInstance();
+  try {
+    assertEquals((await postqueue(inst, ["-p"])).stdout, ref("empty.p.ref"));
+    assertEquals((await postqueue(inst, ["-j"])).stdout, "");
+    const one = `${inst.queueDir}/incoming/D9F5C2121CE`;
+    const src = goldenInstance();
+    Deno.copyFileSync(`${src.queueDir}/incoming/D9F5C2121CE`, one);
+    Deno.chmodSync(one, 0o700);
+    removeInstance(src);
+    assertEquals((await postqueue(inst, ["-p"])).stdout, ref("one.p.ref"));
+  } finally {
+    removeInstance(inst);
+  }
+});
+
+Deno.test("showq as a service answers postqueue -p without the fallback warning", async () => {
+  const inst = goldenInstance();
+  const socket = `${inst.queueDir}/public/showq`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--unstable-ffi",
+      "--unstable-net",
+      `${projectRoot}mod.ts`,
+      "showq",
+      "-L",
+      `unix:${socket}`,
+    ],
+    env: inst.env,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    for (let t = 0; t < 200; t++) {
+      try {
+        Deno.statSync(socket);
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const got = await postqueue(inst, ["-p"]);
+    assertEquals(got.stderr, "");
+    assertEquals(textShape(got.stdout), textShape(ref("showq.p.ref")));
+    const json = await postqueue(inst, ["-j"]);
+    assertEquals(json.stdout.split("\n").sort(), ref("showq.j.ref").split("\n").sort());
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    removeInstance(inst);
+  }
+});
+
+Deno.test("showq skips incomplete, vanished and corrupt files and names that are not queue ids", () => {
+  const inst = emptyInstance();
+  try {
+    const id = addMessage(inst.layout, "incoming", "a@example.com", ["b@example.com"]);
+    const incomplete = addMessage(inst.layout, "incoming", "c@example.com", ["d@example.com"]);
+    Deno.chmodSync(`${inst.queueDir}/incoming/${incomplete}`, 0o600);
+    Deno.writeFileSync(`${inst.queueDir}/incoming/12345.678`, new Uint8Array([1, 2, 3]));
+    const corrupt = addMessage(inst.layout, "incoming", "e@example.com", ["f@example.com"]);
+    Deno.writeFileSync(`${inst.queueDir}/incoming/${corrupt}`, new Uint8Array([0x53, 0x7f]));
+    Deno.chmodSync(`${inst.queueDir}/incoming/${corrupt}`, 0o700);
+    const ids = [...scanQueues(inst.layout)].map((m) => m.queueId);
+    assertEquals(ids, [id]);
+    assertEquals(
+      readQueuedMessage(inst.layout, "incoming", "ABCDEF", `${inst.queueDir}/incoming/ABCDEF`),
+      null,
+    );
+  } finally {
+    removeInstance(inst);
+  }
+});
+
+Deno.test("defer logs are read in Postfix's format, old one-line entries too", () => {
+  const text = "\n<bob@remote.test>: connect refused\nrecipient=bob@remote.test\noffset=243\n" +
+    "status=4.4.1\naction=delayed\nreason=connect refused\n\n\n<old@x.test>: old style\n\n";
+  assertEquals(parseDeferLog(text), [
+    { recipient: "bob@remote.test", reason: "connect refused" },
+    { recipient: "old@x.test", reason: "old style" },
+  ]);
+});
+
+Deno.test("the showq stream round-trips and a truncated one is refused", () => {
+  const msg: QueuedMessage = {
+    queueName: "hold",
+    queueId: "ABCDEF123",
+    arrivalTime: 1795535618,
+    size: 1234,
+    forcedExpire: true,
+    sender: "",
+    recipients: [{ address: "x@y.test", reason: "why" }, { address: "z@y.test", reason: "" }],
+  };
+  const bytes = encodeQueuedMessage(msg);
+  assertEquals(new ShowqDecoder().push(bytes), [msg]);
+  const dec = new ShowqDecoder();
+  dec.push(bytes.subarray(0, bytes.length - 3));
+  let refused = false;
+  try {
+    dec.end();
+  } catch (err) {
+    refused = err instanceof ShowqProtocolError;
+  }
+  assert(refused);
+  Deno.env.set("TZ", "UTC");
+  const text = formatMessageText(msg);
+  assertStringIncludes(text, "ABCDEF123!#    1234 ");
+  assertStringIncludes(text, "  MAILER-DAEMON\n");
+});

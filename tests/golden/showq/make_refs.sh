@@ -1,0 +1,26 @@
+#!/bin/sh
+# Regenerates the reference listings from the reference Postfix: queue.tar
+# (a queue made by a throwaway reference instance: messages in maildrop,
+# incoming, active, deferred with defer logs, hold, one force-expired) is
+# unpacked into a temporary folder and listed with the reference's postqueue
+# (showq runs stand-alone: the mail system is down). Run as root, TZ=UTC.
+set -e
+cd "$(dirname "$0")"
+here=$(pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/etc" "$tmp/queue" "$tmp/empty"
+(cd "$tmp/queue" && tar -xf "$here/queue.tar" 2>/dev/null)
+printf 'queue_directory = %s/queue\nmaillog_file_prefixes = %s\nmaillog_file = %s/maillog\n' \
+  "$tmp" "$tmp" "$tmp" > "$tmp/etc/main.cf"
+export TZ=UTC
+postqueue -c "$tmp/etc" -p > showq.p.ref 2>/dev/null
+postqueue -c "$tmp/etc" -j > showq.j.ref 2>/dev/null
+mkdir -p "$tmp/queue2/incoming" "$tmp/queue2/maildrop" "$tmp/queue2/active" "$tmp/queue2/deferred" "$tmp/queue2/hold" "$tmp/queue2/defer"; chown -R postfix "$tmp/queue2"
+cp -p "$tmp/queue/incoming/D9F5C2121CE" "$tmp/queue2/incoming/"
+sed "s#$tmp/queue\$#$tmp/queue2#" "$tmp/etc/main.cf" > "$tmp/etc/main.cf.2"
+mv "$tmp/etc/main.cf.2" "$tmp/etc/main.cf"
+postqueue -c "$tmp/etc" -p > one.p.ref 2>/dev/null
+rm "$tmp/queue2/incoming/D9F5C2121CE"
+postqueue -c "$tmp/etc" -p > empty.p.ref 2>/dev/null
+postqueue -c "$tmp/etc" -p 2> down.stderr.ref > /dev/null
