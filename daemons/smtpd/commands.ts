@@ -1,0 +1,566 @@
+// The SMTP command handlers, one per command, and the command loop that
+// reads a line, finds its handler, enforces the pipelining, junk and error
+// limits, and ends the session as Postfix's smtpd does (replies and log
+// lines as the reference words them).
+
+import { info, warn } from "../../lib/log.ts";
+import { ReadTimeout } from "../../lib/smtp/line_reader.ts";
+import type { SmtpReply } from "../../lib/smtp/reply.ts";
+import { parseAddressArg, parseMailParams, parseRcptParams } from "./params.ts";
+import { finishMessage, MessageWriter, openMessage } from "./queue.ts";
+import { type Session, SessionEnd } from "./session.ts";
+
+/** A handler queues its reply and says whether the command succeeded. */
+type Handler = (s: Session, args: string) => Promise<boolean>;
+
+interface Command {
+  handler: Handler;
+  /** Counted against smtpd_junk_command_limit. */
+  junk?: boolean;
+  /** Must be the last command of a pipelined group (RFC 2920 3.1). */
+  last?: boolean;
+}
+
+const rep = (code: number, dsn: string, text: string): SmtpReply => ({ code, dsn, text });
+const dec = new TextDecoder("utf-8", { fatal: true });
+
+/** Queues a reply; true for 2xx/3xx. */
+function say(s: Session, r: SmtpReply): boolean {
+  s.reply(r);
+  return r.code < 400;
+}
+
+async function helo(s: Session, args: string, ehlo: boolean): Promise<boolean> {
+  const name = args.trim();
+  if (!name) {
+    s.replyLine(`501 Syntax: ${ehlo ? "EHLO" : "HELO"} hostname`);
+    return false;
+  }
+  s.resetTransaction();
+  s.helo = name;
+  s.esmtp = ehlo;
+  s.protocol = ehlo ? "ESMTP" : "SMTP";
+  if (s.clientReject) return say(s, s.clientReject);
+  if (!s.settings.smtpdDelayReject) {
+    const r = await s.env.checker.helo(s, ehlo ? "EHLO" : "HELO");
+    if (r) return say(s, r);
+  }
+  if (!ehlo) {
+    s.replyLine(`250 ${s.settings.myhostname}`);
+    return true;
+  }
+  const lines = [s.settings.myhostname, ...(await ehloKeywords(s))];
+  s.reply({ code: 250, dsn: "", text: lines });
+  return true;
+}
+
+/** The EHLO keywords in Postfix's order, less smtpd_discard_ehlo_keywords. */
+async function ehloKeywords(s: Session): Promise<string[]> {
+  const st = s.settings;
+  const words: string[] = ["PIPELINING"];
+  words.push(st.messageSizeLimit > 0 ? `SIZE ${st.messageSizeLimit}` : "SIZE");
+  if (!st.disableVrfyCommand) words.push("VRFY");
+  words.push("ETRN");
+  if (s.env.tls && !s.tlsActive) words.push("STARTTLS");
+  if (await s.env.checker.hostAuthorized(s, "smtpd_authorized_xclient_hosts")) {
+    words.push("XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT");
+  }
+  if (await s.env.checker.hostAuthorized(s, "smtpd_authorized_xforward_hosts")) {
+    words.push("XFORWARD NAME ADDR PROTO HELO SOURCE PORT IDENT");
+  }
+  words.push("ENHANCEDSTATUSCODES", "8BITMIME", "DSN");
+  if (st.smtputf8Enable) words.push("SMTPUTF8");
+  words.push("CHUNKING");
+  const discard = new Set(st.smtpdDiscardEhloKeywords);
+  const kept = words.filter((w) => !discard.has(w.split(" ")[0].toLowerCase()));
+  if (kept.length < words.length && !discard.has("silent-discard")) {
+    const gone = words.filter((w) => !kept.includes(w)).map((w) => w.split(" ")[0].toLowerCase());
+    info(`discarding EHLO keywords: ${gone.join(" ")}`);
+  }
+  s.pipeliningOffered = kept.includes("PIPELINING");
+  return kept;
+}
+
+async function mail(s: Session, args: string): Promise<boolean> {
+  const st = s.settings;
+  if (!s.helo && st.smtpdHeloRequired) {
+    return say(s, rep(503, "5.5.1", "Error: send HELO/EHLO first"));
+  }
+  if (s.sender !== undefined) return say(s, rep(503, "5.5.1", "Error: nested MAIL command"));
+  const parsed = parseAddressArg(args, "FROM");
+  if (parsed === "syntax") return say(s, rep(501, "5.5.4", "Syntax: MAIL FROM:<address>"));
+  if (parsed === "address") return say(s, rep(501, "5.1.7", "Bad sender address syntax"));
+  const params = parseMailParams(parsed.params, st.messageSizeLimit);
+  if ("code" in params) return say(s, params);
+  if (s.clientReject) return say(s, s.clientReject);
+  if (await s.env.limits.messageRateExceeded(s)) throw new SessionEnd();
+  s.sender = parsed.address;
+  if (!st.smtpdDelayReject) {
+    const r = await s.env.checker.sender(s, "MAIL") ??
+      await s.env.checker.unlistedSender(s, "MAIL");
+    if (r) {
+      s.sender = undefined;
+      return say(s, r);
+    }
+  }
+  s.size = params.size;
+  s.body = params.body;
+  s.ret = params.ret;
+  s.envid = params.envid;
+  s.smtputf8 = params.smtputf8;
+  return say(s, rep(250, "2.1.0", "Ok"));
+}
+
+async function rcpt(s: Session, args: string): Promise<boolean> {
+  const st = s.settings;
+  if (s.sender === undefined) return say(s, rep(503, "5.5.1", "Error: need MAIL command"));
+  const parsed = parseAddressArg(args, "TO");
+  if (parsed === "syntax") return say(s, rep(501, "5.5.4", "Syntax: RCPT TO:<address>"));
+  if (parsed === "address" || parsed.address === "") {
+    return say(s, rep(501, "5.1.3", "Bad recipient address syntax"));
+  }
+  if (st.smtpdRecipientLimit > 0 && s.recipients.length >= st.smtpdRecipientLimit) {
+    return say(s, rep(452, "4.5.3", "Error: too many recipients"));
+  }
+  const params = parseRcptParams(parsed.params);
+  if ("code" in params) return say(s, params);
+  if (await s.env.limits.recipientRateExceeded(s)) throw new SessionEnd();
+  s.recipient = parsed.address;
+  try {
+    const r = await checkRecipient(s, "RCPT");
+    if (r) return say(s, r);
+    s.recipients.push({ address: parsed.address, notify: params.notify, orcpt: params.orcpt });
+    s.rcptCount++;
+    return say(s, rep(250, "2.1.5", "Ok"));
+  } finally {
+    s.recipient = undefined;
+  }
+}
+
+/** The restrictions a recipient goes through (with smtpd_delay_reject, client to sender first). */
+async function checkRecipient(s: Session, stage: string): Promise<SmtpReply | undefined> {
+  const c = s.env.checker;
+  if (s.clientReject) return s.clientReject;
+  if (s.settings.smtpdDelayReject) {
+    const early = await c.client(s, stage) ?? await c.helo(s, stage) ?? await c.sender(s, stage) ??
+      await c.unlistedSender(s, stage);
+    if (early) return early;
+  }
+  return await c.recipient(s, stage);
+}
+
+async function data(s: Session, args: string): Promise<boolean> {
+  if (s.sender === undefined) return say(s, rep(503, "5.5.1", "Error: need RCPT command"));
+  if (s.recipients.length === 0) {
+    return say(
+      s,
+      rep(
+        s.rcptCount || s.rcptTried ? 554 : 503,
+        "5.5.1",
+        s.rcptTried ? "Error: no valid recipients" : "Error: need RCPT command",
+      ),
+    );
+  }
+  if (args.trim()) return say(s, rep(501, "5.5.4", "Syntax: DATA"));
+  const denied = await s.env.checker.data(s, "DATA");
+  if (denied) return say(s, denied);
+  let client;
+  try {
+    client = await openMessage(s);
+  } catch (err) {
+    warn(`connect to ${s.settings.cleanupSocket}: ${(err as Error).message}`);
+    return say(s, rep(451, "4.3.0", "Error: queue file write error"));
+  }
+  s.cleanup = client;
+  s.reply(rep(354, "", "End data with <CR><LF>.<CR><LF>"));
+  s.where = "DATA";
+  const writer = new MessageWriter(client, s.settings.messageSizeLimit);
+  const limit = s.settings.lineLengthLimit;
+  let atLineStart = true;
+  for (;;) {
+    let line;
+    try {
+      line = await s.readLine(limit);
+    } catch (err) {
+      if (err instanceof ReadTimeout) throw err;
+      throw err;
+    }
+    if (line === null) {
+      s.dataBytes = writer.size;
+      throw new LostInData(writer.size);
+    }
+    let bytes = line.bytes;
+    if (atLineStart && bytes.length > 0 && bytes[0] === 0x2e) {
+      // RFC 5321 4.5.2: a line of one dot ends the data; a leading dot is doubled.
+      if (bytes.length === 1 && line.complete) break;
+      bytes = bytes.subarray(1);
+    }
+    await writer.line(bytes, line.complete);
+    atLineStart = line.complete;
+  }
+  s.where = "END-OF-MESSAGE";
+  return await endMessage(s, client, writer);
+}
+
+/** end-of-data restrictions, then cleanup's verdict. */
+async function endMessage(
+  s: Session,
+  client: Awaited<ReturnType<typeof openMessage>>,
+  writer: MessageWriter,
+  okPrefix = "Ok:",
+): Promise<boolean> {
+  s.size = writer.size;
+  const denied = writer.tooBig ? undefined : await s.env.checker.endOfData(s, "END-OF-MESSAGE");
+  let reply: SmtpReply;
+  if (denied) {
+    client.close();
+    reply = denied;
+  } else {
+    try {
+      reply = await finishMessage(s, client, writer, okPrefix);
+    } catch (err) {
+      warn(`${s.queueId}: ${(err as Error).message}`);
+      reply = rep(451, "4.3.0", "Error: queue file write error");
+    }
+  }
+  if (!reply.dsn.startsWith("2") && reply.code !== 552) {
+    s.log("END-OF-MESSAGE", "reject", `${reply.code} ${reply.dsn} ${reply.text}`);
+  }
+  s.cleanup = undefined;
+  s.resetTransaction();
+  await s.env.limits.messageDone(s);
+  return say(s, reply);
+}
+
+/** The client went away in the middle of DATA (its byte count goes in the log line). */
+export class LostInData extends Error {
+  constructor(readonly bytes: number) {
+    super("lost connection in DATA");
+  }
+}
+
+async function bdat(s: Session, args: string): Promise<boolean> {
+  const m = /^(\d+)(?:\s+(LAST))?\s*$/i.exec(args.trim());
+  if (!m) {
+    s.reply(rep(521, "5.5.4", "Syntax: BDAT count [LAST]"));
+    throw new SessionEnd();
+  }
+  const count = Number(m[1]);
+  const last = m[2] !== undefined;
+  let problem: SmtpReply | undefined;
+  if (s.sender === undefined) problem = rep(503, "5.5.1", "Error: need RCPT command");
+  else if (s.recipients.length === 0) {
+    problem = s.rcptTried
+      ? rep(554, "5.5.1", "Error: no valid recipients")
+      : rep(503, "5.5.1", "Error: need RCPT command");
+  } else if (s.bdatFailed) problem = s.bdatProblem;
+  if (!problem && !s.cleanup) {
+    const denied = await s.env.checker.data(s, "DATA");
+    if (denied) problem = denied;
+    else {
+      try {
+        s.cleanup = await openMessage(s);
+        s.bdatWriter = new MessageWriter(s.cleanup, s.settings.messageSizeLimit);
+      } catch (err) {
+        warn(`connect to ${s.settings.cleanupSocket}: ${(err as Error).message}`);
+        problem = rep(451, "4.3.0", "Error: queue file write error");
+      }
+    }
+  }
+  s.where = "BDAT";
+  // The chunk is read in full even when it is refused: it is not a command.
+  let left = count;
+  while (left > 0) {
+    const chunk = await s.readBytes(left);
+    if (chunk === null) throw new LostInData(s.bdatWriter?.size ?? 0);
+    left -= chunk.length;
+    if (!problem) await s.bdatLines(chunk);
+  }
+  if (problem) {
+    if (s.cleanup) {
+      s.bdatFailed = true;
+      s.bdatProblem = problem;
+    }
+    if (last) s.resetTransaction();
+    return say(s, problem);
+  }
+  s.bdatBytes += count;
+  if (!last) {
+    if (s.bdatWriter!.tooBig) {
+      s.bdatFailed = true;
+      s.bdatProblem = rep(552, "5.3.4", "Message size exceeds fixed limit");
+      return say(s, s.bdatProblem);
+    }
+    return say(s, rep(250, "2.0.0", `Ok: ${s.bdatBytes} bytes`));
+  }
+  await s.bdatFlushPartial();
+  const writer = s.bdatWriter!;
+  const client = s.cleanup!;
+  s.bdatWriter = undefined;
+  return await endMessage(s, client, writer, `Ok: ${s.bdatBytes} bytes`);
+}
+
+function rset(s: Session, args: string): Promise<boolean> {
+  if (args.trim()) return Promise.resolve(say(s, rep(501, "5.5.4", "Syntax: RSET")));
+  s.resetTransaction();
+  return Promise.resolve(say(s, rep(250, "2.0.0", "Ok")));
+}
+
+function noop(s: Session): Promise<boolean> {
+  return Promise.resolve(say(s, rep(250, "2.0.0", "Ok")));
+}
+
+function quit(s: Session): Promise<boolean> {
+  s.reply(rep(221, "2.0.0", "Bye"));
+  s.quitting = true;
+  return Promise.resolve(true);
+}
+
+async function vrfy(s: Session, args: string): Promise<boolean> {
+  if (s.settings.disableVrfyCommand) return say(s, rep(502, "5.5.1", "VRFY command is disabled"));
+  const arg = args.trim().replace(/\s+SMTPUTF8$/i, "");
+  if (!arg) return say(s, rep(501, "5.5.4", "Syntax: VRFY address [SMTPUTF8]"));
+  const raw = arg.startsWith("<") && arg.endsWith(">") ? arg.slice(1, -1) : arg;
+  const parsed = parseAddressArg(`TO:<${raw}>`, "TO");
+  if (typeof parsed === "string" || parsed.address === "") {
+    return say(s, rep(501, "5.1.3", "Bad recipient address syntax"));
+  }
+  s.recipient = parsed.address;
+  try {
+    const r = await checkRecipient(s, "VRFY");
+    if (r) return say(s, r);
+  } finally {
+    s.recipient = undefined;
+  }
+  return say(s, rep(252, "2.0.0", raw));
+}
+
+async function etrn(s: Session, args: string): Promise<boolean> {
+  const arg = args.trim();
+  if (!arg) {
+    s.replyLine("500 Syntax: ETRN domain");
+    return false;
+  }
+  if (s.sender !== undefined) {
+    s.replyLine("503 Error: MAIL transaction in progress");
+    return false;
+  }
+  const domain = arg.replace(/^[@#]/, "");
+  s.etrnDomain = domain;
+  const r = await s.env.checker.etrn(s, "ETRN");
+  if (r) return say(s, r);
+  // There is no flush service to run a deferred-mail queue for the domain.
+  s.replyLine(`459 <${domain}>: service unavailable`);
+  return false;
+}
+
+function starttls(s: Session, args: string): Promise<boolean> {
+  if (!s.env.tls || s.tlsActive) {
+    return Promise.resolve(say(s, rep(502, "5.5.1", "Error: command not implemented")));
+  }
+  if (args.trim()) return Promise.resolve(say(s, rep(501, "5.5.4", "Syntax: STARTTLS")));
+  s.reply(rep(220, "2.0.0", "Ready to start TLS"));
+  s.startTls = true;
+  return Promise.resolve(true);
+}
+
+function auth(s: Session): Promise<boolean> {
+  return Promise.resolve(say(s, rep(503, "5.5.1", "Error: authentication not enabled")));
+}
+
+const xclientNames = new Set([
+  "NAME",
+  "ADDR",
+  "PORT",
+  "PROTO",
+  "HELO",
+  "LOGIN",
+  "REVERSE_NAME",
+  "DESTADDR",
+  "DESTPORT",
+]);
+const xforwardNames = new Set(["NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE"]);
+
+/** name=xtext pairs of XCLIENT/XFORWARD, or undefined on bad syntax. */
+function xattrs(args: string, known: Set<string>): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  const words = args.trim().split(/\s+/).filter(Boolean);
+  if (words.length === 0) return undefined;
+  for (const w of words) {
+    const eq = w.indexOf("=");
+    const name = w.slice(0, eq).toUpperCase();
+    if (eq <= 0 || !known.has(name)) return undefined;
+    let value = w.slice(eq + 1).replace(
+      /\+([0-9A-F]{2})/g,
+      (_, h) => String.fromCharCode(parseInt(h, 16)),
+    );
+    if (value === "[UNAVAILABLE]" || value === "[TEMPUNAVAIL]") {
+      value = name === "NAME" ? "unknown" : "";
+    }
+    out[name] = value.replace(/^IPV6:/i, "");
+  }
+  return out;
+}
+
+async function xclient(s: Session, args: string): Promise<boolean> {
+  if (!(await s.env.checker.hostAuthorized(s, "smtpd_authorized_xclient_hosts"))) {
+    return say(s, rep(550, "5.7.0", "Error: insufficient authorization"));
+  }
+  if (s.sender !== undefined) {
+    return say(s, rep(503, "5.5.1", "Error: MAIL transaction in progress"));
+  }
+  const a = xattrs(args, xclientNames);
+  if (!a) return say(s, rep(501, "5.5.4", "Syntax: XCLIENT attribute=value..."));
+  if (a.NAME !== undefined) s.clientName = a.NAME || "unknown";
+  if (a.REVERSE_NAME !== undefined) s.reverseName = a.REVERSE_NAME || "unknown";
+  else if (a.NAME !== undefined) s.reverseName = s.clientName;
+  if (a.ADDR !== undefined) s.clientAddr = a.ADDR;
+  if (a.PORT !== undefined) s.clientPort = a.PORT;
+  if (a.DESTADDR !== undefined) s.serverAddr = a.DESTADDR;
+  if (a.DESTPORT !== undefined) s.serverPort = a.DESTPORT;
+  if (a.LOGIN !== undefined) s.saslUsername = a.LOGIN || undefined;
+  s.helo = a.HELO ?? "";
+  s.protocol = a.PROTO ?? "SMTP";
+  s.esmtp = false;
+  s.resetTransaction();
+  s.replyLine(`220 ${s.settings.smtpdBanner}`);
+  return true;
+}
+
+async function xforward(s: Session, args: string): Promise<boolean> {
+  if (!(await s.env.checker.hostAuthorized(s, "smtpd_authorized_xforward_hosts"))) {
+    return say(s, rep(550, "5.7.0", "Error: insufficient authorization"));
+  }
+  if (s.sender !== undefined) {
+    return say(s, rep(503, "5.5.1", "Error: MAIL transaction in progress"));
+  }
+  const a = xattrs(args, xforwardNames);
+  if (!a) return say(s, rep(501, "5.5.4", "Syntax: XFORWARD attribute=value..."));
+  Object.assign(s.xforward, a);
+  return say(s, rep(250, "2.0.0", "Ok"));
+}
+
+/** The command table, in Postfix's order (the disconnect line counts in this order). */
+const commands: Record<string, Command> = {
+  HELO: { handler: (s, a) => helo(s, a, false), junk: true, last: true },
+  EHLO: { handler: (s, a) => helo(s, a, true), junk: true, last: true },
+  STARTTLS: { handler: starttls, last: true },
+  XCLIENT: { handler: xclient, last: true },
+  XFORWARD: { handler: xforward },
+  AUTH: { handler: auth, last: true },
+  MAIL: { handler: mail },
+  RCPT: { handler: rcpt },
+  DATA: { handler: data, last: true },
+  BDAT: { handler: bdat },
+  RSET: { handler: rset, junk: true },
+  NOOP: { handler: noop, junk: true, last: true },
+  VRFY: { handler: vrfy, junk: true, last: true },
+  ETRN: { handler: etrn, junk: true, last: true },
+  QUIT: { handler: quit, last: true },
+};
+
+/** Pending input as the "improper command pipelining" log line shows it. */
+function pendingText(s: Session): string {
+  const bytes = s.reader.peek(100);
+  let out = "";
+  for (const b of bytes) {
+    if (b === 13) out += "\\r";
+    else if (b === 10) out += "\\n";
+    else if (b < 32 || b > 126) out += `\\${b.toString(8).padStart(3, "0")}`;
+    else out += String.fromCharCode(b);
+  }
+  return out;
+}
+
+/** Rejects pipelining where it is not allowed; true when the session must end. */
+function pipeliningViolation(s: Session, verb: string): boolean {
+  if (s.reader.buffered() === 0) return false;
+  s.illPipelining = true;
+  if (!s.settings.smtpdForbidUnauthPipelining) return false;
+  info(`improper command pipelining after ${verb} from ${s.client}: ${pendingText(s)}`);
+  s.reply(rep(554, "5.5.0", "Error: SMTP protocol synchronization"));
+  return true;
+}
+
+/** Runs the command loop until QUIT, an error limit, a timeout or the client's end. */
+export async function commandLoop(s: Session): Promise<void> {
+  const st = s.settings;
+  const host = st.myhostname;
+  if (pipeliningViolation(s, "CONNECT")) return;
+  for (;;) {
+    if (s.errorCount >= st.smtpdHardErrorLimit) {
+      s.reply(rep(421, "4.7.0", `${host} Error: too many errors`));
+      info(`too many errors after ${s.where} from ${s.client}`);
+      return;
+    }
+    const line = await s.readLine(st.lineLengthLimit);
+    if (line === null) throw new LostConnection();
+    if (!line.complete) {
+      // A command line over line_length_limit: the rest is dropped.
+      for (let more = line; !more.complete;) {
+        const next = await s.readLine(st.lineLengthLimit);
+        if (next === null) throw new LostConnection();
+        more = next;
+      }
+    }
+    let text: string;
+    try {
+      text = dec.decode(line.bytes);
+    } catch {
+      s.count("unknown", false);
+      s.errorCount++;
+      await s.errorDelay();
+      s.reply(rep(500, "5.5.2", "Error: bad UTF-8 syntax"));
+      continue;
+    }
+    const sp = text.search(/[ \t]/);
+    const verb = (sp < 0 ? text : text.slice(0, sp)).toUpperCase();
+    const args = sp < 0 ? "" : text.slice(sp + 1);
+    if (st.smtpdForbiddenCommands.includes(verb.replace(/:$/, "")) || /^[^A-Za-z]/.test(text)) {
+      s.count("unknown", false);
+      warn(`non-SMTP command from ${s.client}: ${text.slice(0, 100)}`);
+      s.reply(rep(221, "2.7.0", "Error: I can break rules, too. Goodbye."));
+      return;
+    }
+    const cmd = commands[verb];
+    if (!cmd) {
+      s.count("unknown", false);
+      s.errorCount++;
+      s.where = "UNKNOWN";
+      await s.errorDelay();
+      s.reply(rep(500, "5.5.2", "Error: command not recognized"));
+      continue;
+    }
+    s.where = verb;
+    if ((cmd.last || !s.pipeliningOffered) && pipeliningViolation(s, verb)) {
+      s.count(verb.toLowerCase(), false);
+      return;
+    }
+    if (cmd.junk && s.junkCommands++ > st.smtpdJunkCommandLimit) s.errorCount++;
+    if (verb === "RCPT") s.rcptTried = true;
+    let ok: boolean;
+    try {
+      ok = await cmd.handler(s, args);
+    } catch (err) {
+      if (err instanceof SessionEnd) {
+        s.count(verb.toLowerCase(), false);
+        return;
+      }
+      if (!(err instanceof ReadTimeout)) s.count(verb.toLowerCase(), false);
+      throw err;
+    }
+    s.count(verb.toLowerCase(), ok);
+    if (!ok) {
+      s.errorCount++;
+      await s.errorDelay();
+    }
+    if (s.quitting) return;
+    if (s.startTls) {
+      s.startTls = false;
+      await s.upgradeTls();
+    }
+  }
+}
+
+/** The client closed the connection. */
+export class LostConnection extends Error {}
