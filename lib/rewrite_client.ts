@@ -6,7 +6,7 @@
 // Protocol (Postfix's attribute lists, lib/ipc/attr.ts), one request and one
 // reply per exchange, many exchanges per connection:
 //
-//   client: request=resolve|resolve_verify sender=S address=A
+//   client: request=resolve|verify sender=S address=A
 //   server: flags=SERVER transport=T nexthop=H recipient=R flags=F
 //   client: request=rewrite rule=local|remote address=A
 //   server: flags=SERVER address=A
@@ -65,7 +65,8 @@ export interface ResolveResult {
 /** The request names of the protocol. */
 export const RewriteRequest = {
   RESOLVE: "resolve",
-  RESOLVE_VERIFY: "resolve_verify",
+  /** Postfix's wire name for resolve_clnt_verify's request. */
+  RESOLVE_VERIFY: "verify",
   REWRITE: "rewrite",
 } as const;
 
@@ -371,7 +372,7 @@ export function resolveAddress(
   return resolveWith(RewriteRequest.RESOLVE, config, sender, address);
 }
 
-/** Like resolveAddress for verify's probes: Postfix's "resolve_verify" request. */
+/** Like resolveAddress for verify's probes: Postfix's "resolve_verify" request ("verify" on the wire, as Postfix sends it). */
 export function resolveVerifyAddress(
   config: Config,
   sender: string,

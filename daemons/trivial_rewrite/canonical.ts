@@ -58,6 +58,8 @@ export function rewriteTokens(
   s: CanonicalSettings,
 ): void {
   if (tokens.length === 0) return;
+  // The empty quoted string is the null address in disguise: left alone.
+  if (tokens.length === 1 && tokens[0].type === "qstring" && tokens[0].text === "") return;
   // An obsolete source route, @a,@b:user@c, loses everything up to the colon.
   if (tokens[0].type === "@") {
     const colon = firstOf(tokens, ":");
@@ -112,8 +114,7 @@ function appendDotDomain(tokens: AddrToken[], ctx: RewriteContext, s: CanonicalS
 /**
  * The "rewrite" request: an external-form address rewritten in `ctx` and
  * returned in external form. The empty address is returned as is, with
- * Postfix's warning; so is any address in the remote context when
- * remote_header_rewrite_domain is empty.
+ * Postfix's warning.
  */
 export function rewriteExternal(
   address: string,
@@ -124,7 +125,6 @@ export function rewriteExternal(
     warn("rewrite_addr: null address");
     return address;
   }
-  if (ctx.name === "remote" && !ctx.domain) return address;
   const tokens = scanAddress(address);
   rewriteTokens(tokens, ctx, s);
   return externalize(tokens);

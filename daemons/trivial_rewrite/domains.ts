@@ -85,8 +85,8 @@ function expandPatterns(config: Config, words: string[], depth = 0): Pattern[] {
 function matchName(pattern: string, name: string, domainList: boolean, parent: boolean): boolean {
   if (name === pattern) return true;
   if (!domainList) return false;
-  if (pattern.startsWith(".")) return name.endsWith(pattern);
-  return parent && name.endsWith("." + pattern);
+  // Parent style: "example.com" matches its subdomains; otherwise ".example.com" does.
+  return parent ? name.endsWith("." + pattern) : pattern.startsWith(".") && name.endsWith(pattern);
 }
 
 async function matchTable(

@@ -54,6 +54,8 @@ export async function resolveAddress(
 
   // The domain is what follows the last @ of the recipient as a string.
   let at = result.recipient.lastIndexOf("@");
+  // Routing operators left in the local part: sender-specified routing.
+  if (/[@%!]/.test(result.recipient.slice(0, at))) result.flags |= ResolveFlag.ROUTED;
   let rcptDomain = result.recipient.slice(at + 1);
   if (rcptDomain.startsWith("[")) {
     if (!isValidMailhostLiteral(rcptDomain)) return syntaxError(result);
@@ -132,10 +134,7 @@ async function stripLocal(s: Settings, address: string): Promise<Stripped> {
       if (at < tokens.length - 1) {
         const status = await s.local.isLocal(internalize(tokens.slice(at + 1)));
         if (status === "error") return { tokens, remoteAt: at, flags: flags | ResolveFlag.FAIL };
-        if (status === "none") {
-          if (routes(s, tokens.slice(0, at))) flags |= ResolveFlag.ROUTED;
-          return { tokens, remoteAt: at, flags };
-        }
+        if (status === "none") return { tokens, remoteAt: at, flags };
       }
       saved = tokens.slice(at);
       tokens = tokens.slice(0, at);
@@ -293,8 +292,8 @@ async function nextHop(
   const found = await senderLookup(s, p.senderRelayhostMaps, key, name);
   if (found === null) {
     result.flags |= ResolveFlag.FAIL;
-  } else if (found !== undefined) {
-    result.nexthop = found.toLowerCase() === "dunno" ? rcptDomain : found;
+  } else if (found !== undefined && found.toLowerCase() !== "dunno") {
+    result.nexthop = found;
   } else {
     result.nexthop = p.relayhost || rcptDomain;
   }
@@ -313,7 +312,9 @@ async function senderLookup(
 ): Promise<string | undefined | null> {
   if (tables.length === 0) return undefined;
   try {
-    const hit = await searchRelocated(tables, quoteAddress(key), s.addressMapSettings);
+    // The null sender's stand-in key ("<>") is looked up as it is.
+    const probe = key.includes("@") ? quoteAddress(key) : key;
+    const hit = await searchRelocated(tables, probe, s.addressMapSettings);
     if (!hit) return undefined;
     if (hit.value.trim() === "") {
       warn(`${name}: ignoring null lookup result for ${key}`);

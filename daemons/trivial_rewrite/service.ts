@@ -36,12 +36,13 @@ export async function answer(s: Settings, req: AttrList, from: string): Promise<
   if (request === undefined) {
     return { drop: `missing attribute request in input from ${from}` };
   }
-  if (request === RewriteRequest.RESOLVE || request === RewriteRequest.RESOLVE_VERIFY) {
+  const verify = request === RewriteRequest.RESOLVE_VERIFY || request === "resolve_verify";
+  if (request === RewriteRequest.RESOLVE || verify) {
     const missing = requireAttrs(req, ["sender", "address"], from);
     if (missing) return { drop: missing };
     const r = await resolveAddress(
       s,
-      request === RewriteRequest.RESOLVE_VERIFY,
+      verify,
       req.get("sender")!,
       req.get("address")!,
     );

@@ -74,6 +74,7 @@ export function internalize(tokens: AddrToken[]): string {
  */
 export function externalize(tokens: AddrToken[]): string {
   const text = internalize(tokens);
-  if (text === "@") return '""';
+  // A lone @ or an empty quoted string both print as the empty quoted string.
+  if (text === "@" || (text === "" && tokens.length > 0)) return '""';
   return quoteAddress(text);
 }

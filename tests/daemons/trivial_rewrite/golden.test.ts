@@ -1,0 +1,45 @@
+// Resolution and rewriting answers, in process, compared with the golden
+// files made from the reference trivial-rewrite(8) (make_golden.ts).
+
+import { assertEquals } from "../../assert.ts";
+import { configFromText } from "../../../lib/config/mod.ts";
+import { AttrReader } from "../../../lib/ipc/attr.ts";
+import { captureLog } from "../../../lib/log.ts";
+import { answer } from "../../../daemons/trivial_rewrite/service.ts";
+import { settingsFrom } from "../../../daemons/trivial_rewrite/settings.ts";
+import { caseNames, formatAnswer, GOLDEN_DIR, readCases, requestOf } from "./cases.ts";
+
+/** Answers every query of NAME.cases in process; returns the answer lines. */
+export async function answerCases(name: string): Promise<string[]> {
+  const cases = readCases(name);
+  const dir = await Deno.makeTempDir({ prefix: "tr-golden-" });
+  try {
+    for (const [file, text] of Object.entries(cases.files)) {
+      await Deno.writeTextFile(`${dir}/${file}`, text.replaceAll("$dir", dir));
+    }
+    const config = configFromText(dir, cases.mainCf.replaceAll("$dir", dir));
+    const settings = await settingsFrom(config);
+    const lines: string[] = [];
+    for (const q of cases.queries) {
+      const outcome = await answer(settings, new Map(Object.entries(requestOf(q))), "test");
+      if (!("reply" in outcome)) throw new Error(`${q.line}: ${outcome.drop}`);
+      lines.push(formatAnswer(q, new AttrReader().push(outcome.reply)[0]));
+    }
+    return lines;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+for (const name of caseNames()) {
+  Deno.test(`trivial-rewrite answers ${name}.cases as the reference does`, async () => {
+    const log: string[] = [];
+    captureLog((line) => log.push(line));
+    try {
+      const expected = Deno.readTextFileSync(`${GOLDEN_DIR}${name}.ref`).trimEnd().split("\n");
+      assertEquals(await answerCases(name), expected);
+    } finally {
+      captureLog(undefined);
+    }
+  });
+}
