@@ -128,6 +128,7 @@ export class Content {
     const parsed = splitHeader(text)!;
     const info = headerInfo(parsed.name);
     const lower = parsed.name.toLowerCase();
+    for (const l of lines) st.noteUtf8(l, 1 | 2);
     if (this.mime) this.mimeHeader(lower, parsed.value, lines);
     const isMime = this.mime && info.mime;
     const t = st.req.tables;
@@ -193,7 +194,7 @@ export class Content {
     const list = parseAddressList(value, { tokenLimit: s.headerAddressTokenLimit });
     let changed = false;
     for (const box of listMailboxes(list)) {
-      if (box.address === "") continue;
+      if (box.address === "" && box.source === "") continue;
       const rules = st.hdrRewrite ? s : { ...s, rewrite: { ...s.rewrite, ...noRewrite } };
       const next = await canonicalize(
         box.address,
@@ -203,10 +204,10 @@ export class Content {
         (t) => st.warn(t),
         mapOk,
       );
-      if (next !== box.address) {
-        box.address = next;
-        changed = true;
-      }
+      // A header is printed anew when an address reads differently in external
+      // form (the reference also re-quotes an address that needs it).
+      if (quoteAddress(next) !== box.source) changed = true;
+      box.address = next;
     }
     return changed ? foldHeader(`${name}:`, formatAddressPieces(list)) : null;
   }

@@ -96,6 +96,8 @@ export class CleanupState {
   firstRecipient = "";
   recipients = 0;
   qmgrOpts = 0;
+  /** SMTPUTF8 flags for the size record (requested 1, header 2, sender 4). */
+  smtputf8 = 0;
   hdrRewrite = false;
   arrival: Date | undefined;
   /** Whether header/body checks still run (cleared by REJECT, DISCARD, PASS). */
@@ -268,14 +270,31 @@ export class CleanupState {
     }
     if (name === "rewrite_context") this.hdrRewrite = value === "local";
     if (name === "create_time") return;
+    if (name === "smtputf8") {
+      this.smtputf8 |= parseInt(value, 10) || 0;
+      return;
+    }
     this.clientInfo.set(name, value);
     if (this.segment === "envelope" || name !== "encoding") {
       this.out.record(RecordType.ATTR, rec.data);
     }
   }
 
+  /** Notes non-ASCII text for SMTPUTF8 autodetection (the reference's flags). */
+  noteUtf8(text: string | Uint8Array, flags: number): void {
+    if ((this.req.flags & CleanupFlag.AUTOUTF8) === 0) return;
+    for (let i = 0; i < text.length; i++) {
+      const code = typeof text === "string" ? text.charCodeAt(i) : text[i];
+      if (code > 0x7f) {
+        this.smtputf8 |= flags;
+        return;
+      }
+    }
+  }
+
   private async envelopeSender(raw: string): Promise<void> {
     const s = this.settings;
+    this.noteUtf8(raw, 1 | 4);
     const mapOk = (this.req.flags & CleanupFlag.MAP_OK) !== 0;
     const sender = raw === ""
       ? ""
@@ -293,6 +312,7 @@ export class CleanupState {
     const pending = this.pending;
     this.pending = { notify: 0 };
     const s = this.settings;
+    this.noteUtf8(raw, 1);
     const mapOk = (this.req.flags & CleanupFlag.MAP_OK) !== 0;
     const addr = await canonicalize(
       raw,
@@ -480,7 +500,14 @@ export class CleanupState {
     if (this.errs !== 0) return { ...base, file: null, discarded: false };
     if (this.discard) return { ...base, file: null, discarded: true };
     const dataSize = this.xtraOffset - this.dataOffset;
-    this.out.patchSize([dataSize, this.dataOffset, this.recipients, this.qmgrOpts, dataSize, 0]);
+    this.out.patchSize([
+      dataSize,
+      this.dataOffset,
+      this.recipients,
+      this.qmgrOpts,
+      dataSize,
+      this.smtputf8,
+    ]);
     return { ...base, file: this.out.bytes(), discarded: false };
   }
 

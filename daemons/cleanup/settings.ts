@@ -60,6 +60,8 @@ export const CleanupFlag = {
   MAP_OK: 1 << 5,
   MILTER: 1 << 6,
   SMTP_REPLY: 1 << 7,
+  /** Detect SMTPUTF8 from the content (smtputf8_autodetect_classes names this client). */
+  AUTOUTF8: 1 << 9,
 } as const;
 
 /** What an ordinary client (pickup, smtpd) asks for: checks, BCC and mappings. */

@@ -10,6 +10,9 @@ import { type DaemonContext, triggerServer } from "../../lib/daemon/server.ts";
 import { cleanupFlagsFor } from "../../lib/cleanup_client.ts";
 import { type PickupEnv, scanMaildrop } from "./scan.ts";
 
+/** The cleanup request flag asking for SMTPUTF8 autodetection (CleanupFlag.AUTOUTF8 in cleanup). */
+const AUTOUTF8 = 1 << 9;
+
 /** Seconds between scans when no master sends wakeups (a daemon started with -L). */
 const standaloneInterval = 60;
 
@@ -19,7 +22,11 @@ function environment(ctx: DaemonContext): PickupEnv {
   return {
     maildrop: `${queue}/maildrop`,
     cleanupSocket: `${queue}/private/${c.get("cleanup_service_name") || "cleanup"}`,
-    flags: cleanupFlagsFor(c.list("receive_override_options")),
+    flags: cleanupFlagsFor(c.list("receive_override_options")) |
+      // Local submissions are the "sendmail" class of smtputf8_autodetect_classes.
+      (c.bool("smtputf8_enable") && c.list("smtputf8_autodetect_classes").includes("sendmail")
+        ? AUTOUTF8
+        : 0),
     myhostname: c.get("myhostname"),
     mailName: c.get("mail_name") || "Postfix",
     lineLengthLimit: c.int("line_length_limit") || 2048,

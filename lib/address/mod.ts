@@ -14,6 +14,7 @@ export {
   unquoteAddress,
 } from "./quote.ts";
 export {
+  type Empty,
   extractAddresses,
   formatAddressList,
   formatAddressPieces,
@@ -21,6 +22,7 @@ export {
   formatPhrase,
   fullName,
   type Group,
+  joinTokens,
   type ListEntry,
   listMailboxes,
   type Mailbox,

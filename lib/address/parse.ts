@@ -1,9 +1,12 @@
 // RFC 5322 address lists in header values (From:, To:, Cc:, Resent-*, ...)
-// parsed into mailboxes and groups, the way Postfix's tok822 parser does:
+// parsed into mailboxes and groups the way Postfix's tok822 parser does:
 // display names, comments, groups, quoted strings, angle addresses and
-// obsolete source routes. Nothing is rejected: a missing `>` or `;` is
-// supplied, an empty element is skipped, tokens past the limit are ignored.
-// The parsed list can be printed again after its addresses were rewritten.
+// obsolete source routes. Nothing is rejected, and the quirks are the
+// reference's: two words in a row (`foo bar`) are two addresses, words after
+// an angle address (`x <y> z`) start another one, a `<` without its `>`
+// makes the whole element one address, an empty element is kept. The parsed
+// list prints again (tokens joined as tok822 joins them) after its addresses
+// were rewritten.
 
 import { quoteAddress, quoteString } from "./quote.ts";
 import { scanTokens, type Token } from "./tokens.ts";
@@ -13,14 +16,20 @@ export interface Mailbox {
   kind: "mailbox";
   /** The address in internal form (local part unquoted, no route). */
   address: string;
-  /** The display name as written (between the list's separators), "" when none. */
+  /** The display name as written, "" when none. */
   phrase: string;
-  /** The comments around the mailbox, their content without parentheses. */
+  /** The comments of the mailbox, their content without parentheses. */
   comments: string[];
   /** Whether the address was in angle brackets. */
   angle: boolean;
   /** The obsolete source route (`@a,@b`) that preceded the address, "" when none. */
   route: string;
+  /** The address as it was written (external form, with its route). */
+  source: string;
+  /** The tokens printed before the address (phrase, comments, `<`). */
+  before: Token[];
+  /** The tokens printed after the address (`>`, comments). */
+  after: Token[];
 }
 
 /** A named group: `name: mailbox, mailbox;`. */
@@ -29,10 +38,18 @@ export interface Group {
   /** The group's display name as written. */
   name: string;
   members: Mailbox[];
+  /** The tokens of the name. */
+  nameTokens: Token[];
+}
+
+/** An element without an address (`a, , b` or a lone comment), kept for printing. */
+export interface Empty {
+  kind: "empty";
+  tokens: Token[];
 }
 
 /** An element of an address list. */
-export type ListEntry = Mailbox | Group;
+export type ListEntry = Mailbox | Group | Empty;
 
 /** Options for parseAddressList(). */
 export interface ParseOptions {
@@ -40,54 +57,117 @@ export interface ParseOptions {
   tokenLimit?: number;
 }
 
-/** The internal form of the tokens of an addr-spec (Postfix's tok822_internalize). */
-function tokensToAddress(tokens: Token[]): string {
+const isWord = (t: Token) => t.type === "atom" || t.type === "qstring" || t.type === "domlit";
+const isSpecial = (t: Token, chars: string) => t.type === "special" && chars.includes(t.text);
+
+/** Whether tok822 puts a space between two adjacent tokens when it prints them. */
+function needSpace(a: Token, b: Token): boolean {
+  if (isSpecial(b, ".@>,;:")) return false;
+  if (isSpecial(a, ".@<")) return false;
+  return true;
+}
+
+/** A token as printed: quoted strings quoted, comments in parentheses. */
+function printToken(t: Token, internal: boolean): string {
+  if (t.type === "qstring") return internal ? t.text : quoteString(t.text);
+  if (t.type === "comment") return `(${t.text})`;
+  return t.text;
+}
+
+/** Joins tokens as tok822 prints them (`internal`: quoted strings unquoted). */
+export function joinTokens(tokens: Token[], internal = false): string {
   let out = "";
-  let prevWord = false;
-  for (const tok of tokens) {
-    const word = tok.type === "atom" || tok.type === "qstring";
-    // Two words in a row (`foo bar`) keep one space, as the text had.
-    if (word && prevWord) out += " ";
-    out += tok.text;
-    prevWord = word;
-  }
+  tokens.forEach((t, i) => {
+    if (i > 0 && needSpace(tokens[i - 1], t)) out += " ";
+    out += printToken(t, internal);
+  });
   return out;
 }
 
 /** Splits an obsolete route (`@a,@b:`) from the front of angle-address tokens. */
 function splitRoute(tokens: Token[]): [string, Token[]] {
-  if (tokens.length === 0 || tokens[0].text !== "@" || tokens[0].type !== "special") {
-    return ["", tokens];
-  }
-  const colon = tokens.findIndex((t) => t.type === "special" && t.text === ":");
+  if (tokens.length === 0 || !isSpecial(tokens[0], "@")) return ["", tokens];
+  const colon = tokens.findIndex((t) => isSpecial(t, ":"));
   if (colon < 0) return ["", tokens];
   return [tokens.slice(0, colon).map((t) => t.text).join(""), tokens.slice(colon + 1)];
 }
 
-/** Collects the tokens of one list element into a mailbox, or null when empty. */
-function makeMailbox(source: string, tokens: Token[]): Mailbox | null {
-  const comments = tokens.filter((t) => t.type === "comment").map((t) => t.text);
-  const words = tokens.filter((t) => t.type !== "comment");
-  const open = words.findIndex((t) => t.type === "special" && t.text === "<");
-  if (open < 0) {
-    if (words.length === 0) return null;
-    return {
-      kind: "mailbox",
-      address: tokensToAddress(words),
-      phrase: "",
-      comments,
-      angle: false,
-      route: "",
-    };
+function mailbox(
+  source: string,
+  before: Token[],
+  addr: Token[],
+  after: Token[],
+  angle: boolean,
+  route = "",
+): Mailbox {
+  const words = before.filter((t) => t.type !== "comment" && !isSpecial(t, "<"));
+  const comments = [...before, ...addr, ...after].filter((t) => t.type === "comment")
+    .map((t) => t.text);
+  const bare = addr.filter((t) => t.type !== "comment");
+  return {
+    kind: "mailbox",
+    address: joinTokens(bare, true),
+    phrase: words.length ? source.slice(words[0].start, words[words.length - 1].end) : "",
+    comments,
+    angle,
+    route,
+    source: (route ? route + ":" : "") + joinTokens(bare),
+    before,
+    after: angle ? after : [...addr.filter((t) => t.type === "comment"), ...after],
+  };
+}
+
+/** Splits a run of words without angle brackets into addr-specs (`foo bar` is two). */
+function addrSpecs(source: string, tokens: Token[]): Mailbox[] {
+  const out: Mailbox[] = [];
+  let lead: Token[] = [];
+  let current: Token[] = [];
+  let comments: Token[] = [];
+  const flush = () => {
+    if (current.length) out.push(mailbox(source, lead, current, comments, false));
+    lead = [];
+    current = [];
+    comments = [];
+  };
+  for (const t of tokens) {
+    if (t.type === "comment") {
+      (current.length ? comments : lead).push(t);
+      continue;
+    }
+    const last = current.at(-1);
+    if (last && (comments.length || (isWord(last) && isWord(t)))) flush();
+    current.push(t);
   }
-  let close = words.findIndex((t, i) => i > open && t.type === "special" && t.text === ">");
-  if (close < 0) close = words.length;
-  const phraseTokens = words.slice(0, open);
-  const phrase = phraseTokens.length
-    ? source.slice(phraseTokens[0].start, phraseTokens[phraseTokens.length - 1].end)
-    : "";
-  const [route, addr] = splitRoute(words.slice(open + 1, close));
-  return { kind: "mailbox", address: tokensToAddress(addr), phrase, comments, angle: true, route };
+  flush();
+  return out;
+}
+
+/** Parses the tokens of one element (between commas) into mailboxes. */
+function parseElement(source: string, tokens: Token[]): ListEntry[] {
+  const out: ListEntry[] = [];
+  let i = 0;
+  while (i < tokens.length) {
+    const lt = tokens.findIndex((t, k) => k >= i && isSpecial(t, "<"));
+    const gt = lt < 0 ? -1 : tokens.findIndex((t, k) => k > lt && isSpecial(t, ">"));
+    if (lt >= 0 && gt < 0) {
+      // A `<` without its `>`: the rest is one address, `<` and all.
+      const rest = tokens.slice(i);
+      out.push(mailbox(source, [], rest.filter((t) => t.type !== "comment"), [], false));
+      return out;
+    }
+    if (lt < 0) {
+      out.push(...addrSpecs(source, tokens.slice(i)));
+      break;
+    }
+    const [route, addr] = splitRoute(tokens.slice(lt + 1, gt));
+    let end = gt + 1;
+    while (end < tokens.length && tokens[end].type === "comment") end++;
+    const before = [...tokens.slice(i, lt), tokens[lt]];
+    out.push(mailbox(source, before, addr, tokens.slice(gt, end), true, route));
+    i = end;
+  }
+  if (out.length === 0) out.push({ kind: "empty", tokens });
+  return out;
 }
 
 /** Parses a header value holding an address list. */
@@ -97,37 +177,47 @@ export function parseAddressList(value: string, options: ParseOptions = {}): Lis
   let group: Group | null = null;
   let current: Token[] = [];
   let inAngle = false;
+  let prev: Token | undefined;
 
   const flush = () => {
-    const box = makeMailbox(value, current);
+    const items = parseElement(value, current);
     current = [];
-    if (!box) return;
-    if (group) group.members.push(box);
-    else entries.push(box);
+    for (const item of items) {
+      if (item.kind === "empty" && item.tokens.length === 0) continue;
+      if (group && item.kind === "mailbox") group.members.push(item);
+      else if (!group) entries.push(item);
+    }
   };
 
   for (const tok of tokens) {
-    const special = tok.type === "special" ? tok.text : "";
     if (inAngle) {
       current.push(tok);
-      if (special === ">") inAngle = false;
-    } else if (special === "<") {
-      inAngle = true;
+      if (isSpecial(tok, ">")) inAngle = false;
+    } else if (isSpecial(tok, "<")) {
+      // Commas inside <...> do not separate elements; a `<` without `>` opens nothing.
+      inAngle = tokens.some((t) => t.start > tok.start && isSpecial(t, ">"));
       current.push(tok);
-    } else if (special === ",") {
+    } else if (isSpecial(tok, ",")) {
+      // An empty element between two commas is kept (`a, , b` prints so).
+      if (current.length === 0 && prev && isSpecial(prev, ",") && !group) {
+        entries.push({ kind: "empty", tokens: [] });
+      }
       flush();
-    } else if (special === ":" && !group) {
-      const words = current.filter((t) => t.type !== "comment");
-      const name = words.length ? value.slice(words[0].start, words[words.length - 1].end) : "";
-      group = { kind: "group", name, members: [] };
+    } else if (isSpecial(tok, ":") && !group && current.length > 0) {
+      const nameTokens = current.filter((t) => t.type !== "comment");
+      const name = nameTokens.length
+        ? value.slice(nameTokens[0].start, nameTokens[nameTokens.length - 1].end)
+        : "";
+      group = { kind: "group", name, members: [], nameTokens };
       entries.push(group);
       current = [];
-    } else if (special === ";" && group) {
+    } else if (isSpecial(tok, ";") && group) {
       flush();
       group = null;
     } else {
       current.push(tok);
     }
+    if (tok.type !== "comment") prev = tok;
   }
   flush();
   return entries;
@@ -135,7 +225,7 @@ export function parseAddressList(value: string, options: ParseOptions = {}): Lis
 
 /** Every mailbox of a list, group members included, in order. */
 export function listMailboxes(entries: ListEntry[]): Mailbox[] {
-  return entries.flatMap((e) => e.kind === "group" ? e.members : [e]);
+  return entries.flatMap((e) => e.kind === "group" ? e.members : e.kind === "mailbox" ? [e] : []);
 }
 
 /** The internal-form addresses of a header value (what sendmail -t and cleanup extract). */
@@ -144,14 +234,12 @@ export function extractAddresses(value: string, options: ParseOptions = {}): str
 }
 
 /**
- * Prints one mailbox; the address is quoted as its external form requires.
- * An obsolete source route is not printed (RFC 5321 C: it is to be ignored).
+ * Prints one mailbox as tok822 does, with its address in external form. An
+ * obsolete source route is not printed (RFC 5321 C: it is to be ignored).
  */
 export function formatMailbox(box: Mailbox): string {
-  const comments = box.comments.map((c) => ` (${c})`).join("");
-  const address = quoteAddress(box.address);
-  if (!box.angle) return address + comments;
-  return (box.phrase ? box.phrase + " " : "") + `<${address}>` + comments;
+  const addr: Token = { type: "atom", text: quoteAddress(box.address), start: 0, end: 0 };
+  return joinTokens([...box.before, addr, ...box.after]);
 }
 
 /**
@@ -165,20 +253,19 @@ export function formatAddressPieces(entries: ListEntry[]): string[] {
     const comma = i < entries.length - 1 ? "," : "";
     if (e.kind === "mailbox") {
       pieces.push(formatMailbox(e) + comma);
-      return;
+    } else if (e.kind === "empty") {
+      pieces.push(joinTokens(e.tokens) + comma);
+    } else if (e.members.length === 0) {
+      pieces.push(`${joinTokens(e.nameTokens)}:;${comma}`);
+    } else {
+      e.members.forEach((m, j) => {
+        const head = j === 0 ? `${joinTokens(e.nameTokens)}: ` : "";
+        const tail = j === e.members.length - 1 ? `;${comma}` : ",";
+        pieces.push(head + formatMailbox(m) + tail);
+      });
     }
-    if (e.members.length === 0) {
-      pieces.push(`${e.name}:;${comma}`);
-      return;
-    }
-    e.members.forEach((m, j) => {
-      const text = formatMailbox(m);
-      const head = j === 0 ? `${e.name}: ` : "";
-      const tail = j === e.members.length - 1 ? `;${comma}` : ",";
-      pieces.push(head + text + tail);
-    });
   });
-  return pieces;
+  return pieces.filter((p) => p !== "");
 }
 
 /**

@@ -2,7 +2,7 @@
 // request in the `local` context: strip an obsolete source route, swap a UUCP
 // bang path (swap_bangpath), turn `user%domain` into `user@domain`
 // (allow_percent_hack), append @$myorigin (append_at_myorigin) and .$mydomain
-// (append_dot_mydomain). cleanup uses these rules in process until the
+// (append_dot_mydomain), drop one trailing dot of the domain. cleanup uses these rules in process until the
 // trivial-rewrite service exists; that service should call this module too.
 
 import { splitAddress } from "./quote.ts";
@@ -44,10 +44,12 @@ export function rewriteAddress(address: string, rules: RewriteRules): string {
   if (address === "" || address === "@") return address;
   let addr = stripRoute(address);
   let { local, domain, hasAt } = splitAddress(addr);
-  if (hasAt && domain === "") {
-    // `user@`: the empty domain is dropped, then the defaults apply.
-    addr = local;
-    hasAt = false;
+  // `user@` stays as it is (the reference's rewrite leaves it alone).
+  if (hasAt && domain === "") return addr;
+  if (hasAt && domain.endsWith(".") && domain.length > 1) {
+    // One trailing dot of a domain is dropped (`user@example.com.`).
+    domain = domain.slice(0, -1);
+    addr = `${local}@${domain}`;
   }
   if (!hasAt && rules.swapBangpath && addr.includes("!")) {
     const bang = addr.indexOf("!");

@@ -7,7 +7,7 @@ import { assertEquals } from "../../assert.ts";
 import { decodeRecords } from "../../../lib/queue/record.ts";
 import { configFromText } from "../../../lib/config/mod.ts";
 import { type InputRecord, processMessage } from "../../../daemons/cleanup/core.ts";
-import { defaultFlags, settingsFrom } from "../../../daemons/cleanup/settings.ts";
+import { CleanupFlag, defaultFlags, settingsFrom } from "../../../daemons/cleanup/settings.ts";
 import { rec } from "./helpers.ts";
 
 const golden = new URL("../../golden/queue/", import.meta.url).pathname;
@@ -50,7 +50,8 @@ for (const [name, queue] of cases) {
       pickupStream(Deno.readFileSync(`${golden}${name}.maildrop`), id),
       {
         queueId: id,
-        flags: defaultFlags,
+        // pickup asks for SMTPUTF8 autodetection (the "sendmail" class).
+        flags: defaultFlags | CleanupFlag.AUTOUTF8,
         settings: settingsFrom(config),
         tables: {},
         now: new Date(1795533892 * 1000),

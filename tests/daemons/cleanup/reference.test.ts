@@ -10,7 +10,7 @@ import { assertEquals } from "../../assert.ts";
 import { decodeRecords } from "../../../lib/queue/record.ts";
 import { configFromText } from "../../../lib/config/mod.ts";
 import { type InputRecord, processMessage } from "../../../daemons/cleanup/core.ts";
-import { defaultFlags, settingsFrom } from "../../../daemons/cleanup/settings.ts";
+import { CleanupFlag, defaultFlags, settingsFrom } from "../../../daemons/cleanup/settings.ts";
 import { openCleanupTables } from "../../../daemons/cleanup/tables.ts";
 import { cases, mainCf, tables } from "../../golden/cleanup/cases.ts";
 import { rec } from "./helpers.ts";
@@ -75,7 +75,8 @@ for (const c of cases) {
       pickupStream(Deno.readFileSync(`${golden}${c.name}.maildrop`), id, date),
       {
         queueId: id,
-        flags: defaultFlags,
+        // pickup asks for SMTPUTF8 autodetection (the "sendmail" class).
+        flags: defaultFlags | CleanupFlag.AUTOUTF8,
         settings,
         tables: cleanupTables,
         now: created ? new Date(Number(created) * 1000) : new Date(),

@@ -356,3 +356,17 @@ Deno.test("the size record holds data size, offset, recipient count and DSN flag
   assertEquals(size[3], 20);
   assert(size[0] > 0 && size[1] > 0 && x > 0);
 });
+
+Deno.test("SMTPUTF8 autodetection sets the size record's flags as the reference does", async () => {
+  const auto = 0b110010 | (1 << 9);
+  const flags = async (m: Parameters<typeof run>[0]) =>
+    Number((await run(m, "", {}, auto)).records[0].text.trim().split(/\s+/)[5]);
+  assertEquals(await flags({ sender: "j\u00f6rg@example.org", text: plain }), 5);
+  assertEquals(await flags({ recipients: ["j\u00f6rg@example.org"], text: plain }), 1);
+  assertEquals(await flags({ text: "X-Foo: \u00fc\n\nx" }), 3);
+  assertEquals(await flags({ text: "Subject: a\n\nbody \u00fc" }), 0);
+  assertEquals(await flags({ fullname: "J\u00f6rg", text: "Subject: a\n\nb" }), 0);
+  // Without the autodetect request nothing is set.
+  const r = await run({ text: "X-Foo: \u00fc\n\nx" });
+  assertEquals(Number(r.records[0].text.trim().split(/\s+/)[5]), 0);
+});

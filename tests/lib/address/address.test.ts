@@ -62,8 +62,9 @@ Deno.test("extractAddresses() strips an obsolete source route", () => {
   assertEquals(extractAddresses("<@relay1,@relay2:user@example.com>"), ["user@example.com"]);
 });
 
-Deno.test("extractAddresses() repairs a missing > and ignores empty elements", () => {
-  assertEquals(extractAddresses("Joe <joe@example.com"), ["joe@example.com"]);
+Deno.test("extractAddresses() takes a < without > as part of one address, and skips empty elements", () => {
+  // The reference's tok822 does so: "Joe <joe" becomes the local part "Joe <joe".
+  assertEquals(extractAddresses("Joe <joe@example.com"), ["Joe <joe@example.com"]);
   assertEquals(extractAddresses(",, x@example.com ,"), ["x@example.com"]);
 });
 
@@ -159,7 +160,7 @@ Deno.test("rewriteAddress() appends @myorigin and .mydomain", () => {
   assertEquals(rewriteAddress("bob", { ...rules, appendAtMyorigin: false }), "bob");
 });
 
-Deno.test("rewriteAddress() swaps bang paths, applies the percent hack, strips routes", () => {
+Deno.test("rewriteAddress() swaps bang paths, applies the percent hack, strips routes and a trailing dot", () => {
   assertEquals(rewriteAddress("site.org!user", rules), "user@site.org");
   assertEquals(rewriteAddress("user%dom.org", rules), "user@dom.org");
   assertEquals(
@@ -167,6 +168,27 @@ Deno.test("rewriteAddress() swaps bang paths, applies the percent hack, strips r
     "user%dom.org@host.example.com",
   );
   assertEquals(rewriteAddress("@r1,@r2:user@x.org", rules), "user@x.org");
-  assertEquals(rewriteAddress("user@", rules), "user@host.example.com");
+  assertEquals(rewriteAddress("user@", rules), "user@");
+  assertEquals(rewriteAddress("user@example.org.", rules), "user@example.org");
   assertEquals(rewriteAddress("", rules), "");
+});
+
+Deno.test("parseAddressList() splits words and angle addresses as tok822 does", () => {
+  assertEquals(extractAddresses("foo bar"), ["foo", "bar"]);
+  assertEquals(extractAddresses("x <y> z"), ["y", "z"]);
+  assertEquals(extractAddresses('"a b" c <d>'), ["d"]);
+  assertEquals(extractAddresses("a.b."), ["a.b."]);
+  assertEquals(extractAddresses("(only a comment)"), []);
+});
+
+Deno.test("formatAddressList() prints as tok822: phrase tokens re-joined, comments in place, empty elements kept", () => {
+  const show = (v: string) => formatAddressList(parseAddressList(v), false);
+  assertEquals(show("John Q. Public <jqp>"), "John Q.Public <jqp>");
+  assertEquals(show("joe (comment) <j1>"), "joe (comment) <j1>");
+  assertEquals(show("a1, , a2"), "a1, , a2");
+  assertEquals(show("Group: g1, g2; g3"), "Group: g1, g2;, g3");
+  assertEquals(show("x <y> z"), "x <y>, z");
+  assertEquals(show("<@r1,@r2:u@x>"), "<u@x>");
+  assertEquals(show("u@[192.0.2.1] (c1) (c2)"), "u@[192.0.2.1] (c1) (c2)");
+  assertEquals(show("undisclosed-recipients:;"), "undisclosed-recipients:;");
 });
