@@ -3,8 +3,9 @@
 // -h/-H values or names only, -x expanded, -f folded, -o overrides), main.cf
 // edits (-e name=value, -# comment out, -X remove), master.cf entries (-M),
 // their fields (-F) and per-service parameters (-P) with their edits (-Me,
-// -M#, -MX, -Fe, -Pe, -PX), and the supported lock methods (-l), lookup table
-// types (-m) and SASL plug-in types (-a server, -A client).
+// -M#, -MX, -Fe, -Pe, -PX), bounce(5) templates (-t as written, -b expanded),
+// and the supported lock methods (-l), lookup table types (-m) and SASL
+// plug-in types (-a server, -A client).
 //
 // SASL: Posthorn's SMTP server speaks the Dovecot auth protocol only, so -a
 // lists "dovecot"; its SMTP client has no SASL plug-in (Postfix's client side
@@ -13,7 +14,13 @@
 import { getopt, GetoptError } from "../lib/getopt.ts";
 import { configureLog, fatal, warn } from "../lib/log.ts";
 import type { ProgramContext } from "../lib/program.ts";
-import { configDirectory, describeError, MainCfError, parameters } from "../lib/config/mod.ts";
+import {
+  configDirectory,
+  describeError,
+  MainCfError,
+  parameters,
+  timeUnit,
+} from "../lib/config/mod.ts";
 import { parseMainCf, type Setting } from "../lib/config/main_cf.ts";
 import { MasterCfError, parseMasterCf } from "../lib/config/master_cf.ts";
 import { computedDefaults, localNetworks } from "../lib/config/computed.ts";
@@ -34,6 +41,16 @@ import {
   writeAtomically,
 } from "../lib/config/edit.ts";
 import { isBuiltin, referencedNames, serviceParameters } from "../lib/config/usage.ts";
+import {
+  type BounceTemplate,
+  effectiveTemplates,
+  formatTemplate,
+  parseTemplates,
+  templateKind,
+  type TemplateName,
+  type TemplateProblem,
+  timeTemplateValue,
+} from "../lib/config/bounce_templates.ts";
 
 const usageText = "usage: postconf [-a (server SASL types)] [-A (client SASL types)] " +
   "[-b (bounce templates)] [-c config_dir] [-c param_class] [-d (parameter defaults)] " +
@@ -58,7 +75,17 @@ interface Flags {
   exclude: boolean;
   comment: boolean;
   overrides: [string, string][];
-  mode: "main" | "master" | "fields" | "params" | "locks" | "maps" | "sasl-server" | "sasl-client";
+  mode:
+    | "main"
+    | "master"
+    | "fields"
+    | "params"
+    | "locks"
+    | "maps"
+    | "sasl-server"
+    | "sasl-client"
+    | "templates"
+    | "expanded-templates";
   verbose: number;
 }
 
@@ -84,6 +111,10 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
       write([...mapTypeNames()].sort(cmp));
       return 0;
     }
+  }
+  if (flags.mode === "templates" || flags.mode === "expanded-templates") {
+    showTemplates(flags, operands);
+    return 0;
   }
   const editing = flags.edit || flags.exclude || flags.comment ||
     operands.some((o) => o.includes("="));
@@ -125,6 +156,8 @@ function parseFlags(args: string[]): Flags & { operands: string[] } {
     F: "fields",
     P: "params",
     p: "main",
+    t: "templates",
+    b: "expanded-templates",
   };
   for (const { flag, arg } of parsed.options) {
     if (flag in modes) flags.mode = modes[flag];
@@ -147,7 +180,7 @@ function parseFlags(args: string[]): Flags & { operands: string[] } {
     } else if (flag === "E") {
       fatal(usageText); // accepted by the reference's getopt, then refused with its usage
     } else {
-      // -b, -t (bounce templates) and -T (TLS library facts) are not built.
+      // -T (TLS library facts) is not built.
       fatal(`option -${flag} is not supported by this postconf`);
     }
   }
@@ -652,6 +685,65 @@ function showServiceItems(model: Model, flags: Flags, operands: string[]): void 
   }
   write(out);
   reportUnmatched(sels);
+}
+
+// --- bounce templates (-t, -b) ------------------------------------------------
+
+function showTemplates(flags: Flags, operands: string[]): void {
+  const dir = configDirectory(flags.configDir);
+  const model = new Model(dir, readMainCf(dir), [], flags);
+  const file = operands.length
+    ? operands[0]
+    : model.expand(model.value("bounce_template_file") ?? "", (n) => model.value(n));
+  // The reference reports template problems as its bounce daemon.
+  configureLog({ program: "postfix/bounce" });
+  let custom = new Map<TemplateName, BounceTemplate>();
+  if (file !== "") {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(file);
+    } catch (err) {
+      fatal(`open ${file}: ${describeError(err)}`);
+    }
+    const problems: TemplateProblem[] = [];
+    custom = parseTemplates(text, file, problems);
+    for (const p of problems) (p.fatal ? fatal : warn)(p.text);
+  }
+  const templates = effectiveTemplates(custom);
+  if (flags.mode === "templates") {
+    write([templates.map(formatTemplate).join("\n\n")]);
+    return;
+  }
+  const out = templates.map((t) => {
+    const body = t.body.map((line) => expandTemplateLine(model, t, line, file));
+    return [`expanded_${templateKind(t.name)}_text = <<EOF`, ...body, "EOF"].join("\n");
+  });
+  write([out.join("\n\n")]);
+}
+
+/** One line of template text with main.cf $parameters and bounce(5)'s time parameters. */
+function expandTemplateLine(model: Model, t: BounceTemplate, line: string, file: string): string {
+  const kind = templateKind(t.name);
+  const seconds = (name: string) => {
+    const value = model.expand(model.value(name) ?? "0", (n) => model.value(n));
+    const m = /^(\d+)([smhdw]?)$/.exec(value);
+    const unit = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m?.[2] || timeUnit(name)] ?? 1;
+    return m ? parseInt(m[1], 10) * unit : 0;
+  };
+  let undefinedName = false;
+  const lookup = (name: string) => {
+    const special = timeTemplateValue(name, seconds);
+    if (!special) return model.value(name);
+    if (special.value === 0 && seconds(special.parameter) > 0) {
+      warn(`${file}: zero result in ${kind} template conversion of parameter "${name}"`);
+      warn(`please reduce time unit "${special.unit}" of "${name}" in ${kind} template`);
+      warn("for instructions see the bounce(5) manual");
+    }
+    return String(special.value);
+  };
+  const text = expand(line, lookup, { onUndefined: () => (undefinedName = true) });
+  if (undefinedName) fatal(`${file}: undefined $name in ${kind} template: ${line}`);
+  return text;
 }
 
 // --- editing -------------------------------------------------------------------
