@@ -13,6 +13,23 @@ export type AddressClass = keyof AddressClasses;
 /** Thrown when virtual alias expansion exceeds a limit; the message is the warning. */
 export class ExpansionError extends Error {}
 
+/**
+ * Rewrites an address to canonical form: through the trivial-rewrite service
+ * when the tables name one (the daemon), else with lib/address's rules in
+ * process (tests, benchmarks). `local` false leaves it as it is (a remote
+ * client's headers with remote_header_rewrite_domain empty).
+ */
+export function toCanonical(
+  address: string,
+  settings: CleanupSettings,
+  tables: CleanupTables,
+  local = true,
+): Promise<string> {
+  if (!local) return Promise.resolve(address);
+  if (tables.rewrite) return tables.rewrite("local", address);
+  return Promise.resolve(rewriteAddress(address, settings.rewrite));
+}
+
 /** canonical(5) nesting bound, as Postfix's one-to-one mapping loop. */
 const MAX_CANONICAL_NESTING = 10;
 
@@ -21,6 +38,7 @@ async function mapOneToOne(
   address: string,
   map: AddressMap,
   settings: CleanupSettings,
+  tables: CleanupTables,
   warn: (text: string) => void,
   mapName: string,
 ): Promise<string> {
@@ -30,7 +48,7 @@ async function mapOneToOne(
     if (found === undefined) return current;
     const list = found.split(",");
     if (list.length > 1) warn(`multi-valued ${mapName} entry for ${current}`);
-    const next = rewriteAddress(list[0], settings.rewrite);
+    const next = await toCanonical(list[0], settings, tables);
     if (next === current) return current;
     current = next;
   }
@@ -67,8 +85,9 @@ export async function canonicalize(
   tables: CleanupTables,
   warn: (text: string) => void,
   useMaps = true,
+  local = true,
 ): Promise<string> {
-  let addr = rewriteAddress(address, settings.rewrite);
+  let addr = await toCanonical(address, settings, tables, local);
   if (addr === "") return addr;
   const sender = cls === "envelopeSender" || cls === "headerSender";
   const own = sender ? tables.senderCanonical : tables.recipientCanonical;
@@ -78,12 +97,13 @@ export async function canonicalize(
       addr,
       own,
       settings,
+      tables,
       warn,
       sender ? "sender_canonical_maps" : "recipient_canonical_maps",
     );
   }
   if (useMaps && tables.canonical && settings.canonicalClasses[cls]) {
-    addr = await mapOneToOne(addr, tables.canonical, settings, warn, "canonical_maps");
+    addr = await mapOneToOne(addr, tables.canonical, settings, tables, warn, "canonical_maps");
   }
   if (settings.masqueradeClasses[cls]) addr = masquerade(addr, settings);
   return addr;
@@ -99,6 +119,7 @@ export async function expandVirtual(
   address: string,
   settings: CleanupSettings,
   map: AddressMap,
+  tables: CleanupTables = {},
 ): Promise<string[]> {
   const done: string[] = [];
   let level = [address];
@@ -117,7 +138,7 @@ export async function expandVirtual(
         continue;
       }
       for (const item of found.split(",").map((s) => s.trim()).filter(Boolean)) {
-        const target = rewriteAddress(item, settings.rewrite);
+        const target = await toCanonical(item, settings, tables);
         if (target.toLowerCase() === addr.toLowerCase()) done.push(target);
         else next.push(target);
       }

@@ -195,14 +195,14 @@ export class Content {
     let changed = false;
     for (const box of listMailboxes(list)) {
       if (box.address === "" && box.source === "") continue;
-      const rules = st.hdrRewrite ? s : { ...s, rewrite: { ...s.rewrite, ...noRewrite } };
       const next = await canonicalize(
         box.address,
         cls,
-        rules,
+        s,
         st.req.tables,
         (t) => st.warn(t),
         mapOk,
+        st.hdrRewrite,
       );
       // A header is printed anew when an address reads differently in external
       // form (the reference also re-quotes an address that needs it).
@@ -364,14 +364,6 @@ export class Content {
     for (const l of text.split("\n")) this.state.writeLine(encoder.encode(l));
   }
 }
-
-/** Rewrite rules that change nothing (remote header rewrite context). */
-const noRewrite = {
-  appendAtMyorigin: false,
-  appendDotMydomain: false,
-  swapBangpath: false,
-  allowPercentHack: false,
-};
 
 /** Lines of a rewritten address header are kept under this many characters. */
 const FOLD_WIDTH = 70;

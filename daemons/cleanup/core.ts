@@ -5,9 +5,8 @@
 // service front end (service.ts) creates the file, runs this, and commits.
 
 import { RecordType } from "../../lib/queue/record.ts";
-import { rewriteAddress } from "../../lib/address/mod.ts";
 import { ActionError, type CheckAction, parseAction, rejectReason } from "./actions.ts";
-import { canonicalize, expandVirtual, ExpansionError } from "./addresses.ts";
+import { canonicalize, expandVirtual, ExpansionError, toCanonical } from "./addresses.ts";
 import { Content } from "./content.ts";
 import { QueueFileBuilder } from "./output.ts";
 import { CleanupFlag, type CleanupSettings } from "./settings.ts";
@@ -346,7 +345,7 @@ export class CleanupState {
     const virtual = this.req.tables.virtualAlias;
     if ((this.req.flags & CleanupFlag.MAP_OK) && virtual) {
       try {
-        targets = await expandVirtual(addr, s, virtual);
+        targets = await expandVirtual(addr, s, virtual, this.req.tables);
       } catch (err) {
         if (!(err instanceof ExpansionError)) throw err;
         this.fail(CleanupStat.DEFER, "4.6.0 Alias expansion error", err.message);
@@ -474,7 +473,7 @@ export class CleanupState {
     if (bccOk && s.alwaysBcc) extra.unshift(s.alwaysBcc);
     for (const bcc of extra) {
       if (!this.writing) break;
-      const addr = rewriteAddress(bcc.trim(), s.rewrite);
+      const addr = await toCanonical(bcc.trim(), s, this.req.tables);
       // A BCC recipient is added as if with NOTIFY=NONE (always_bcc in postconf(5)).
       await this.outRecipient(addr, addr, "", 1, true);
     }

@@ -12,6 +12,8 @@ import { layoutFromConfig } from "../../lib/queue/layout.ts";
 import { DictError } from "../../maps/mod.ts";
 import { serveCleanup, type ServiceEnv } from "./service.ts";
 import { settingsFrom } from "./settings.ts";
+import { rewriteAddress as rewriteClient } from "../../lib/rewrite_client.ts";
+import { quoteAddress, unquoteAddress } from "../../lib/address/mod.ts";
 import { openCleanupTables } from "./tables.ts";
 
 /** Runs the cleanup service under the daemon runtime. */
@@ -25,7 +27,12 @@ export function main(args: string[], ctx: ProgramContext): Promise<number> {
           queueService: d.config.get("queue_service_name") || "qmgr",
           longIds: d.config.bool("enable_long_queue_ids"),
           settings: settingsFrom(d.config),
-          tables: openCleanupTables(d.config),
+          tables: {
+            ...openCleanupTables(d.config),
+            // Canonical form is trivial-rewrite's business, asked over its socket as Postfix does.
+            rewrite: async (rule, address) =>
+              unquoteAddress(await rewriteClient(d.config, rule, quoteAddress(address))),
+          },
         };
       } catch (err) {
         if (err instanceof DictError) fatal(err.message);

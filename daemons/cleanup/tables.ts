@@ -20,6 +20,11 @@ export type CheckTable = (line: string) => Promise<string | undefined>;
 
 /** Everything cleanup looks up; a missing member means the parameter is empty. */
 export interface CleanupTables {
+  /**
+   * Canonical-form rewriting (trivial-rewrite's "rewrite" request) on
+   * internal-form addresses; without it cleanup applies lib/address's rules.
+   */
+  rewrite?: (rule: "local" | "remote", address: string) => Promise<string>;
   canonical?: AddressMap;
   senderCanonical?: AddressMap;
   recipientCanonical?: AddressMap;

@@ -2,8 +2,10 @@
 // request in the `local` context: strip an obsolete source route, swap a UUCP
 // bang path (swap_bangpath), turn `user%domain` into `user@domain`
 // (allow_percent_hack), append @$myorigin (append_at_myorigin) and .$mydomain
-// (append_dot_mydomain), drop one trailing dot of the domain. cleanup uses these rules in process until the
-// trivial-rewrite service exists; that service should call this module too.
+// (append_dot_mydomain), drop one trailing dot of the domain. The cleanup
+// daemon asks the trivial-rewrite service instead, as Postfix's does; these
+// string rules serve cleanup's in-process core (its tests and benchmark) and
+// any program that must rewrite without the service.
 
 import { splitAddress } from "./quote.ts";
 

@@ -14,6 +14,7 @@ interface Instance {
   dir: string;
   socket: string;
   child: Deno.ChildProcess;
+  rewrite: Deno.ChildProcess;
   layout: { queueDirectory: string; hashQueueNames: string[]; hashQueueDepth: number };
 }
 
@@ -27,12 +28,30 @@ async function startCleanup(mainCf = ""): Promise<Instance> {
     `queue_directory = ${dir}/queue\nmyhostname = mail.example.com\nmydomain = example.com\n` +
       `myorigin = $mydomain\nhash_queue_names =\nmaillog_file = ${dir}/maillog\n${mainCf}`,
   );
+  // cleanup asks trivial-rewrite for canonical forms, as in Postfix.
+  const rewrite = await spawnDaemon(
+    dir,
+    "trivial_rewrite",
+    "trivial-rewrite",
+    `${dir}/queue/private/rewrite`,
+  );
   const socket = `${dir}/cleanup.sock`;
-  const script = `${dir}/run.ts`;
+  const child = await spawnDaemon(dir, "cleanup", "cleanup", socket);
+  return { dir, socket, child, rewrite, layout };
+}
+
+/** Starts a daemon module on its own socket and waits for the socket. */
+async function spawnDaemon(
+  dir: string,
+  module: string,
+  name: string,
+  socket: string,
+): Promise<Deno.ChildProcess> {
+  const script = `${dir}/${module}.ts`;
   await Deno.writeTextFile(
     script,
-    `import { main } from "${projectRoot}daemons/cleanup/mod.ts";\n` +
-      `Deno.exit(await main(Deno.args, { name: "cleanup", program: "cleanup" }));\n`,
+    `import { main } from "${projectRoot}daemons/${module}/mod.ts";\n` +
+      `Deno.exit(await main(Deno.args, { name: "${name}", program: "${name}" }));\n`,
   );
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--unstable-ffi", "--unstable-net", script, "-L", `unix:${socket}`],
@@ -48,16 +67,18 @@ async function startCleanup(mainCf = ""): Promise<Instance> {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  return { dir, socket, child, layout };
+  return child;
 }
 
 async function stop(inst: Instance): Promise<void> {
-  try {
-    inst.child.kill("SIGKILL");
-  } catch {
-    // Already gone.
+  for (const child of [inst.child, inst.rewrite]) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await child.status;
   }
-  await inst.child.status;
   await Deno.remove(inst.dir, { recursive: true });
 }
 

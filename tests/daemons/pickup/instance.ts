@@ -23,11 +23,16 @@ export async function waitFor(path: string, ms = 10000): Promise<void> {
   throw new Error(`${path} did not appear`);
 }
 
-export async function daemon(inst: Instance, program: string, listen: string): Promise<void> {
-  const script = `${inst.dir}/${program}.ts`;
+export async function daemon(
+  inst: Instance,
+  program: string,
+  listen: string,
+  dir = program,
+): Promise<void> {
+  const script = `${inst.dir}/${dir}.ts`;
   await Deno.writeTextFile(
     script,
-    `import { main } from "${projectRoot}daemons/${program}/mod.ts";\n` +
+    `import { main } from "${projectRoot}daemons/${dir}/mod.ts";\n` +
       `Deno.exit(await main(Deno.args, { name: "${program}", program: "${program}" }));\n`,
   );
   inst.children.push(
@@ -54,6 +59,8 @@ export async function start(mainCf: string | ((dir: string) => string) = ""): Pr
       (typeof mainCf === "string" ? mainCf : mainCf(dir)),
   );
   const inst: Instance = { dir, layout, children: [] };
+  // cleanup asks trivial-rewrite for canonical forms, as in Postfix.
+  await daemon(inst, "trivial-rewrite", `${dir}/queue/private/rewrite`, "trivial_rewrite");
   await daemon(inst, "cleanup", `${dir}/queue/private/cleanup`);
   await daemon(inst, "pickup", `${dir}/queue/public/pickup`);
   return inst;
