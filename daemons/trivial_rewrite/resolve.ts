@@ -11,11 +11,11 @@
 import { quoteAddress } from "../../lib/address/mod.ts";
 import type { Settings } from "./settings.ts";
 import { ResolveFlag, type ResolveResult } from "../../lib/rewrite_client.ts";
-import { type Dict, DictError, searchRelocated } from "../../maps/mod.ts";
+import { type Dict, DictError, searchRelocated, type SearchResult } from "../../maps/mod.ts";
 import { warn } from "../../lib/log.ts";
 import { rewriteTokens } from "./canonical.ts";
 import { type AddrToken, internalize, lastOf, scanAddress } from "./tokens.ts";
-import { transportLookup } from "./transport.ts";
+import { applyTransportEntry, searchTransportFor } from "./transport.ts";
 import { isValidHostAddr, isValidHostname, isValidMailhostLiteral } from "./hostname.ts";
 
 export type { Settings };
@@ -38,13 +38,37 @@ export async function resolveAddress(
   sender: string,
   address: string,
 ): Promise<ResolveResult> {
-  const p = verify ? s.verify : s.regular;
   const result: ResolveResult = {
     transport: CHANNEL_NOT_UPDATED,
     nexthop: NEXTHOP_NOT_UPDATED,
     recipient: "",
     flags: 0,
   };
+  try {
+    return await decide(s, verify ? s.verify : s.regular, sender, address, result);
+  } catch (err) {
+    // A table failed: the answer so far goes back with FAIL, the client retries later.
+    if (!(err instanceof LookupFailed)) throw err;
+    return fail(result);
+  }
+}
+
+/** A table lookup failed (Postfix's dict error): resolution stops here. */
+class LookupFailed extends Error {}
+
+/** Logs "NAME lookup failure" and stops resolution. */
+function lookupFailure(name: string): never {
+  warn(`${name} lookup failure`);
+  throw new LookupFailed(name);
+}
+
+async function decide(
+  s: Settings,
+  p: Settings["regular"],
+  sender: string,
+  address: string,
+  result: ResolveResult,
+): Promise<ResolveResult> {
   const stripped = await stripLocal(s, address);
   result.flags |= stripped.flags;
   if (stripped.remoteAt < 0) appendLocalDomain(s, stripped);
@@ -58,14 +82,14 @@ export async function resolveAddress(
   if (/[@%!]/.test(result.recipient.slice(0, at))) result.flags |= ResolveFlag.ROUTED;
   let rcptDomain = result.recipient.slice(at + 1);
   if (rcptDomain.startsWith("[")) {
-    if (!isValidMailhostLiteral(rcptDomain)) return syntaxError(result);
+    if (!isValidMailhostLiteral(rcptDomain, true)) return syntaxError(result);
   } else if (!isValidHostname(rcptDomain, s.smtputf8)) {
     if (!s.resolveNumericDomain || !isValidHostAddr(rcptDomain)) return syntaxError(result);
     result.recipient = `${result.recipient.slice(0, at + 1)}[${rcptDomain}]`;
     at = result.recipient.lastIndexOf("@");
     rcptDomain = result.recipient.slice(at + 1);
     const status = await s.local.isLocal(rcptDomain);
-    if (status === "error") return fail(result);
+    if (status === "error") lookupFailure("mydestination");
     if (status === "match") local = true;
   }
 
@@ -121,20 +145,19 @@ function fail(result: ResolveResult): ResolveResult {
 async function stripLocal(s: Settings, address: string): Promise<Stripped> {
   let tokens = scanAddress(s.resolveDequoted ? address : quoteAddress(address));
   let saved: AddrToken[] | undefined;
-  let flags = 0;
   const limit = address.length + 100;
   for (let loop = 0;; loop++) {
     if (loop > limit) {
       warn(`resolve_addr: <${address}>: giving up after ${loop} iterations`);
-      return { tokens, remoteAt: -1, flags: flags | ResolveFlag.FAIL };
+      return { tokens, remoteAt: -1, flags: ResolveFlag.FAIL };
     }
     trimTail(s, tokens);
     const at = lastOf(tokens, "@");
     if (at >= 0) {
       if (at < tokens.length - 1) {
         const status = await s.local.isLocal(internalize(tokens.slice(at + 1)));
-        if (status === "error") return { tokens, remoteAt: at, flags: flags | ResolveFlag.FAIL };
-        if (status === "none") return { tokens, remoteAt: at, flags };
+        if (status === "error") return { tokens, remoteAt: at, flags: ResolveFlag.FAIL };
+        if (status === "none") return { tokens, remoteAt: at, flags: 0 };
       }
       saved = tokens.slice(at);
       tokens = tokens.slice(0, at);
@@ -155,7 +178,7 @@ async function stripLocal(s: Settings, address: string): Promise<Stripped> {
       tokens = scanAddress("MAILER-DAEMON");
     }
     if (saved) tokens.push(...saved);
-    return { tokens, remoteAt: -1, flags };
+    return { tokens, remoteAt: -1, flags: 0 };
   }
 }
 
@@ -221,11 +244,7 @@ async function routeRemote(
     result.flags |= ResolveFlag.CLASS_ALIAS;
     return "";
   }
-  if (alias === "error") {
-    warn("virtual_alias_domains lookup failure");
-    result.flags |= ResolveFlag.FAIL;
-    return "";
-  }
+  if (alias === "error") lookupFailure("virtual_alias_domains");
   const mailbox = await s.virtualMailboxDomains.match(rcptDomain);
   if (mailbox === "match") {
     await nagBoth(s, rcptDomain, "virtual_mailbox_domains", [["relay_domains", s.relayDomains]]);
@@ -234,11 +253,7 @@ async function routeRemote(
     result.flags |= ResolveFlag.CLASS_VIRTUAL;
     return p.names.virtualTransport;
   }
-  if (mailbox === "error") {
-    warn("virtual_mailbox_domains lookup failure");
-    result.flags |= ResolveFlag.FAIL;
-    return "";
-  }
+  if (mailbox === "error") lookupFailure("virtual_mailbox_domains");
   let blame: string;
   const relay = await s.relayDomains.match(rcptDomain);
   if (relay === "match") {
@@ -246,9 +261,7 @@ async function routeRemote(
     blame = p.names.relayTransport;
     result.flags |= ResolveFlag.CLASS_RELAY;
   } else if (relay === "error") {
-    warn("relay_domains lookup failure");
-    result.flags |= ResolveFlag.FAIL;
-    blame = "relay_domains";
+    lookupFailure("relay_domains");
   } else {
     blame = await defaultTransport(s, p, sender, result);
     result.flags |= ResolveFlag.CLASS_DEFAULT;
@@ -267,10 +280,6 @@ async function defaultTransport(
   const name = p.names.senderDefaultTransportMaps;
   const key = sender || s.nullDefaultTransportKey;
   const found = await senderLookup(s, p.senderDefaultTransportMaps, key, name);
-  if (found === null) {
-    result.flags |= ResolveFlag.FAIL;
-    return name;
-  }
   if (found === undefined) {
     result.transport = p.defaultTransport;
     return p.names.defaultTransport;
@@ -290,9 +299,7 @@ async function nextHop(
   const name = p.names.senderRelayhostMaps;
   const key = sender || s.nullRelayhostKey;
   const found = await senderLookup(s, p.senderRelayhostMaps, key, name);
-  if (found === null) {
-    result.flags |= ResolveFlag.FAIL;
-  } else if (found !== undefined && found.toLowerCase() !== "dunno") {
+  if (found !== undefined && found.toLowerCase() !== "dunno") {
     result.nexthop = found;
   } else {
     result.nexthop = p.relayhost || rcptDomain;
@@ -300,32 +307,43 @@ async function nextHop(
 }
 
 /**
- * A sender-dependent lookup in the address order of canonical(5); an empty
- * result counts as DUNNO, with Postfix's warning. undefined: not found (or
- * no table); null: a table failed.
+ * A sender-dependent lookup in the address order of canonical(5), or
+ * undefined when nothing (or no table) matches.
  */
 async function senderLookup(
   s: Settings,
   tables: Dict[],
   key: string,
   name: string,
-): Promise<string | undefined | null> {
+): Promise<string | undefined> {
   if (tables.length === 0) return undefined;
+  // The null sender's stand-in key ("<>") is looked up as it is.
+  const probe = key.includes("@") ? quoteAddress(key) : key;
+  return checked(name, () => searchRelocated(tables, probe, s.addressMapSettings));
+}
+
+/**
+ * Runs a table search as Postfix's maps_find does: a table error or an
+ * empty result (a table must answer "not found" instead) is a lookup failure.
+ */
+async function checked(
+  name: string,
+  search: () => Promise<SearchResult | undefined>,
+): Promise<string | undefined> {
+  let hit: SearchResult | undefined;
   try {
-    // The null sender's stand-in key ("<>") is looked up as it is.
-    const probe = key.includes("@") ? quoteAddress(key) : key;
-    const hit = await searchRelocated(tables, probe, s.addressMapSettings);
-    if (!hit) return undefined;
-    if (hit.value.trim() === "") {
-      warn(`${name}: ignoring null lookup result for ${key}`);
-      return "DUNNO";
-    }
-    return hit.value.trim();
+    hit = await search();
   } catch (err) {
     if (!(err instanceof DictError)) throw err;
-    warn(`${name} lookup failure`);
-    return null;
+    lookupFailure(name);
   }
+  if (hit === undefined) return undefined;
+  if (hit.value === "") {
+    warn(`${name} lookup of ${hit.key} returns an empty string result`);
+    warn(`${name} should return NO RESULT in case of NOT FOUND`);
+    lookupFailure(name);
+  }
+  return hit.value;
 }
 
 /** transport_maps (not for virtual alias domains), then relocated_maps. */
@@ -336,34 +354,22 @@ async function overrides(
   result: ResolveResult,
 ): Promise<void> {
   if (p.transportMaps.length && !(result.flags & ResolveFlag.CLASS_ALIAS)) {
-    const outcome = await transportLookup(
-      p.transportMaps,
-      s.transportSettings,
-      result.recipient,
-      rcptDomain,
-      result,
+    const value = await checked(
+      p.names.transportMaps,
+      () => searchTransportFor(p.transportMaps, s.transportSettings, result.recipient),
     );
-    if (outcome === "error") {
-      warn(`${p.names.transportMaps} lookup failure`);
-      result.flags |= ResolveFlag.FAIL;
-    }
+    if (value !== undefined) applyTransportEntry(value, rcptDomain, result);
   }
   if (s.relocatedMaps.length) {
-    try {
-      const hit = await searchRelocated(
-        s.relocatedMaps,
-        quoteAddress(result.recipient),
-        s.addressMapSettings,
-      );
-      if (hit) {
-        result.transport = "error";
-        // 5.1.6 is the closest match, but not perfect.
-        result.nexthop = `5.1.6 User has moved to ${hit.value}`;
-      }
-    } catch (err) {
-      if (!(err instanceof DictError)) throw err;
-      warn("relocated_maps lookup failure");
-      result.flags |= ResolveFlag.FAIL;
+    const external = quoteAddress(result.recipient);
+    const moved = await checked(
+      "relocated_maps",
+      () => searchRelocated(s.relocatedMaps, external, s.addressMapSettings),
+    );
+    if (moved !== undefined) {
+      result.transport = "error";
+      // 5.1.6 is the closest match, but not perfect.
+      result.nexthop = `5.1.6 User has moved to ${moved}`;
     }
   }
 }

@@ -12,16 +12,18 @@
 // address literal.
 
 import { quoteAddress } from "../../lib/address/mod.ts";
-import { type Dict, DictError, searchTransport, type TransportSettings } from "../../maps/mod.ts";
+import {
+  type Dict,
+  searchTransport,
+  type SearchResult,
+  type TransportSettings,
+} from "../../maps/mod.ts";
 
 /** The transport and next hop being decided for a recipient. */
 export interface Route {
   transport: string;
   nexthop: string;
 }
-
-/** What a transport_maps search did: found an entry, found none, or a table failed. */
-export type TransportOutcome = "found" | "notfound" | "error";
 
 /** Applies one transport(5) value to `route` (Postfix's update_entry). */
 export function applyTransportEntry(value: string, rcptDomain: string, route: Route): void {
@@ -39,28 +41,19 @@ export function applyTransportEntry(value: string, rcptDomain: string, route: Ro
 }
 
 /**
- * Looks `recipient` (internal form) up in `tables` and applies the entry
- * found. The full address is tried in external (quoted) form first, then
- * in the internal form older tables may hold.
+ * Searches `tables` for `recipient` (internal form). The full address is
+ * tried in external (quoted) form first, then in the internal form older
+ * tables may hold.
  */
-export async function transportLookup(
+export async function searchTransportFor(
   tables: Dict[],
   settings: TransportSettings,
   recipient: string,
-  rcptDomain: string,
-  route: Route,
-): Promise<TransportOutcome> {
-  try {
-    const external = quoteAddress(recipient);
-    let hit = await searchTransport(tables, external, settings);
-    if (hit && hit.key === "*" && external !== recipient) {
-      hit = (await searchTransport(tables, recipient, settings)) ?? hit;
-    }
-    if (!hit) return "notfound";
-    applyTransportEntry(hit.value, rcptDomain, route);
-    return "found";
-  } catch (err) {
-    if (err instanceof DictError) return "error";
-    throw err;
+): Promise<SearchResult | undefined> {
+  const external = quoteAddress(recipient);
+  const hit = await searchTransport(tables, external, settings);
+  if (hit && hit.key === "*" && external !== recipient) {
+    return (await searchTransport(tables, recipient, settings)) ?? hit;
   }
+  return hit;
 }

@@ -9,8 +9,8 @@ import { answer } from "../../../daemons/trivial_rewrite/service.ts";
 import { settingsFrom } from "../../../daemons/trivial_rewrite/settings.ts";
 import { caseNames, formatAnswer, GOLDEN_DIR, readCases, requestOf } from "./cases.ts";
 
-/** Answers every query of NAME.cases in process; returns the answer lines. */
-export async function answerCases(name: string): Promise<string[]> {
+/** Answers every query of NAME.cases in process; returns the answer lines and the log. */
+export async function answerCases(name: string): Promise<{ lines: string[]; log: string[] }> {
   const cases = readCases(name);
   const dir = await Deno.makeTempDir({ prefix: "tr-golden-" });
   try {
@@ -18,6 +18,8 @@ export async function answerCases(name: string): Promise<string[]> {
       await Deno.writeTextFile(`${dir}/${file}`, text.replaceAll("$dir", dir));
     }
     const config = configFromText(dir, cases.mainCf.replaceAll("$dir", dir));
+    const log: string[] = [];
+    captureLog((line) => log.push(line.replaceAll(dir, "$dir")));
     const settings = await settingsFrom(config);
     const lines: string[] = [];
     for (const q of cases.queries) {
@@ -25,21 +27,28 @@ export async function answerCases(name: string): Promise<string[]> {
       if (!("reply" in outcome)) throw new Error(`${q.line}: ${outcome.drop}`);
       lines.push(formatAnswer(q, new AttrReader().push(outcome.reply)[0]));
     }
-    return lines;
+    return { lines, log };
   } finally {
+    captureLog(undefined);
     await Deno.remove(dir, { recursive: true });
   }
 }
 
 for (const name of caseNames()) {
   Deno.test(`trivial-rewrite answers ${name}.cases as the reference does`, async () => {
-    const log: string[] = [];
-    captureLog((line) => log.push(line));
-    try {
-      const expected = Deno.readTextFileSync(`${GOLDEN_DIR}${name}.ref`).trimEnd().split("\n");
-      assertEquals(await answerCases(name), expected);
-    } finally {
-      captureLog(undefined);
-    }
+    const expected = Deno.readTextFileSync(`${GOLDEN_DIR}${name}.ref`).trimEnd().split("\n");
+    const { lines, log } = await answerCases(name);
+    assertEquals(lines, expected);
+    // The warnings too (the reference's, sorted, in NAME.log when it logged any).
+    assertEquals(log.sort(), readLog(name));
   });
+}
+
+function readLog(name: string): string[] {
+  try {
+    return Deno.readTextFileSync(`${GOLDEN_DIR}${name}.log`).trimEnd().split("\n").sort();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw err;
+  }
 }

@@ -8,6 +8,10 @@ if (!haveReference()) {
   console.error("make_golden: the reference trivial-rewrite is not installed");
   Deno.exit(1);
 }
+// Where a syslog listener on /dev/log writes what it receives, if one runs:
+// the reference's warnings are then kept as NAME.log (sorted).
+const syslog = Deno.env.get("TR_REFERENCE_SYSLOG");
+let logStart = syslog ? Deno.readTextFileSync(syslog).length : 0;
 for (const name of Deno.args.length ? Deno.args : caseNames()) {
   const cases = readCases(name);
   const replies = await referenceReplies(
@@ -21,5 +25,26 @@ for (const name of Deno.args.length ? Deno.args : caseNames()) {
   );
   const lines = cases.queries.map((q, i) => formatAnswer(q, replies[i]));
   Deno.writeTextFileSync(`${GOLDEN_DIR}${name}.ref`, lines.join("\n") + "\n");
+  if (syslog) {
+    await new Promise((r) => setTimeout(r, 500));
+    const logged = Deno.readTextFileSync(syslog).slice(logStart);
+    const warnings = logged.split("\n").filter((l) => l.includes("postfix/trivial-rewrite["))
+      .map((l) =>
+        l.replace(/^.*?trivial-rewrite\[\d+\]: /, "").replace(/\/tmp\/tr-ref-[^/]+/g, "$dir")
+      )
+      .sort();
+    const logFile = `${GOLDEN_DIR}${name}.log`;
+    if (warnings.length) Deno.writeTextFileSync(logFile, warnings.join("\n") + "\n");
+    else if (existsFile(logFile)) Deno.removeSync(logFile);
+    logStart = Deno.readTextFileSync(syslog).length;
+  }
   console.log(`${name}: ${lines.length} answers`);
+}
+
+function existsFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
 }
