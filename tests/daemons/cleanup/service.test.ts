@@ -191,3 +191,42 @@ Deno.test("a cleanup killed mid-stream leaves no complete-looking file; acknowle
     await stop(inst);
   }
 });
+
+Deno.test("a client that goes away mid-stream leaves nothing queued, and the service goes on", async () => {
+  const inst = await startCleanup();
+  try {
+    const c = await Client.open(inst.socket);
+    await c.attrs();
+    await c.write(encodeAttrs({ flags: 50 }));
+    const id = (await c.attrs()).get("queue_id")!;
+    const records = recordBytes("Subject: cut\n\n" + "line\n".repeat(50));
+    for (const r of records.slice(0, 20)) await c.write(r);
+    c.conn.close();
+    const path = queueFilePath(inst.layout, "incoming", id);
+    for (let t = 0; t < 100; t++) {
+      try {
+        Deno.statSync(path);
+      } catch {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    let exists = true;
+    try {
+      Deno.statSync(path);
+    } catch {
+      exists = false;
+    }
+    assertEquals(exists, false);
+    // The next client is served as usual.
+    const next = await Client.open(inst.socket);
+    await next.attrs();
+    await next.write(encodeAttrs({ flags: 50 }));
+    await next.attrs();
+    for (const r of recordBytes("Subject: after\n\nbody")) await next.write(r);
+    assertEquals((await next.attrs()).get("status"), "0");
+    next.conn.close();
+  } finally {
+    await stop(inst);
+  }
+});
