@@ -32,6 +32,8 @@ const usage = "usage: postsuper [-c config_dir] [-d queue_id (delete)] " +
 /** Queues holding message files, and the per-message log queues. */
 const messageDirs = ["maildrop", "incoming", "active", "deferred", "hold"];
 const logDirs = ["bounce", "defer", "trace", "flush"];
+/** The logs kept per message. */
+const perMessageLogs = ["bounce", "defer", "trace"];
 
 /** The group execute bit: the message is to be returned as expired (postsuper -e/-f). */
 const expireBit = 0o010;
@@ -61,6 +63,10 @@ interface Counts {
 }
 
 interface Job {
+  /** Per-message lines are logged for named ids, not for ALL (as Postfix). */
+  quiet: boolean;
+  /** -d ALL: log files are wiped by folder afterwards, not per message. */
+  allLogs: boolean;
   layout: QueueLayout;
   config: Config;
   counts: Counts;
@@ -110,6 +116,8 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
     layout,
     config,
     verbose,
+    quiet: false,
+    allLogs: false,
     counts: { deleted: 0, expired: 0, held: 0, released: 0, requeued: 0, renamed: 0 },
   };
   // With no operation at all, postsuper checks the structure (Postfix's default).
@@ -119,8 +127,14 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
   for (const { op, id } of ops) {
     const queues = opts.operands.length ? opts.operands : defaultQueues[op];
     if (id === "-") await forEachStdinId((each) => operate(job, op, each, queues));
-    else if (id === "ALL") operateAll(job, op, queues);
-    else operate(job, op, id, queues);
+    else if (id === "ALL") {
+      operateAll({ ...job, quiet: true, allLogs: true }, op, queues);
+      // As Postfix: -d ALL empties the log folders in scope (all of them by default).
+      if (op === "d") {
+        const logs = opts.operands.length ? opts.operands : perMessageLogs;
+        for (const q of logs.filter((q) => perMessageLogs.includes(q))) wipe(job, q);
+      }
+    } else operate(job, op, id, queues);
   }
   report(job.counts, new Set(ops.map((o) => o.op)), structure);
   return 0;
@@ -143,7 +157,7 @@ function report(counts: Counts, ops: Set<Op>, structure: boolean): void {
   if (ops.has("d")) info(`Deleted: ${plural(counts.deleted)}`);
   if (ops.has("e") || ops.has("f")) info(`Force-expired: ${plural(counts.expired)}`);
   if (ops.has("h")) info(`Placed on hold: ${plural(counts.held)}`);
-  if (ops.has("H") || (ops.has("f") && counts.released)) {
+  if (ops.has("H") || ops.has("f")) {
     info(`Released from hold: ${plural(counts.released)}`);
   }
   if (ops.has("r")) info(`Requeued: ${plural(counts.requeued)}`);
@@ -187,37 +201,49 @@ function operateOne(job: Job, op: Op, id: string, queue: string): boolean {
   switch (op) {
     case "d":
       if (!unlinkIfThere(path)) return false;
-      removeLogs(job.layout, id);
-      info(`${id}: removed`);
+      removeLogs(job, id);
+      note(job, `${id}: removed`);
       job.counts.deleted++;
       return true;
     case "h":
       // Unsanitized (maildrop) mail cannot be held.
       if (queue === "hold" || queue === "maildrop") return false;
       if (!moveIfThere(job.layout, path, "hold", id)) return false;
-      info(`${id}: placed on hold`);
+      note(job, `${id}: placed on hold`);
       job.counts.held++;
       return true;
     case "H":
       if (queue !== "hold" || !moveIfThere(job.layout, path, "deferred", id)) return false;
-      info(`${id}: released from hold`);
+      note(job, `${id}: released from hold`);
       job.counts.released++;
       return true;
     case "e":
-    case "f":
-      if (queue === "maildrop" || !expire(path)) return false;
-      info(`${id}: expired`);
-      job.counts.expired++;
+    case "f": {
+      if (queue === "maildrop") return false;
+      const marked = expire(path);
+      if (marked === "gone") return false;
+      // A message already marked is not counted again.
+      if (marked === "set") {
+        note(job, `${id}: expired`);
+        job.counts.expired++;
+      }
       if (op === "f" && queue === "hold" && moveIfThere(job.layout, path, "deferred", id)) {
+        note(job, `${id}: released from hold`);
         job.counts.released++;
       }
       return true;
+    }
     case "r":
       if (queue === "maildrop" || !requeue(job, path, id)) return false;
-      info(`${id}: requeued`);
+      note(job, `${id}: requeued`);
       job.counts.requeued++;
       return true;
   }
+}
+
+/** A per-message line, unless the operation named ALL. */
+function note(job: Job, text: string): void {
+  if (!job.quiet) info(text);
 }
 
 function unlinkIfThere(path: string): boolean {
@@ -230,9 +256,17 @@ function unlinkIfThere(path: string): boolean {
   }
 }
 
-/** Removes the message's bounce, defer and trace logs. */
-function removeLogs(layout: QueueLayout, id: string): void {
-  for (const log of ["bounce", "defer", "trace"]) unlinkIfThere(queueFilePath(layout, log, id));
+/** Removes the message's bounce, defer and trace logs (not during -d ALL: see wipe()). */
+function removeLogs(job: Job, id: string): void {
+  if (job.allLogs) return;
+  for (const log of perMessageLogs) unlinkIfThere(queueFilePath(job.layout, log, id));
+}
+
+/** Removes every log file of a log queue. */
+function wipe(job: Job, queue: string): void {
+  for (const { id, path } of walk(queuePath(job.layout, queue))) {
+    if (queueIdOk(id)) unlinkIfThere(path);
+  }
 }
 
 /** Renames a message file into `toQueue` (its hashed place there); false when it is gone. */
@@ -268,14 +302,15 @@ function renameInto(
   return false;
 }
 
-/** Sets the expire mark; false when the file is gone. */
-function expire(path: string): boolean {
+/** Sets the expire mark: "set", "already" (marked before) or "gone". */
+function expire(path: string): "set" | "already" | "gone" {
   try {
     const mode = Deno.statSync(path).mode ?? 0o700;
+    if (mode & expireBit) return "already";
     Deno.chmodSync(path, (mode & 0o7777) | expireBit);
-    return true;
+    return "set";
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
+    if (err instanceof Deno.errors.NotFound) return "gone";
     fatal(`chmod ${path}: ${(err as Error).message}`);
   }
 }
@@ -296,7 +331,7 @@ function requeue(job: Job, path: string, id: string): boolean {
     return false;
   }
   if (!unlinkIfThere(path)) return true;
-  removeLogs(job.layout, id);
+  removeLogs(job, id);
   return true;
 }
 

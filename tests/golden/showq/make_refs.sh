@@ -9,6 +9,7 @@ cd "$(dirname "$0")"
 here=$(pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+chmod 755 "$tmp"
 mkdir -p "$tmp/etc" "$tmp/queue" "$tmp/empty"
 (cd "$tmp/queue" && tar -xf "$here/queue.tar" 2>/dev/null)
 printf 'queue_directory = %s/queue\nmaillog_file_prefixes = %s\nmaillog_file = %s/maillog\n' \
@@ -24,3 +25,19 @@ postqueue -c "$tmp/etc" -p > one.p.ref 2>/dev/null
 rm "$tmp/queue2/incoming/D9F5C2121CE"
 postqueue -c "$tmp/etc" -p > empty.p.ref 2>/dev/null
 postqueue -c "$tmp/etc" -p 2> down.stderr.ref > /dev/null
+
+# postsuper: the commands of postsuper.seq run one after another on a fresh
+# copy of the queue (standard input "89066212712" for -d -), each command's
+# output and status, then the files left and their modes.
+rm -rf "$tmp/queue" && mkdir "$tmp/queue"
+(cd "$tmp/queue" && tar -xf "$here/queue.tar" 2>/dev/null && mkdir -p bounce trace flush)
+printf 'queue_directory = %s/queue\nmaillog_file_prefixes = %s\nmaillog_file = %s/maillog\n' \
+  "$tmp" "$tmp" "$tmp" > "$tmp/etc/main.cf"
+touch "$tmp/maillog" && chown postfix "$tmp/maillog"
+while read -r cmd; do
+  echo "## $cmd"
+  # shellcheck disable=SC2086
+  echo 89066212712 | postsuper -c "$tmp/etc" $cmd 2>&1 && echo "status 0" || echo "status $?"
+done < postsuper.seq > postsuper.seq.ref
+(cd "$tmp/queue" && find maildrop incoming active deferred hold defer -type f -printf '%p %m\n' | sort) \
+  >> postsuper.seq.ref
