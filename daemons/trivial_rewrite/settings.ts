@@ -3,6 +3,7 @@
 // the resolver (regular and address_verify_*), with their tables opened.
 
 import type { Config } from "../../lib/config/mod.ts";
+import { fatal } from "../../lib/log.ts";
 import {
   type AddressMapSettings,
   addressMapSettings,
@@ -90,13 +91,20 @@ function openTables(config: Config, name: string): Dict[] {
   return config.list(name).map((spec) => openMap(spec, { cwd: config.configDir }));
 }
 
+/** A transport parameter may not be empty (Postfix's minimum length 1). */
+function transportParam(config: Config, name: string): string {
+  const value = config.get(name);
+  if (value === "") fatal(`bad string length 0 < 1: ${name} = `);
+  return value;
+}
+
 function paramsFor(config: Config, names: ResolveParamNames): ResolveParams {
   return {
     names,
-    localTransport: config.get(names.localTransport),
-    virtualTransport: config.get(names.virtualTransport),
-    relayTransport: config.get(names.relayTransport),
-    defaultTransport: config.get(names.defaultTransport),
+    localTransport: transportParam(config, names.localTransport),
+    virtualTransport: transportParam(config, names.virtualTransport),
+    relayTransport: transportParam(config, names.relayTransport),
+    defaultTransport: transportParam(config, names.defaultTransport),
     relayhost: config.get(names.relayhost),
     transportMaps: openTables(config, names.transportMaps),
     senderRelayhostMaps: openTables(config, names.senderRelayhostMaps),

@@ -14,8 +14,8 @@
 import { quoteAddress } from "../../lib/address/mod.ts";
 import {
   type Dict,
-  searchTransport,
   type SearchResult,
+  searchTransport,
   type TransportSettings,
 } from "../../maps/mod.ts";
 
