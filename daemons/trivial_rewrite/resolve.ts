@@ -310,13 +310,13 @@ async function nextHop(
  * A sender-dependent lookup in the address order of canonical(5), or
  * undefined when nothing (or no table) matches.
  */
-async function senderLookup(
+function senderLookup(
   s: Settings,
   tables: Dict[],
   key: string,
   name: string,
 ): Promise<string | undefined> {
-  if (tables.length === 0) return undefined;
+  if (tables.length === 0) return Promise.resolve(undefined);
   // The null sender's stand-in key ("<>") is looked up as it is.
   const probe = key.includes("@") ? quoteAddress(key) : key;
   return checked(name, () => searchRelocated(tables, probe, s.addressMapSettings));
