@@ -13,6 +13,7 @@ import { type Config, loadConfig, setupLogging } from "../lib/config/mod.ts";
 import {
   hashedSubdir,
   isLongQueueId,
+  isQueueId,
   layoutFromConfig,
   longQueueId,
   parseQueueId,
@@ -39,7 +40,7 @@ const perMessageLogs = ["bounce", "defer", "trace"];
 const expireBit = 0o010;
 
 /** A temporary file older than this is left over from a crash (-p). */
-const tempFileAge = 24 * 3600 * 1000;
+const tempFileAge = 7 * 24 * 3600 * 1000;
 
 type Op = "d" | "e" | "f" | "h" | "H" | "r";
 
@@ -120,10 +121,13 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
     allLogs: false,
     counts: { deleted: 0, expired: 0, held: 0, released: 0, requeued: 0, renamed: 0 },
   };
-  // With no operation at all, postsuper checks the structure (Postfix's default).
-  const structure = flags.has("s") || flags.has("S") || (ops.length === 0 && !flags.has("p"));
-  if (structure) fixStructure(job, flags.has("S"), opts.operands);
-  if (flags.has("p")) purgeTemporary(job, opts.operands);
+  // With no operation at all, postsuper checks the structure and purges (Postfix's default).
+  const bare = ops.length === 0 && flags.size === 0;
+  const structure = flags.has("s") || flags.has("S") || bare;
+  const purge = flags.has("p") || bare;
+  if (structure || purge) {
+    checkTree(job, { structure, strict: flags.has("S"), purge }, opts.operands);
+  }
   for (const { op, id } of ops) {
     const queues = opts.operands.length ? opts.operands : defaultQueues[op];
     if (id === "-") await forEachStdinId((each) => operate(job, op, each, queues));
@@ -153,7 +157,10 @@ function maySupervise(layout: QueueLayout): boolean {
 
 /** The summary lines, one per operation requested, with Postfix's wording. */
 function report(counts: Counts, ops: Set<Op>, structure: boolean): void {
-  if (structure && counts.renamed) info(`Renamed to match inode number: ${plural(counts.renamed)}`);
+  if (structure && counts.renamed) {
+    info(`Renamed to match inode number: ${plural(counts.renamed)}`);
+    warn("QUEUE FILE NAMES WERE CHANGED TO MATCH INODE NUMBERS");
+  }
   if (ops.has("d")) info(`Deleted: ${plural(counts.deleted)}`);
   if (ops.has("e") || ops.has("f")) info(`Force-expired: ${plural(counts.expired)}`);
   if (ops.has("h")) info(`Placed on hold: ${plural(counts.held)}`);
@@ -198,6 +205,9 @@ function operate(job: Job, op: Op, id: string, queues: string[]): void {
 /** Carries out `op` on message `id` in `queue`; false when it is not there (not an error). */
 function operateOne(job: Job, op: Op, id: string, queue: string): boolean {
   const path = queueFilePath(job.layout, queue, id);
+  // A file still being written (no owner execute bit yet) is left to its
+  // writer: moving or marking it would break the writer's commit.
+  if (op !== "d" && !isComplete(path)) return false;
   switch (op) {
     case "d":
       if (!unlinkIfThere(path)) return false;
@@ -238,6 +248,15 @@ function operateOne(job: Job, op: Op, id: string, queue: string): boolean {
       note(job, `${id}: requeued`);
       job.counts.requeued++;
       return true;
+  }
+}
+
+/** Whether a queue file exists and is complete (owner execute bit). */
+function isComplete(path: string): boolean {
+  try {
+    return ((Deno.lstatSync(path).mode ?? 0) & 0o100) !== 0;
+  } catch {
+    return false;
   }
 }
 
@@ -357,19 +376,33 @@ function structureQueues(named: string[]): string[] {
 }
 
 /**
- * -s/-S: renames message files whose name does not match their inode (and
- * long names to short ones when long ids are off), moves files to where
- * hash_queue_names/hash_queue_depth put them, and removes hash folders no
- * longer needed. -S also checks the inode of long names.
+ * One pass over the queue tree for -s/-S and -p. A name that is not a queue
+ * id is removed by -p when it is older than a week (a temporary file left by
+ * a crash), else reported as bogus. -s renames message files whose name does
+ * not match their inode (and long names to short ones when long ids are
+ * off), moves files to where hash_queue_names/hash_queue_depth put them, and
+ * removes hash folders no longer needed; -S checks the inode of long names too.
  */
-function fixStructure(job: Job, strict: boolean, named: string[]): void {
+function checkTree(
+  job: Job,
+  what: { structure: boolean; strict: boolean; purge: boolean },
+  named: string[],
+): void {
   const longIds = job.config.bool("enable_long_queue_ids");
+  const now = Date.now();
   for (const queue of structureQueues(named)) {
     const isMessages = messageDirs.includes(queue);
     for (const { id, path } of walk(queuePath(job.layout, queue))) {
-      if (!queueIdOk(id)) continue;
+      // Here a name must have a queue id's exact form, short or long.
+      if (!isQueueId(id)) {
+        if (!(what.purge && isOld(path, now) && unlinkIfThere(path))) {
+          warn(`bogus file name: ${path.slice(job.layout.queueDirectory.length + 1)}`);
+        }
+        continue;
+      }
+      if (!what.structure) continue;
       if (isMessages) {
-        const fixed = nameForInode(path, id, longIds, strict);
+        const fixed = nameForInode(path, id, longIds, what.strict);
         if (fixed && fixed !== id) {
           if (renameMessage(job, queue, path, id, fixed)) {
             if (job.verbose) debug(`${id}: renamed to ${fixed}`);
@@ -383,7 +416,16 @@ function fixStructure(job: Job, strict: boolean, named: string[]): void {
         debug(`moved ${path} to ${want}`);
       }
     }
-    removeStaleHashDirs(job.layout, queue);
+    if (what.structure) removeStaleHashDirs(job.layout, queue);
+  }
+}
+
+/** Whether a file was last changed more than a week ago. */
+function isOld(path: string, now: number): boolean {
+  try {
+    return now - (Deno.lstatSync(path).mtime?.getTime() ?? now) >= tempFileAge;
+  } catch {
+    return false;
   }
 }
 
@@ -453,26 +495,6 @@ function removeStaleHashDirs(layout: QueueLayout, queue: string): void {
     }
   };
   prune(queuePath(layout, queue), 0);
-}
-
-/** -p: removes files whose names are not queue ids and that are older than a day. */
-function purgeTemporary(job: Job, named: string[]): void {
-  const now = Date.now();
-  for (const queue of structureQueues(named)) {
-    for (const { id, path } of walk(queuePath(job.layout, queue))) {
-      if (queueIdOk(id)) continue;
-      let mtime: number;
-      try {
-        mtime = Deno.lstatSync(path).mtime?.getTime() ?? now;
-      } catch {
-        continue;
-      }
-      if (now - mtime < tempFileAge) continue;
-      if (unlinkIfThere(path)) {
-        warn(`removing old temporary file ${path.slice(job.layout.queueDirectory.length + 1)}`);
-      }
-    }
-  }
 }
 
 /** Records a requeued message keeps: what a local submission may carry, by segment. */

@@ -93,7 +93,11 @@ Deno.test("postsuper -s renames files to match their inode, with their logs, and
     const before = await runProgram("postqueue", ["-j"], { env: inst.env });
     const got = await postsuper(inst, ["-s"]);
     // tar gave every file a new inode: all nine short names are stale.
-    assertEquals(got.stderr, "postsuper: Renamed to match inode number: 9 messages\n");
+    assertEquals(
+      got.stderr,
+      "postsuper: Renamed to match inode number: 9 messages\n" +
+        "postsuper: warning: QUEUE FILE NAMES WERE CHANGED TO MATCH INODE NUMBERS\n",
+    );
     for (const f of queueFiles(inst).filter((f) => /^(incoming|active|deferred|hold)\//.test(f))) {
       const id = f.slice(f.lastIndexOf("/") + 1);
       assertEquals(parseQueueId(id)!.inode, Deno.statSync(`${inst.queueDir}/${f}`).ino, f);
@@ -136,7 +140,11 @@ Deno.test("postsuper -s renames long queue ids to short ones when long ids are o
     const long = `4jYmpD3YgRz${"B".repeat(3)}`;
     Deno.renameSync(`${inst.queueDir}/incoming/${id}`, `${inst.queueDir}/incoming/${long}`);
     const got = await postsuper(inst, ["-s"]);
-    assertEquals(got.stderr, "postsuper: Renamed to match inode number: 1 message\n");
+    assertEquals(
+      got.stderr,
+      "postsuper: Renamed to match inode number: 1 message\n" +
+        "postsuper: warning: QUEUE FILE NAMES WERE CHANGED TO MATCH INODE NUMBERS\n",
+    );
     const [name] = queueFiles(inst).filter((f) => f.startsWith("incoming/"));
     assertEquals(parseQueueId(name.slice(9)), {
       long: false,
@@ -148,23 +156,39 @@ Deno.test("postsuper -s renames long queue ids to short ones when long ids are o
   }
 });
 
-Deno.test("postsuper -p purges old temporary files and keeps fresh ones and messages", async () => {
+Deno.test("postsuper -p purges names that are not queue ids after a week and reports younger ones as bogus", async () => {
   const inst = emptyInstance();
   try {
     const id = addMessage(inst.layout, "incoming", "a@example.com", ["b@example.com"]);
     const old = `${inst.queueDir}/incoming/123456.789`;
-    const fresh = `${inst.queueDir}/maildrop/654321.987`;
-    Deno.writeTextFileSync(old, "x");
-    Deno.writeTextFileSync(fresh, "y");
-    const past = new Date(Date.now() - 3 * 86400 * 1000);
-    Deno.utimeSync(old, past, past);
+    const week = `${inst.queueDir}/deferred/1/abc`;
+    const fresh = `${inst.queueDir}/incoming/654321.987`;
+    Deno.mkdirSync(`${inst.queueDir}/deferred/1`);
+    for (const f of [old, week, fresh]) Deno.writeTextFileSync(f, "x");
+    const age = (f: string, days: number) => {
+      const t = new Date(Date.now() - days * 86400 * 1000);
+      Deno.utimeSync(f, t, t);
+    };
+    age(old, 8);
+    age(week, 6);
     const got = await postsuper(inst, ["-p"]);
     assertEquals(got.code, 0);
+    assertEquals(got.stderr.split("\n").sort(), [
+      "",
+      "postsuper: warning: bogus file name: deferred/1/abc",
+      "postsuper: warning: bogus file name: incoming/654321.987",
+    ]);
     assertEquals(
-      got.stderr,
-      "postsuper: warning: removing old temporary file incoming/123456.789\n",
+      queueFiles(inst),
+      ["deferred/1/abc", `incoming/${id}`, "incoming/654321.987"].sort(),
     );
-    assertEquals(queueFiles(inst), [`incoming/${id}`, "maildrop/654321.987"]);
+    // -s reports the same names; a bare postsuper does -s and -p.
+    assertEquals((await postsuper(inst, ["-s"])).stderr.split("\n").length, 3);
+    age(week, 9);
+    assertEquals(
+      (await postsuper(inst, [])).stderr,
+      "postsuper: warning: bogus file name: incoming/654321.987\n",
+    );
   } finally {
     removeInstance(inst);
   }
@@ -191,9 +215,10 @@ Deno.test("concurrent postsuper -d ALL runs delete every message once between th
 
 Deno.test("postsuper -h ALL is safe while messages arrive and leave", async () => {
   const inst = emptyInstance();
+  let run: ReturnType<typeof postsuper> | undefined;
   try {
     const first = fillQueue(inst.layout, "incoming", 200);
-    const run = postsuper(inst, ["-h", "ALL"]);
+    run = postsuper(inst, ["-h", "ALL"]);
     // Meanwhile: new arrivals, and departures of messages postsuper may not have reached.
     const arrived: string[] = [];
     for (let i = 0; i < 100; i++) {
@@ -216,6 +241,7 @@ Deno.test("postsuper -h ALL is safe while messages arrive and leave", async () =
     assertEquals(new Set(all).size, all.length);
     for (const id of arrived) assert(all.includes(id), id);
   } finally {
+    await run; // Never remove the queue under a running postsuper.
     removeInstance(inst);
   }
 });
