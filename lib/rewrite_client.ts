@@ -3,9 +3,10 @@
 // recipient goes (qmgr, smtpd, verify, cleanup) or what an address looks like
 // in canonical form asks the service over private/$rewrite_service_name.
 //
-// Protocol (Postfix's attribute lists, lib/ipc/attr.ts), one request and one
-// reply per exchange, many exchanges per connection:
+// Protocol (Postfix's attribute lists, lib/ipc/attr.ts): the server greets,
+// then one request and one reply per exchange, many exchanges per connection:
 //
+//   server: protocol=trivial_rewrite_protocol
 //   client: request=resolve|verify sender=S address=A
 //   server: flags=SERVER transport=T nexthop=H recipient=R flags=F
 //   client: request=rewrite rule=local|remote address=A
@@ -70,6 +71,9 @@ export const RewriteRequest = {
   REWRITE: "rewrite",
 } as const;
 
+/** The greeting's protocol name (Postfix's MAIL_ATTR_PROTO_TRIVIAL). */
+export const REWRITE_PROTOCOL = "trivial_rewrite_protocol";
+
 /** The service could not be reached or answered nonsense for too long. */
 export class RewriteClientError extends Error {
   constructor(message: string) {
@@ -118,6 +122,7 @@ export class RewriteConnection {
   private reader = new AttrReader();
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
   private openedAt = 0;
+  private greeted = false;
 
   constructor(
     readonly path: string,
@@ -188,6 +193,7 @@ export class RewriteConnection {
         this.opening = undefined;
         this.conn = conn;
         this.openedAt = Date.now();
+        this.greeted = false;
         this.reader = new AttrReader();
         this.readLoop(conn);
         const queued = this.waiting;
@@ -232,6 +238,17 @@ export class RewriteConnection {
   }
 
   private answer(reply: AttrList): void {
+    if (!this.greeted) {
+      // Requests may already be on their way: the server reads them after its greeting.
+      if (reply.get("protocol") !== REWRITE_PROTOCOL) {
+        this.drop(
+          new Error(`unexpected protocol from server: ${reply.get("protocol") ?? "(none)"}`),
+        );
+        return;
+      }
+      this.greeted = true;
+      return;
+    }
     const entry = this.inFlight.shift();
     if (!entry) {
       this.drop(new Error("unexpected reply"));

@@ -1,5 +1,5 @@
-// The trivial-rewrite service on one client connection: attribute-list
-// requests in, one reply each, in order, until the client hangs up (the
+// The trivial-rewrite service on one client connection: a greeting naming
+// the protocol, then attribute-list requests in, one reply each, in order, until the client hangs up (the
 // protocol is described in lib/rewrite_client.ts). A request that is not
 // understood gets Postfix's warning and the client is dropped; other
 // clients are not affected.
@@ -7,7 +7,7 @@
 import type * as net from "node:net";
 import { type AttrList, AttrReader, encodeAttrs } from "../../lib/ipc/attr.ts";
 import { debug, warn } from "../../lib/log.ts";
-import { RewriteRequest } from "../../lib/rewrite_client.ts";
+import { REWRITE_PROTOCOL, RewriteRequest } from "../../lib/rewrite_client.ts";
 import { rewriteExternal } from "./canonical.ts";
 import { resolveAddress } from "./resolve.ts";
 import type { Settings } from "./settings.ts";
@@ -94,6 +94,8 @@ export function serveClient(conn: net.Socket, s: Settings, from: string): Promis
       conn.destroy();
       finish();
     };
+    // Clients check the protocol name before their first request.
+    conn.write(encodeAttrs({ protocol: REWRITE_PROTOCOL }));
     conn.on("data", (chunk: Uint8Array) => {
       if (done) return;
       const lists = reader.push(chunk);

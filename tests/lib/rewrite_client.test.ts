@@ -41,7 +41,7 @@ Deno.test("ResolveFlag has the numeric values of Postfix's resolve_clnt.h", () =
 });
 
 /** A stand-in service: answers each request after `delayMs`, recording what it got. */
-function fakeService(dir: string, delayMs = 0) {
+function fakeService(dir: string, delayMs = 0, protocol = "trivial_rewrite_protocol") {
   const path = `${dir}/queue/private/rewrite`;
   Deno.mkdirSync(`${dir}/queue/private`, { recursive: true });
   const listener = Deno.listen({ transport: "unix", path });
@@ -51,6 +51,7 @@ function fakeService(dir: string, delayMs = 0) {
     for await (const conn of listener) {
       connections++;
       (async () => {
+        await conn.write(encodeAttrs({ protocol }));
         const reader = new AttrReader();
         const buf = new Uint8Array(4096);
         for (;;) {
@@ -143,6 +144,24 @@ Deno.test("recent answers come from the cache without asking the service again",
     await resolveAddress(config, "other@x", "same@example.org");
     assertEquals(svc.requests.length, 2);
   } finally {
+    closeRewriteClients();
+    svc.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a server that speaks another protocol is refused", async () => {
+  const dir = await Deno.makeTempDir();
+  const svc = fakeService(dir, 0, "cleanup");
+  const log: string[] = [];
+  captureLog((line) => log.push(line));
+  try {
+    const config = configFor(dir, "ipc_timeout = 1s\n");
+    await assertRejects(() => resolveAddress(config, "", "x@example.org"), RewriteClientError);
+    assert(log.some((l) => l.includes("unexpected protocol from server: cleanup")), log.join("\n"));
+    assertEquals(svc.requests.length > 0, true);
+  } finally {
+    captureLog(undefined);
     closeRewriteClients();
     svc.close();
     await Deno.remove(dir, { recursive: true });

@@ -24,7 +24,7 @@ async function rawClient(socket: string) {
   const reader = new AttrReader();
   const lists: Map<string, string>[] = [];
   const buf = new Uint8Array(65536);
-  return {
+  const client = {
     conn,
     async send(bytes: Uint8Array) {
       let at = 0;
@@ -47,6 +47,9 @@ async function rawClient(socket: string) {
       }
     },
   };
+  const greeting = await client.reply();
+  assertEquals(greeting?.get("protocol"), "trivial_rewrite_protocol");
+  return client;
 }
 
 async function withService(
