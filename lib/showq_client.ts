@@ -66,6 +66,9 @@ export class ShowqProtocolError extends Error {
   }
 }
 
+/** Bytes handed to the attribute reader at a time. */
+const decodeSlice = 1024;
+
 /** Turns a stream of attribute lists back into messages, one push() per chunk read. */
 export class ShowqDecoder {
   private reader = new AttrReader();
@@ -74,7 +77,17 @@ export class ShowqDecoder {
   /** Feeds a chunk; returns the messages it completes. */
   push(chunk: Uint8Array): QueuedMessage[] {
     const done: QueuedMessage[] = [];
-    for (const list of this.reader.push(chunk)) {
+    // AttrReader copies its remaining buffer after each list it takes, so
+    // its cost grows with the square of what it is given at once: feed it
+    // small slices.
+    for (let at = 0; at < chunk.length; at += decodeSlice) {
+      this.take(this.reader.push(chunk.subarray(at, at + decodeSlice)), done);
+    }
+    return done;
+  }
+
+  private take(lists: AttrList[], done: QueuedMessage[]): void {
+    for (const list of lists) {
       if (!this.current) {
         this.current = messageHead(list);
       } else if (list.size === 0) {
@@ -88,7 +101,6 @@ export class ShowqDecoder {
         });
       }
     }
-    return done;
   }
 
   /** Throws when the stream ended inside a message. */

@@ -43,9 +43,13 @@ export function* walkQueue(dir: string): Generator<{ id: string; path: string }>
 
 /** Every listed message of the queue tree, read one file at a time. */
 export function* scanQueues(layout: QueueLayout): Generator<QueuedMessage> {
+  // One listing of the defer logs up front spares a failed open per message
+  // without one (most of a large queue); a log written after it is picked
+  // up by the next listing.
+  const logged = new Set([...walkQueue(queuePath(layout, "defer"))].map((e) => e.id));
   for (const queueName of showqQueues) {
     for (const { id, path } of walkQueue(queuePath(layout, queueName))) {
-      const msg = readQueuedMessage(layout, queueName, id, path);
+      const msg = readQueuedMessage(layout, queueName, id, path, logged);
       if (msg) yield msg;
     }
   }
@@ -60,6 +64,7 @@ export function readQueuedMessage(
   queueName: string,
   id: string,
   path: string,
+  logged?: Set<string>,
 ): QueuedMessage | null {
   let info: Deno.FileInfo;
   let data: Uint8Array;
@@ -87,7 +92,7 @@ export function readQueuedMessage(
     warn(`${queueName}/${id}: ${err.message}`);
     return null;
   }
-  msg.recipients = withReasons(layout, id, pending);
+  msg.recipients = withReasons(layout, id, pending, !logged || logged.has(id));
   return msg;
 }
 
@@ -132,8 +137,13 @@ function readEnvelope(data: Uint8Array, msg: QueuedMessage): string[] {
  * order and each once, with their reasons; then the pending recipients the
  * log does not name, without a reason.
  */
-function withReasons(layout: QueueLayout, id: string, pending: string[]): QueuedRecipient[] {
-  const logged = readDeferLog(queueFilePath(layout, "defer", id));
+function withReasons(
+  layout: QueueLayout,
+  id: string,
+  pending: string[],
+  hasLog: boolean,
+): QueuedRecipient[] {
+  const logged = hasLog ? readDeferLog(queueFilePath(layout, "defer", id)) : [];
   const out: QueuedRecipient[] = [];
   const seen = new Set<string>();
   for (const entry of logged) {
