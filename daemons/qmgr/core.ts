@@ -79,7 +79,27 @@ interface ActiveMessage {
 /** Recipients of one message for one destination. */
 interface Entry {
   msg: ActiveMessage;
+  job: Job;
+  queue: DestQueue;
   recipients: QueuedRecipient[];
+  /** Every recipient handed out (or deferred): skipped where still listed. */
+  done: boolean;
+}
+
+/**
+ * One message's work on one transport (nqmgr's job): its entries by
+ * destination, how many deliveries remain, and the delivery slots it has
+ * accumulated for preemption (SCHEDULER_README, "preemptive scheduling").
+ */
+interface Job {
+  msg: ActiveMessage;
+  entries: Entry[];
+  /** Deliveries (requests) still to hand out, and at the start. */
+  remaining: number;
+  total: number;
+  /** Deliveries handed out, and slots given to jobs that preempted this one. */
+  selected: number;
+  slotsUsed: number;
 }
 
 /** One destination of one transport. */
@@ -102,8 +122,12 @@ interface Transport {
   s: TransportSettings;
   busy: number;
   queues: Map<string, DestQueue>;
-  /** Round-robin position over queues. */
-  cursor: number;
+  /** Jobs in scheduling order; a preempting job is moved before the current one. */
+  jobs: Job[];
+  /** The job whose entry was selected last. */
+  current: Job | undefined;
+  /** Jobs in the list with nothing left (removed in batches). */
+  finished: number;
   deadUntil: number;
   deadReason: string;
 }
@@ -329,9 +353,22 @@ export class Qmgr {
       if (!list) groups.set(queue, list = []);
       list.push(rcpt);
     }
+    const jobs = new Map<Transport, Job>();
     for (const [queue, recipients] of groups) {
       msg.pending += recipients.length;
-      queue.todo.push({ msg, recipients });
+      const t = queue.transport;
+      let job = jobs.get(t);
+      if (!job) {
+        job = { msg, entries: [], remaining: 0, total: 0, selected: 0, slotsUsed: 0 };
+        jobs.set(t, job);
+        t.jobs.push(job);
+      }
+      const entry: Entry = { msg, job, queue, recipients, done: false };
+      const n = chunks(recipients.length, t.s.rcptLimit);
+      job.entries.push(entry);
+      job.remaining += n;
+      job.total += n;
+      queue.todo.push(entry);
     }
   }
 
@@ -343,7 +380,9 @@ export class Qmgr {
         s: this.deps.settings.transport(name),
         busy: 0,
         queues: new Map(),
-        cursor: 0,
+        jobs: [],
+        current: undefined,
+        finished: 0,
         deadUntil: 0,
         deadReason: "",
       };
@@ -394,36 +433,96 @@ export class Qmgr {
     const now = this.now();
     for (const t of this.transports.values()) {
       if (t.deadUntil > now) continue;
-      const queues = [...t.queues.values()];
-      let idleRounds = 0;
-      // Round robin over destinations, one request at a time each.
-      while (t.busy < t.s.processLimit && queues.length && idleRounds < queues.length) {
-        const q = queues[t.cursor++ % queues.length];
-        if (
-          q.todo.length === 0 || q.deadUntil > now || q.busy >= Math.max(1, q.window.concurrency)
-        ) {
-          idleRounds++;
-          continue;
-        }
-        idleRounds = 0;
-        this.dispatch(q, this.take(q));
+      while (t.busy < t.s.processLimit) {
+        this.preempt(t, now);
+        const picked = this.pick(t, now);
+        if (!picked) break;
+        this.dispatch(picked.queue, picked);
+      }
+      if (t.finished > 64 && t.finished * 2 > t.jobs.length) {
+        t.jobs = t.jobs.filter((j) => j.remaining > 0);
+        t.finished = 0;
       }
       // Drop empty, idle, healthy queues so the map does not grow without bound.
-      for (const q of queues) {
+      for (const q of t.queues.values()) {
+        while (q.todo.length && q.todo[0].done) q.todo.shift();
         if (q.todo.length === 0 && q.busy === 0 && q.deadUntil === 0) t.queues.delete(q.name);
       }
     }
   }
 
-  /** Takes the next request's recipients: one message, at most the recipient limit. */
-  private take(q: DestQueue): Entry {
-    const head = q.todo[0];
-    const limit = q.transport.s.rcptLimit;
-    if (limit <= 0 || head.recipients.length <= limit) {
-      q.todo.shift();
-      return head;
+  /** Whether a destination can take another delivery now. */
+  private open(q: DestQueue, now: number): boolean {
+    return q.deadUntil <= now && q.busy < Math.max(1, q.window.concurrency);
+  }
+
+  /**
+   * The next delivery of a transport: the first job in the list with an
+   * entry whose destination has room; a job blocked by its destinations'
+   * windows lets the jobs behind it go.
+   */
+  private pick(t: Transport, now: number): Entry | null {
+    for (const job of t.jobs) {
+      if (job.remaining === 0) continue;
+      for (const entry of job.entries) {
+        if (!this.open(entry.queue, now)) continue;
+        t.current = job;
+        job.selected++;
+        return this.take(entry, t.s.rcptLimit);
+      }
     }
-    return { msg: head.msg, recipients: head.recipients.splice(0, limit) };
+    return null;
+  }
+
+  /** One request's recipients from an entry: at most the recipient limit. */
+  private take(entry: Entry, limit: number): Entry {
+    const job = entry.job;
+    job.remaining--;
+    if (job.remaining === 0) entry.queue.transport.finished++;
+    if (limit <= 0 || entry.recipients.length <= limit) {
+      entry.done = true;
+      job.entries.splice(job.entries.indexOf(entry), 1);
+      const todo = entry.queue.todo;
+      while (todo.length && todo[0].done) todo.shift();
+      return entry;
+    }
+    return { ...entry, recipients: entry.recipients.splice(0, limit) };
+  }
+
+  /**
+   * nqmgr's preemption: the current job accumulates one delivery slot per
+   * transport_delivery_slot_cost deliveries; another job that needs no more
+   * slots than the current one can still accumulate, and whose need
+   * (discounted by transport_delivery_slot_discount percent) is covered by
+   * the slots accumulated plus transport_delivery_slot_loan, goes first.
+   * Among candidates the one waiting longest per delivery wins.
+   */
+  private preempt(t: Transport, now: number): void {
+    const { slotCost, slotLoan, slotDiscount, minimumSlots } = t.s;
+    const cur = t.current;
+    if (slotCost <= 0 || !cur || cur.remaining === 0) return;
+    const cost = Math.max(2, slotCost);
+    const maxSlots = Math.floor(cur.total / cost);
+    if (maxSlots < minimumSlots) return;
+    const canAccumulate = maxSlots - cur.slotsUsed;
+    let best: Job | undefined;
+    let bestScore = -1;
+    for (const j of t.jobs) {
+      if (j === cur || j.remaining === 0 || j.remaining > canAccumulate) continue;
+      if (!j.entries.some((e) => this.open(e.queue, now))) continue;
+      const score = (now - j.msg.activeTime + 1e-6) / j.remaining;
+      if (score > bestScore) best = j, bestScore = score;
+    }
+    if (!best) return;
+    const available = cur.selected / cost - cur.slotsUsed;
+    if (available + slotLoan < best.remaining * (100 - slotDiscount) / 100) return;
+    const at = t.jobs.indexOf(best);
+    const curAt = t.jobs.indexOf(cur);
+    if (at < curAt) return; // Already ahead of the current job.
+    t.jobs.splice(at, 1);
+    t.jobs.splice(curAt, 0, best);
+    cur.slotsUsed += best.remaining;
+    t.current = best;
   }
 
   private dispatch(q: DestQueue, entry: Entry): void {
@@ -533,6 +632,13 @@ export class Qmgr {
     const todo = q.todo;
     q.todo = [];
     for (const entry of todo) {
+      if (entry.done) continue;
+      entry.done = true;
+      const job = entry.job;
+      job.entries.splice(job.entries.indexOf(entry), 1);
+      const n = chunks(entry.recipients.length, q.transport.s.rcptLimit);
+      job.remaining -= n;
+      if (job.remaining === 0) q.transport.finished++;
       for (const r of entry.recipients) await this.deferByQmgr(entry.msg, r, dsn, reason);
       entry.msg.pending -= entry.recipients.length;
       if (entry.msg.pending === 0 && !entry.msg.loading) await this.done(entry.msg);
@@ -689,6 +795,11 @@ export class Qmgr {
   }
 }
 
+/** The number of requests `n` recipients need at recipient limit `limit` (0: no limit). */
+function chunks(n: number, limit: number): number {
+  return limit <= 0 ? 1 : Math.ceil(n / limit);
+}
+
 function exists(path: string): boolean {
   try {
     Deno.statSync(path);
@@ -733,5 +844,6 @@ export function listQueue(layout: QueueLayout, queue: string): { id: string; pat
     }
   };
   walk(queuePath(layout, queue), 0);
-  return out;
+  // Queue ids begin with the time: name order is roughly arrival order.
+  return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }

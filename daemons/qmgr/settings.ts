@@ -13,6 +13,11 @@ export interface TransportSettings {
   rcptLimit: number;
   /** Deliveries in progress at once over the transport (its agents). */
   processLimit: number;
+  /** Preemption: transport_delivery_slot_cost (0: none), _slot_loan, _slot_discount, _minimum_delivery_slots. */
+  slotCost: number;
+  slotLoan: number;
+  slotDiscount: number;
+  minimumSlots: number;
 }
 
 /** Everything the scheduler reads from main.cf. */
@@ -100,6 +105,10 @@ export function qmgrSettings(config: ConfigLike): QmgrSettings {
         },
         rcptLimit: int(name, "destination_recipient_limit"),
         processLimit: Math.max(1, parseInt(config.get("default_process_limit"), 10) || 100),
+        slotCost: int(name, "delivery_slot_cost"),
+        slotLoan: int(name, "delivery_slot_loan"),
+        slotDiscount: Math.min(100, Math.max(0, int(name, "delivery_slot_discount"))),
+        minimumSlots: int(name, "minimum_delivery_slots"),
       };
       if (s.window.limit > 0 && s.window.initial > s.window.limit) {
         s.window.initial = s.window.limit;

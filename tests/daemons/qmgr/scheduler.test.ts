@@ -366,3 +366,39 @@ Deno.test(
     await Deno.remove(q.dir, { recursive: true });
   },
 );
+
+Deno.test(
+  "a small message preempts a large one at the same destination (nqmgr slots)",
+  opts,
+  async () => {
+    const order = async (mainCf: string) => {
+      const q = await makeQueue();
+      const bounce = recordingBounce();
+      const agent = new TestAgent(q, bounce, () => "sent", 2);
+      writeMessage(q, { recipients: Array.from({ length: 40 }, (_, i) => `u${i}@dest.test`) });
+      const small = writeMessage(q, { recipients: ["small@dest.test"] });
+      const qmgr = makeQmgr(
+        q,
+        agent,
+        bounce,
+        "smtp_destination_recipient_limit = 2\nsmtp_destination_concurrency_limit = 1\n" +
+          "initial_destination_concurrency = 1\n" + mainCf,
+      );
+      await withLog(async () => {
+        await qmgr.start();
+        await qmgr.idle();
+      });
+      qmgr.stop();
+      await Deno.remove(q.dir, { recursive: true });
+      assertEquals(agent.delivered.length, 41);
+      return agent.requests.findIndex((r) => r.queueId === small);
+    };
+    const preempted = await order("");
+    assert(preempted <= 2, `the one-recipient message goes early (request ${preempted})`);
+    assertEquals(
+      await order("smtp_delivery_slot_cost = 0\n"),
+      20,
+      "without preemption it waits for all 20",
+    );
+  },
+);
