@@ -139,6 +139,8 @@ export class Qmgr {
   private transports = new Map<string, Transport>();
   private active = new Map<string, ActiveMessage>();
   private inFlight = 0;
+  /** Recipients of active messages still held in memory (qmgr_message_recipient_limit). */
+  private rcptInMemory = 0;
   private scanning: Promise<void> | undefined;
   private rescan: { incoming: boolean; deferred: boolean; ignoreTime: boolean } | undefined;
   /** A scan stopped at the active limit: feed again when a message leaves. */
@@ -245,11 +247,17 @@ export class Qmgr {
   /** Moves due files from one queue into active, up to the active limit. */
   private async feed(queue: string, ignoreTime: boolean, force: boolean): Promise<void> {
     const now = this.now();
+    const { activeLimit, recipientLimit } = this.deps.settings;
+    // Messages are read and resolved several at a time: resolver round trips overlap.
+    const loading = new Set<Promise<void>>();
     for (const { id, path } of listQueue(this.deps.layout, queue)) {
-      if (this.stopped) return;
-      if (this.active.size >= this.deps.settings.activeLimit) {
+      if (this.stopped) break;
+      if (
+        this.active.size >= activeLimit ||
+        (this.active.size > 0 && this.rcptInMemory >= recipientLimit)
+      ) {
         this.starved = true;
-        return;
+        break;
       }
       if (this.active.has(id)) continue;
       let st: Deno.FileInfo;
@@ -268,8 +276,11 @@ export class Qmgr {
         warn(`${id}: move to active: ${(err as Error).message}`);
         continue;
       }
-      await this.activate(id, to, force);
+      const p = this.activate(id, to, force).finally(() => loading.delete(p));
+      loading.add(p);
+      if (loading.size >= 32) await Promise.race(loading);
     }
+    await Promise.all(loading);
   }
 
   /** Reads a message now in active and schedules its recipients. */
@@ -300,6 +311,7 @@ export class Qmgr {
       force,
     };
     this.active.set(id, msg);
+    this.rcptInMemory += q.recipients.length;
     info(`${id}: from=<${q.sender}>, size=${q.size}, nrcpt=${q.rcptCount} (queue active)`);
     await this.resolveAll(msg);
     msg.loading = false;
@@ -711,6 +723,7 @@ export class Qmgr {
     const id = msg.q.queueId;
     if (!this.active.has(id)) return;
     this.active.delete(id);
+    this.rcptInMemory -= msg.q.recipients.length;
     const info_ = {
       queueName: "active",
       queueId: id,

@@ -16,6 +16,23 @@ import { layoutFromConfig } from "../../lib/queue/layout.ts";
 import { warn } from "../../lib/log.ts";
 import { Qmgr, type QmgrDeps, TransportUnavailable } from "./core.ts";
 import { qmgrSettings } from "./settings.ts";
+import { type Config } from "../../lib/config/mod.ts";
+import { parseMasterCf } from "../../lib/config/master_cf.ts";
+
+/** master.cf's process limits of unix services ("-": default_process_limit), by name. */
+export function masterProcessLimits(config: Config): Map<string, number> {
+  const limits = new Map<string, number>();
+  const file = `${config.configDir}/master.cf`;
+  try {
+    for (const e of parseMasterCf(Deno.readTextFileSync(file), file)) {
+      if (e.type !== "unix" || e.processLimit === "-") continue;
+      limits.set(e.service, parseInt(e.processLimit, 10) || 0);
+    }
+  } catch (err) {
+    warn(`${file}: ${(err as Error).message}; using default_process_limit for every transport`);
+  }
+  return limits;
+}
 
 /** The core's dependencies for a daemon: the real resolver, agents and bounce service. */
 export function daemonDeps(d: DaemonContext): QmgrDeps {
@@ -24,7 +41,7 @@ export function daemonDeps(d: DaemonContext): QmgrDeps {
   const layout = layoutFromConfig(config);
   return {
     layout,
-    settings: qmgrSettings(config),
+    settings: qmgrSettings(config, masterProcessLimits(config)),
     resolve: (sender, address) => resolveAddress(config, sender, address),
     async deliver(transport, request) {
       const path = `${queue}/private/${transport}`;

@@ -60,8 +60,14 @@ function perTransport(config: ConfigLike, transport: string, suffix: string): st
   return config.get(`${transport}_${suffix}`) || config.get(`default_${suffix}`);
 }
 
-/** Reads the queue manager's settings. */
-export function qmgrSettings(config: ConfigLike): QmgrSettings {
+/**
+ * Reads the queue manager's settings. `processLimits` holds master.cf's
+ * process limit by service name (0: unlimited), for the transports' agents.
+ */
+export function qmgrSettings(
+  config: ConfigLike,
+  processLimits: Map<string, number> = new Map(),
+): QmgrSettings {
   const cache = new Map<string, TransportSettings>();
   const int = (t: string, s: string) => parseInt(perTransport(config, t, s), 10) || 0;
   return {
@@ -104,7 +110,7 @@ export function qmgrSettings(config: ConfigLike): QmgrSettings {
           cohortLimit: int(name, "destination_concurrency_failed_cohort_limit"),
         },
         rcptLimit: int(name, "destination_recipient_limit"),
-        processLimit: Math.max(1, parseInt(config.get("default_process_limit"), 10) || 100),
+        processLimit: processLimit(config, processLimits, name),
         slotCost: int(name, "delivery_slot_cost"),
         slotLoan: int(name, "delivery_slot_loan"),
         slotDiscount: Math.min(100, Math.max(0, int(name, "delivery_slot_discount"))),
@@ -117,4 +123,10 @@ export function qmgrSettings(config: ConfigLike): QmgrSettings {
       return s;
     },
   };
+}
+
+/** A transport's agents at once: master.cf's maxproc (0: unlimited), else default_process_limit. */
+function processLimit(config: ConfigLike, limits: Map<string, number>, name: string): number {
+  const limit = limits.get(name) ?? (parseInt(config.get("default_process_limit"), 10) || 100);
+  return limit <= 0 ? Infinity : limit;
 }

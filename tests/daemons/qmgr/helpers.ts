@@ -211,7 +211,7 @@ export function makeQmgr(
     layout: q.layout,
     settings: qmgrSettings(config),
     resolve,
-    deliver: agent.deliver,
+    deliver: (t, r) => agent.deliver(t, r),
     bounce,
   });
 }

@@ -5,12 +5,16 @@
 import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
 import { queueFilePath } from "../../../lib/queue/layout.ts";
 import { decodeRecords, recordText } from "../../../lib/queue/record.ts";
+import { configFromText } from "../../../lib/config/mod.ts";
+import { Qmgr } from "../../../daemons/qmgr/core.ts";
+import { qmgrSettings } from "../../../daemons/qmgr/settings.ts";
 import {
   makeQmgr,
   makeQueue,
   queueFiles,
   recordingBounce,
   TestAgent,
+  testResolver,
   withLog,
   writeMessage,
 } from "./helpers.ts";
@@ -359,7 +363,7 @@ Deno.test(
       await qmgr.idle();
     });
     qmgr.stop();
-    assert(maxActive <= 2, `active limit respected (${maxActive})`);
+    assert(maxActive >= 1 && maxActive <= 2, `active limit respected (${maxActive})`);
     assertEquals(bounce.calls.filter((c) => c.kind === "flush" && c.log === "bounce").length, 6);
     assertEquals(queueFiles(q, "incoming"), []);
     assertEquals(queueFiles(q, "deferred"), []);
@@ -400,5 +404,51 @@ Deno.test(
       20,
       "without preemption it waits for all 20",
     );
+  },
+);
+
+Deno.test(
+  "qmgr keeps qmgr_message_recipient_limit and the transport's process limit",
+  opts,
+  async () => {
+    const q = await makeQueue();
+    const bounce = recordingBounce();
+    const agent = new TestAgent(q, bounce, () => "sent", 3);
+    for (let i = 0; i < 6; i++) {
+      writeMessage(q, { recipients: [0, 1, 2, 3].map((n) => `u${n}@d${(i + n) % 5}.test`) });
+    }
+    const config = configFromText(q.dir, "qmgr_message_recipient_limit = 10\n");
+    const qmgr = new Qmgr({
+      layout: q.layout,
+      settings: qmgrSettings(config, new Map([["smtp", 2]])),
+      resolve: testResolver,
+      deliver: (t, r) => agent.deliver(t, r),
+      bounce,
+    });
+    let maxActive = 0;
+    let maxBusy = 0;
+    let busy = 0;
+    const orig = agent.deliver;
+    agent.deliver = async (t, r) => {
+      maxActive = Math.max(maxActive, qmgr.activeCount);
+      maxBusy = Math.max(maxBusy, ++busy);
+      try {
+        return await orig(t, r);
+      } finally {
+        busy--;
+      }
+    };
+    await withLog(async () => {
+      await qmgr.start();
+      await qmgr.idle();
+    });
+    qmgr.stop();
+    assert(
+      maxActive >= 1 && maxActive <= 3,
+      `at most 3 four-recipient messages within 10 recipients (${maxActive})`,
+    );
+    assertEquals(maxBusy, 2, "master.cf's process limit bounds deliveries in flight");
+    assertEquals(agent.delivered.length, 24);
+    await Deno.remove(q.dir, { recursive: true });
   },
 );
