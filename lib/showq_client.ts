@@ -2,17 +2,23 @@
 // format (postqueue -p, sendmail -bp) and the JSON format (postqueue -j),
 // as Postfix 3.7 prints them.
 //
-// Between Posthorn's showq and its clients each message is one attribute
-// list (queue_name, queue_id, time, size, forced_expire, sender), then one
-// list per recipient (recipient, reason), then an empty list; the server
-// closes the connection after the last message. The client formats.
+// The protocol is Postfix's own (its postqueue reads Posthorn's showq and
+// the other way round): attribute lists of `name NUL value NUL` pairs, each
+// ended by a NUL. The server opens with {protocol=mail_queue_list_protocol};
+// then each message is one list, queue_name, queue_id, time, size,
+// forced_expire and sender followed by a recipient and reason pair per
+// recipient; an empty list ends the report. The client sends nothing and
+// does the formatting. Names repeat within a list, which lib/ipc/attr.ts's
+// maps cannot hold, hence the ordered-pair reader here.
 
-import { type AttrList, AttrReader, encodeAttrs } from "./ipc/attr.ts";
 import { type Config } from "./config/mod.ts";
 import { launchCommand } from "./daemon/launcher.ts";
 import { fatal, warn } from "./log.ts";
 import { describe } from "./queue/file.ts";
 import { FatalError } from "./log.ts";
+
+/** The protocol name showq announces. */
+export const showqProtocol = "mail_queue_list_protocol";
 
 /** One recipient of a queued message and why it was deferred ("" when it was not). */
 export interface QueuedRecipient {
@@ -35,27 +41,38 @@ export interface QueuedMessage {
   recipients: QueuedRecipient[];
 }
 
-/** The attribute lists that carry one message on the wire. */
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** One attribute list from ordered pairs (names may repeat). */
+function encodePairs(pairs: [string, string | number][]): Uint8Array {
+  let text = "";
+  for (const [name, value] of pairs) text += `${name}\0${String(value).replaceAll("\0", "")}\0`;
+  return encoder.encode(text + "\0");
+}
+
+/** The list a showq server sends first. */
+export function showqGreeting(): Uint8Array {
+  return encodePairs([["protocol", showqProtocol]]);
+}
+
+/** The empty list that ends a report. */
+export function showqEnd(): Uint8Array {
+  return new Uint8Array([0]);
+}
+
+/** The list that carries one message (the null sender is sent as MAILER-DAEMON, as Postfix). */
 export function encodeQueuedMessage(msg: QueuedMessage): Uint8Array {
-  const parts = [
-    encodeAttrs({
-      queue_name: msg.queueName,
-      queue_id: msg.queueId,
-      time: msg.arrivalTime,
-      size: msg.size,
-      forced_expire: msg.forcedExpire ? 1 : 0,
-      sender: msg.sender,
-    }),
-    ...msg.recipients.map((r) => encodeAttrs({ recipient: r.address, reason: r.reason })),
-    encodeAttrs({}),
+  const pairs: [string, string | number][] = [
+    ["queue_name", msg.queueName],
+    ["queue_id", msg.queueId],
+    ["time", msg.arrivalTime],
+    ["size", msg.size],
+    ["forced_expire", msg.forcedExpire ? 1 : 0],
+    ["sender", senderText(msg.sender)],
   ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  for (const r of msg.recipients) pairs.push(["recipient", r.address], ["reason", r.reason]);
+  return encodePairs(pairs);
 }
 
 /** A showq stream that breaks the protocol. */
@@ -66,64 +83,97 @@ export class ShowqProtocolError extends Error {
   }
 }
 
-/** Bytes handed to the attribute reader at a time. */
-const decodeSlice = 1024;
-
-/** Turns a stream of attribute lists back into messages, one push() per chunk read. */
+/**
+ * Turns a showq stream back into messages, one push() per chunk read. It
+ * keeps an offset into its buffer and compacts only between chunks, so a
+ * large report costs time in proportion to its size.
+ */
 export class ShowqDecoder {
-  private reader = new AttrReader();
-  private current: QueuedMessage | undefined;
+  private buffer = new Uint8Array(0);
+  private state: "greeting" | "messages" | "done" = "greeting";
 
   /** Feeds a chunk; returns the messages it completes. */
   push(chunk: Uint8Array): QueuedMessage[] {
+    const merged = new Uint8Array(this.buffer.length + chunk.length);
+    merged.set(this.buffer);
+    merged.set(chunk, this.buffer.length);
     const done: QueuedMessage[] = [];
-    // AttrReader copies its remaining buffer after each list it takes, so
-    // its cost grows with the square of what it is given at once: feed it
-    // small slices.
-    for (let at = 0; at < chunk.length; at += decodeSlice) {
-      this.take(this.reader.push(chunk.subarray(at, at + decodeSlice)), done);
+    let at = 0;
+    for (;;) {
+      const list = readList(merged, at);
+      if (!list) break;
+      at = list.next;
+      this.take(list.pairs, done);
     }
+    this.buffer = merged.slice(at);
     return done;
   }
 
-  private take(lists: AttrList[], done: QueuedMessage[]): void {
-    for (const list of lists) {
-      if (!this.current) {
-        this.current = messageHead(list);
-      } else if (list.size === 0) {
-        done.push(this.current);
-        this.current = undefined;
-      } else {
-        if (!list.has("recipient")) throw new ShowqProtocolError("recipient expected");
-        this.current.recipients.push({
-          address: list.get("recipient") ?? "",
-          reason: list.get("reason") ?? "",
-        });
+  private take(pairs: [string, string][], done: QueuedMessage[]): void {
+    if (this.state === "done") throw new ShowqProtocolError("data after the end of the report");
+    if (this.state === "greeting") {
+      if (pairs.length !== 1 || pairs[0][0] !== "protocol" || pairs[0][1] !== showqProtocol) {
+        throw new ShowqProtocolError(`unexpected greeting, not ${showqProtocol}`);
       }
+      this.state = "messages";
+    } else if (pairs.length === 0) {
+      this.state = "done";
+    } else {
+      done.push(messageFrom(pairs));
     }
   }
 
-  /** Throws when the stream ended inside a message. */
+  /** Throws unless the stream ended where the report ends. */
   end(): void {
-    if (this.current || this.reader.pending) {
+    if (this.state !== "done" || this.buffer.length) {
       throw new ShowqProtocolError("premature end of the queue listing");
     }
   }
 }
 
-function messageHead(list: AttrList): QueuedMessage {
-  const id = list.get("queue_id");
-  const name = list.get("queue_name");
-  if (!id || !name) throw new ShowqProtocolError("queue_name and queue_id expected");
-  return {
-    queueName: name,
-    queueId: id,
-    arrivalTime: Number(list.get("time") ?? 0),
-    size: Number(list.get("size") ?? 0),
-    forcedExpire: list.get("forced_expire") === "1",
-    sender: list.get("sender") ?? "",
+/** Reads one list at `at`: its pairs and where the next list starts; null when incomplete. */
+function readList(buf: Uint8Array, at: number): { pairs: [string, string][]; next: number } | null {
+  const pairs: [string, string][] = [];
+  for (;;) {
+    const nameEnd = buf.indexOf(0, at);
+    if (nameEnd < 0) return null;
+    if (nameEnd === at) return { pairs, next: at + 1 };
+    const valueEnd = buf.indexOf(0, nameEnd + 1);
+    if (valueEnd < 0) return null;
+    pairs.push([
+      decoder.decode(buf.subarray(at, nameEnd)),
+      decoder.decode(buf.subarray(nameEnd + 1, valueEnd)),
+    ]);
+    at = valueEnd + 1;
+  }
+}
+
+const headNames = ["queue_name", "queue_id", "time", "size", "forced_expire", "sender"];
+
+/** A message from its list: the six head attributes in order, then recipient/reason pairs. */
+function messageFrom(pairs: [string, string][]): QueuedMessage {
+  for (let i = 0; i < headNames.length; i++) {
+    if (pairs[i]?.[0] !== headNames[i]) {
+      throw new ShowqProtocolError(`expected attribute ${headNames[i]}`);
+    }
+  }
+  const value = (i: number) => pairs[i][1];
+  const msg: QueuedMessage = {
+    queueName: value(0),
+    queueId: value(1),
+    arrivalTime: Number(value(2)),
+    size: Number(value(3)),
+    forcedExpire: value(4) !== "0",
+    sender: value(5),
     recipients: [],
   };
+  for (let i = headNames.length; i < pairs.length; i += 2) {
+    if (pairs[i][0] !== "recipient" || pairs[i + 1]?.[0] !== "reason") {
+      throw new ShowqProtocolError("expected recipient and reason");
+    }
+    msg.recipients.push({ address: pairs[i][1], reason: pairs[i + 1][1] });
+  }
+  return msg;
 }
 
 const dayNames = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];

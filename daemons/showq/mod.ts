@@ -2,8 +2,8 @@
 //
 // Each client of public/showq (postqueue -p/-j, sendmail -bp) gets a report
 // of every message in the maildrop, active, incoming, deferred and hold
-// queues, streamed as it walks the queue (the format is in
-// lib/showq_client.ts), and the connection is closed at the end. With -S it
+// queues, streamed as it walks the queue in Postfix's showq protocol
+// (lib/showq_client.ts), and the connection is closed at the end. With -S it
 // runs stand-alone, writing one report to standard output: postqueue runs it
 // so when the mail system is down.
 
@@ -13,16 +13,16 @@ import { type DaemonContext, multiServer } from "../../lib/daemon/server.ts";
 import { loadConfig, setupLogging } from "../../lib/config/mod.ts";
 import { configureLog } from "../../lib/log.ts";
 import { layoutFromConfig } from "../../lib/queue/layout.ts";
-import { encodeQueuedMessage } from "../../lib/showq_client.ts";
+import { encodeQueuedMessage, showqEnd, showqGreeting } from "../../lib/showq_client.ts";
 import { scanQueues } from "./scan.ts";
 
 /** Bytes gathered before each write: one write per batch of messages, not per message. */
 const batchBytes = 1 << 16;
 
-/** Yields the report in batches of encoded messages. */
+/** Yields the report (greeting, messages, end) in batches. */
 function* reportBatches(config: DaemonContext["config"]): Generator<Uint8Array> {
-  let parts: Uint8Array[] = [];
-  let size = 0;
+  let parts: Uint8Array[] = [showqGreeting()];
+  let size = parts[0].length;
   for (const msg of scanQueues(layoutFromConfig(config))) {
     const bytes = encodeQueuedMessage(msg);
     parts.push(bytes);
@@ -33,7 +33,8 @@ function* reportBatches(config: DaemonContext["config"]): Generator<Uint8Array> 
       size = 0;
     }
   }
-  if (size) yield join(parts, size);
+  parts.push(showqEnd());
+  yield join(parts, size + 1);
 }
 
 function join(parts: Uint8Array[], size: number): Uint8Array {

@@ -19,6 +19,8 @@ import {
   formatMessageText,
   type QueuedMessage,
   ShowqDecoder,
+  showqEnd,
+  showqGreeting,
   ShowqProtocolError,
 } from "../../lib/showq_client.ts";
 import { projectRoot } from "../run.ts";
@@ -124,31 +126,8 @@ Deno.test("postqueue -p on an empty queue says so; one message is one Request", 
 
 Deno.test("showq as a service answers postqueue -p without the fallback warning", async () => {
   const inst = goldenInstance();
-  const socket = `${inst.queueDir}/public/showq`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--unstable-ffi",
-      "--unstable-net",
-      `${projectRoot}mod.ts`,
-      "showq",
-      "-L",
-      `unix:${socket}`,
-    ],
-    env: inst.env,
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const child = await startShowq(inst);
   try {
-    for (let t = 0; t < 200; t++) {
-      try {
-        Deno.statSync(socket);
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
     const got = await postqueue(inst, ["-p"]);
     assertEquals(got.stderr, "");
     assertEquals(textShape(got.stdout), textShape(ref("showq.p.ref")));
@@ -191,7 +170,17 @@ Deno.test("defer logs are read in Postfix's format, old one-line entries too", (
   ]);
 });
 
-Deno.test("the showq stream round-trips and a truncated one is refused", () => {
+function join(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+Deno.test("the showq stream is Postfix's: greeting, one list per message, empty list at the end", () => {
   const msg: QueuedMessage = {
     queueName: "hold",
     queueId: "ABCDEF123",
@@ -201,13 +190,24 @@ Deno.test("the showq stream round-trips and a truncated one is refused", () => {
     sender: "",
     recipients: [{ address: "x@y.test", reason: "why" }, { address: "z@y.test", reason: "" }],
   };
-  const bytes = encodeQueuedMessage(msg);
-  assertEquals(new ShowqDecoder().push(bytes), [msg]);
+  const bytes = join(showqGreeting(), encodeQueuedMessage(msg), showqEnd());
+  assertEquals(
+    new TextDecoder().decode(bytes).replaceAll("\0", "|"),
+    "protocol|mail_queue_list_protocol||queue_name|hold|queue_id|ABCDEF123|time|1795535618|" +
+      "size|1234|forced_expire|1|sender|MAILER-DAEMON|recipient|x@y.test|reason|why|" +
+      "recipient|z@y.test|reason||||",
+  );
+  // Byte by byte, as a slow socket delivers it.
   const dec = new ShowqDecoder();
-  dec.push(bytes.subarray(0, bytes.length - 3));
+  const got: QueuedMessage[] = [];
+  for (const b of bytes) got.push(...dec.push(new Uint8Array([b])));
+  dec.end();
+  assertEquals(got, [{ ...msg, sender: "MAILER-DAEMON" }]);
+  const cut = new ShowqDecoder();
+  cut.push(bytes.subarray(0, bytes.length - 1));
   let refused = false;
   try {
-    dec.end();
+    cut.end();
   } catch (err) {
     refused = err instanceof ShowqProtocolError;
   }
@@ -216,4 +216,82 @@ Deno.test("the showq stream round-trips and a truncated one is refused", () => {
   const text = formatMessageText(msg);
   assertStringIncludes(text, "ABCDEF123!#    1234 ");
   assertStringIncludes(text, "  MAILER-DAEMON\n");
+});
+
+Deno.test("a stream that does not open with the showq greeting is refused", () => {
+  let refused = false;
+  try {
+    new ShowqDecoder().push(new TextEncoder().encode("protocol\0other\0\0"));
+  } catch (err) {
+    refused = err instanceof ShowqProtocolError;
+  }
+  assert(refused);
+});
+
+/** Starts Posthorn's showq on the instance's public/showq; returns the child. */
+async function startShowq(inst: QueueInstance): Promise<Deno.ChildProcess> {
+  const socket = `${inst.queueDir}/public/showq`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--unstable-ffi",
+      "--unstable-net",
+      `${projectRoot}mod.ts`,
+      "showq",
+      "-L",
+      `unix:${socket}`,
+    ],
+    env: inst.env,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  for (let t = 0; t < 200; t++) {
+    try {
+      Deno.statSync(socket);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return child;
+}
+
+Deno.test({
+  name: "the reference's postqueue lists the queue through Posthorn's showq service",
+  ignore: !haveReference,
+  async fn() {
+    const inst = goldenInstance();
+    const showq = await startShowq(inst);
+    try {
+      const out = new Deno.Command(referencePostqueue, {
+        args: ["-c", inst.configDir, "-p"],
+        env: { TZ: "UTC" },
+      }).outputSync();
+      assertEquals(new TextDecoder().decode(out.stderr), "");
+      assertEquals(textShape(new TextDecoder().decode(out.stdout)), textShape(ref("showq.p.ref")));
+    } finally {
+      showq.kill("SIGTERM");
+      await showq.status;
+      removeInstance(inst);
+    }
+  },
+});
+
+Deno.test({
+  name: "Posthorn's postqueue reads the reference's showq run stand-alone",
+  ignore: !haveReference,
+  async fn() {
+    const inst = goldenInstance("daemon_directory = /usr/lib/postfix/sbin\n");
+    new Deno.Command("chown", { args: ["-R", "postfix:postfix", inst.queueDir] }).outputSync();
+    try {
+      const got = await runProgram("postqueue", ["-c", inst.configDir, "-j"], {
+        env: { ...inst.env, POSTHORN_LAUNCHER: "" },
+      });
+      assertEquals(got.code, 0);
+      assertEquals(got.stdout.split("\n").sort(), ref("showq.j.ref").split("\n").sort());
+    } finally {
+      removeInstance(inst);
+    }
+  },
 });
