@@ -12,7 +12,7 @@ import { type Config, loadConfig, setupLogging } from "../lib/config/mod.ts";
 import { sendTrigger } from "../lib/ipc/trigger.ts";
 import { AttrReader, encodeAttrs } from "../lib/ipc/attr.ts";
 import { describe } from "../lib/queue/file.ts";
-import { listMailQueue } from "../lib/showq_client.ts";
+import { checkQueueUser, listMailQueue } from "../lib/showq_client.ts";
 import type { ProgramContext } from "../lib/program.ts";
 
 const usage =
@@ -75,11 +75,13 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
     throw err;
   }
   setupLogging(config, ctx.name, { stderr: true, verbose: req.verbose });
+  const openTable = async (spec: string) =>
+    (await import("../maps/mod.ts")).openMap(spec, { config });
+  if (req.mode === "p" || req.mode === "j") {
+    return await listMailQueue(config, req.mode === "p" ? "text" : "json", { openTable });
+  }
+  await checkQueueUser(config, "authorized_flush_users", "flush the mail queue", openTable);
   switch (req.mode) {
-    case "p":
-      return await listMailQueue(config, "text");
-    case "j":
-      return await listMailQueue(config, "json");
     case "f":
       return await flushQueue(config);
     case "i":

@@ -16,6 +16,7 @@ import { launchCommand } from "./daemon/launcher.ts";
 import { fatal, warn } from "./log.ts";
 import { describe } from "./queue/file.ts";
 import { FatalError } from "./log.ts";
+import { isAuthorizedSubmitter, submitterLogin, type TableOpener } from "./queue/submitter.ts";
 
 /** The protocol name showq announces. */
 export const showqProtocol = "mail_queue_list_protocol";
@@ -314,14 +315,9 @@ async function* connectionChunks(conn: Deno.UnixConn): AsyncIterable<Uint8Array>
 
 /** Whether this user may read the queue directly when showq is down (Postfix: the super-user). */
 function mayReadQueueDirectly(config: Config): boolean {
-  const uid = Deno.uid();
-  if (uid === 0) return true;
+  const uid = Deno.uid() ?? 0;
   // A self-contained instance run by an ordinary user: that user owns the queue.
-  try {
-    return Deno.statSync(config.get("queue_directory")).uid === uid;
-  } catch {
-    return false;
-  }
+  return uid === 0 || ownsQueue(config, uid);
 }
 
 /** Runs the showq program stand-alone (-S) and reads its report from its standard output. */
@@ -339,17 +335,66 @@ async function* standaloneChunks(config: Config, configDir: string): AsyncIterab
   if (!status.success) throw new FatalError("showq stand-alone failed", 75);
 }
 
+/** sysexits EX_NOPERM. */
+const exNoPerm = 77;
+
+/**
+ * Enforces a user list such as authorized_mailq_users or
+ * authorized_flush_users (Postfix's match list: names, type:table, `!`)
+ * for the invoking user; the super-user, and the owner of a self-contained
+ * instance's queue, are always allowed. `action` completes "is not allowed
+ * to ...". Without `openTable` a list that names a table denies.
+ */
+export async function checkQueueUser(
+  config: Config,
+  parameter: string,
+  action: string,
+  openTable?: TableOpener,
+): Promise<void> {
+  const uid = Deno.uid() ?? 0;
+  if (uid === 0 || ownsQueue(config, uid)) return;
+  const login = submitterLogin(uid);
+  const opener: TableOpener = openTable ??
+    (() => Promise.reject(new Error("no table support in this program")));
+  let allowed: boolean;
+  try {
+    allowed = await isAuthorizedSubmitter(config.list(parameter), login, opener);
+  } catch (err) {
+    fatalStatus(`${parameter}: ${(err as Error).message}`, exNoPerm);
+  }
+  if (!allowed) fatalStatus(`User ${login}(${uid}) is not allowed to ${action}`, exNoPerm);
+}
+
+function ownsQueue(config: Config, uid: number): boolean {
+  try {
+    return Deno.statSync(config.get("queue_directory")).uid === uid;
+  } catch {
+    return false;
+  }
+}
+
+/** Options for listMailQueue(). */
+export interface ListOptions {
+  /** Where the listing goes (standard output by default). */
+  out?: (text: string) => Promise<void>;
+  /** Opens a lookup table named in authorized_mailq_users (maps/ openMap). */
+  openTable?: TableOpener;
+}
+
 /**
  * Lists the mail queue on standard output, as postqueue -p (text) or -j
- * (json) and sendmail -bp (mailq) do: through the showq service, or, when
- * the mail system is down, by running showq stand-alone for a user allowed
- * to read the queue (with Postfix's warning). Returns the exit status.
+ * (json) and sendmail -bp (mailq) do: checks authorized_mailq_users, then
+ * asks the showq service, or, when the mail system is down, runs showq
+ * stand-alone for a user allowed to read the queue (with Postfix's
+ * warning). Returns the exit status; errors are fatal with Postfix's words.
  */
 export async function listMailQueue(
   config: Config,
   format: ListingFormat,
-  out: (text: string) => Promise<void> = writeStdout,
+  options: ListOptions = {},
 ): Promise<number> {
+  await checkQueueUser(config, "authorized_mailq_users", "view the mail queue", options.openTable);
+  const out = options.out ?? writeStdout;
   const mailName = config.get("mail_name") || "Postfix";
   const service = config.get("showq_service_name") || "showq";
   const path = `${config.get("queue_directory")}/public/${service}`;
