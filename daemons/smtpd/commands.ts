@@ -482,11 +482,15 @@ function pipeliningViolation(s: Session, verb: string): boolean {
   return true;
 }
 
+/** A client that talks before the greeting; true when it is to be dropped. */
+export function greetingViolation(s: Session): boolean {
+  return pipeliningViolation(s, "CONNECT");
+}
+
 /** Runs the command loop until QUIT, an error limit, a timeout or the client's end. */
 export async function commandLoop(s: Session): Promise<void> {
   const st = s.settings;
   const host = st.myhostname;
-  if (pipeliningViolation(s, "CONNECT")) return;
   for (;;) {
     if (s.errorCount >= st.smtpdHardErrorLimit) {
       s.reply(rep(421, "4.7.0", `${host} Error: too many errors`));

@@ -6,7 +6,7 @@ import * as net from "node:net";
 import { lookupService } from "node:dns/promises";
 import { info } from "../../lib/log.ts";
 import { ReadTimeout } from "../../lib/smtp/line_reader.ts";
-import { commandLoop, LostConnection, LostInData } from "./commands.ts";
+import { commandLoop, greetingViolation, LostConnection, LostInData } from "./commands.ts";
 import { type ClientInfo, Session, type SmtpdEnv, type Transport } from "./session.ts";
 
 /** node reports IPv4 clients of a dual-stack socket as ::ffff:a.b.c.d. */
@@ -68,8 +68,10 @@ export async function runSession(s: Session): Promise<void> {
   try {
     if (await env.limits.connect(s)) {
       if (!st.smtpdDelayReject) s.clientReject = await env.checker.client(s, "CONNECT");
-      s.replyLine(`220 ${st.smtpdBanner}`);
-      await commandLoop(s);
+      if (!greetingViolation(s)) {
+        s.replyLine(`220 ${st.smtpdBanner}`);
+        await commandLoop(s);
+      }
     }
   } catch (err) {
     if (err instanceof ReadTimeout) {

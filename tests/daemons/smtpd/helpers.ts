@@ -102,6 +102,12 @@ export async function start(
   const port = freePort();
   const inst: Instance = { dir, port, layout, children: [] };
   if (options.cleanup !== false) {
+    spawn(inst, "daemons/trivial_rewrite/mod.ts", "trivial-rewrite", [
+      "-n",
+      "rewrite",
+      "-L",
+      `unix:${dir}/queue/private/rewrite`,
+    ]);
     spawn(inst, "daemons/cleanup/mod.ts", "cleanup", ["-L", `unix:${dir}/queue/private/cleanup`]);
   }
   if (options.anvil) {
