@@ -323,16 +323,21 @@ function mayReadQueueDirectly(config: Config): boolean {
 /** Runs the showq program stand-alone (-S) and reads its report from its standard output. */
 async function* standaloneChunks(config: Config, configDir: string): AsyncIterable<Uint8Array> {
   const cmd = launchCommand(config, config.get("showq_service_name") || "showq", ["-S"]);
-  const child = new Deno.Command(cmd.file, {
-    args: cmd.args,
-    env: { MAIL_CONFIG: configDir },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(cmd.file, {
+      args: cmd.args,
+      env: { MAIL_CONFIG: configDir },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+  } catch (err) {
+    fatalStatus(`execvp ${cmd.file}: ${describe(err)}`, 71);
+  }
   for await (const chunk of child.stdout) yield chunk;
   const status = await child.status;
-  if (!status.success) throw new FatalError("showq stand-alone failed", 75);
+  if (!status.success) fatalStatus(`Error running ${cmd.path}`, 70);
 }
 
 /** sysexits EX_NOPERM. */
@@ -408,14 +413,11 @@ export async function listMailQueue(
       fatalStatus("Queue report unavailable - mail system is down", 69);
     }
     warn(`Mail system is down -- accessing queue directly (${why})`);
-    await printListing(standaloneChunks(config, config.configDir), format, out);
+    await checkedListing(standaloneChunks(config, config.configDir), format, out);
     return 0;
   }
   try {
-    await printListing(connectionChunks(conn), format, out);
-  } catch (err) {
-    if (err instanceof ShowqProtocolError) fatalStatus(`showq service: ${err.message}`, 75);
-    throw err;
+    await checkedListing(connectionChunks(conn), format, out);
   } finally {
     try {
       conn.close();
@@ -424,6 +426,20 @@ export async function listMailQueue(
     }
   }
   return 0;
+}
+
+/** printListing(), with a broken stream fatal (EX_TEMPFAIL, 75). */
+async function checkedListing(
+  source: AsyncIterable<Uint8Array>,
+  format: ListingFormat,
+  out: (text: string) => Promise<void>,
+): Promise<void> {
+  try {
+    await printListing(source, format, out);
+  } catch (err) {
+    if (err instanceof ShowqProtocolError) fatalStatus(`showq service: ${err.message}`, 75);
+    throw err;
+  }
 }
 
 /** msg_fatal_status: the fatal line, and exit with `status` (a sysexits code). */

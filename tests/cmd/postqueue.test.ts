@@ -117,3 +117,46 @@ Deno.test("postqueue -c names the configuration; MAIL_CONFIG is the default; -v 
     removeInstance(inst);
   }
 });
+
+Deno.test("postqueue -p reports a showq that cannot run stand-alone, as Postfix", async () => {
+  const inst = emptyInstance("daemon_directory = /nonexistent\n");
+  try {
+    const missing = await runProgram("postqueue", ["-c", inst.configDir, "-p"], {
+      env: { ...inst.env, POSTHORN_LAUNCHER: "" },
+    });
+    assertEquals(missing.code, 71);
+    assertStringIncludes(
+      missing.stderr,
+      "postqueue: fatal: execvp /nonexistent/showq: No such file or directory\n",
+    );
+    const failing = await runProgram("postqueue", ["-c", inst.configDir, "-p"], {
+      env: { ...inst.env, POSTHORN_LAUNCHER: "/bin/false" },
+    });
+    assertEquals(failing.code, 70);
+    assertStringIncludes(failing.stderr, "postqueue: fatal: Error running /nonexistent/showq\n");
+  } finally {
+    removeInstance(inst);
+  }
+});
+
+Deno.test("postqueue -p refuses a showq service that does not speak the showq protocol", async () => {
+  const inst = emptyInstance();
+  const listener = Deno.listen({ transport: "unix", path: `${inst.queueDir}/public/showq` });
+  const serve = (async () => {
+    const conn = await listener.accept();
+    await conn.write(new TextEncoder().encode("protocol\0something_else\0\0"));
+    conn.close();
+  })();
+  try {
+    const got = await postqueue(inst, ["-p"]);
+    await serve;
+    assertEquals(got.code, 75);
+    assertEquals(
+      got.stderr,
+      "postqueue: fatal: showq service: unexpected greeting, not mail_queue_list_protocol\n",
+    );
+  } finally {
+    listener.close();
+    removeInstance(inst);
+  }
+});
