@@ -304,7 +304,8 @@ async function send(
     original: original ? { headers: original.headers, body: original.body } : null,
     returnBody: how.returnBody,
     boundary: `${msg.queueId}.${Math.floor(now.getTime() / 1000)}/${env.myhostname}`,
-    eightBit: original?.eightBit ?? false,
+    eightBit: (original?.eightBit ?? false) ||
+      env.templates[kind].charset.toLowerCase() !== "us-ascii",
   });
   try {
     const id = await env.submit(how.sender, how.to, lines);

@@ -24,10 +24,10 @@ const help = "For further assistance, please send mail to postmaster.\n\n" +
   "If you do so, please include this problem report. You can\n" +
   "delete your own text from the attached returned message.\n";
 
-/** The built-in templates (Postfix 3.7's bounce.cf.default). */
+/** The built-in templates (Postfix 3.7's texts; its built-in charset is utf-8, unlike bounce.cf.default's). */
 export const defaultTemplates: Record<TemplateName, RawTemplate> = {
   failure: {
-    charset: "us-ascii",
+    charset: "utf-8",
     from,
     subject: "Undelivered Mail Returned to Sender",
     postmasterSubject: "Postmaster Copy: Undelivered Mail",
@@ -36,7 +36,7 @@ export const defaultTemplates: Record<TemplateName, RawTemplate> = {
       "be delivered to one or more recipients. It's attached below.\n\n" + help + closing,
   },
   delay: {
-    charset: "us-ascii",
+    charset: "utf-8",
     from,
     subject: "Delayed Mail (still being retried)",
     postmasterSubject: "Postmaster Warning: Delayed Mail",
@@ -49,7 +49,7 @@ export const defaultTemplates: Record<TemplateName, RawTemplate> = {
       closing,
   },
   success: {
-    charset: "us-ascii",
+    charset: "utf-8",
     from,
     subject: "Successful Mail Delivery Report",
     postmasterSubject: "Successful Mail Delivery Report",
@@ -60,7 +60,7 @@ export const defaultTemplates: Record<TemplateName, RawTemplate> = {
       "notifications of mail delivery errors from other systems.\n" + closing,
   },
   verify: {
-    charset: "us-ascii",
+    charset: "utf-8",
     from,
     subject: "Mail Delivery Status Report",
     postmasterSubject: "Mail Delivery Status Report",

@@ -53,7 +53,7 @@ export interface ReportInput {
   returnBody: boolean;
   /** Unique boundary; Postfix uses ID.TIME/HOSTNAME. */
   boundary: string;
-  /** 8bit content in the returned message. */
+  /** Content-Transfer-Encoding: 8bit on the message and its parts (8bit original or a non-ASCII charset). */
   eightBit: boolean;
 }
 
@@ -99,10 +99,11 @@ export function recipientFields(r: ReportRecipient, retryUntil?: Date): string[]
   return out;
 }
 
+/** The returned part's Content-Description, full and headers only (as the reference words them). */
 const descriptions = {
   failure: ["Undelivered Message", "Undelivered Message Headers"],
-  delay: ["Delayed Message", "Delayed Message Headers"],
-  success: ["Delivered Message", "Delivered Message Headers"],
+  delay: ["Undelivered Message", "Undelivered Message Headers"],
+  success: ["Message", "Message Headers"],
   verify: ["Message", "Message Headers"],
 };
 
@@ -110,23 +111,24 @@ const descriptions = {
 export function buildReport(input: ReportInput): string[] {
   const t = input.template;
   const b = input.boundary;
+  const cte = input.eightBit ? ["Content-Transfer-Encoding: 8bit"] : [];
   const out: string[] = [
+    `Date: ${rfc822Date(input.now)}`,
     `From: ${t.from}`,
     `Subject: ${input.postmasterCopy ? t.postmasterSubject : t.subject}`,
     `To: ${input.to}`,
-    `Date: ${rfc822Date(input.now)}`,
     `Auto-Submitted: auto-replied`,
     `MIME-Version: 1.0`,
     `Content-Type: multipart/report; report-type=delivery-status;`,
     `\tboundary="${b}"`,
   ];
-  if (input.eightBit) out.push("Content-Transfer-Encoding: 8bit");
-  out.push("", "This is a MIME-encapsulated message.", "");
+  out.push(...cte, "", "This is a MIME-encapsulated message.", "");
   // The human-readable part.
   out.push(
     `--${b}`,
     `Content-Description: Notification`,
     `Content-Type: text/plain; charset=${t.charset}`,
+    ...cte,
     "",
   );
   if (!input.postmasterCopy) out.push(...t.text.replace(/\n$/, "").split("\n"), "");
@@ -153,7 +155,9 @@ export function buildReport(input: ReportInput): string[] {
       `--${b}`,
       `Content-Description: ${full ? whole : headers}`,
       `Content-Type: ${full ? "message/rfc822" : "text/rfc822-headers"}`,
+      ...cte,
       "",
+      `Return-Path: <${input.sender}>`,
       ...input.original.headers,
     );
     if (full) out.push("", ...input.original.body);
