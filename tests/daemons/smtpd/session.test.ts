@@ -89,9 +89,9 @@ Deno.test({
         assertEquals(await c.reply(), "250 2.1.0 Ok");
         assertEquals(await c.reply(), "250 2.1.5 Ok");
         assertEquals(await c.reply(), "250 2.0.0 Ok: 21 bytes");
-        await c.send("BDAT 6 LAST\r\nend\r\n");
+        await c.send("BDAT 5 LAST\r\nend\r\n");
         const last = await c.reply();
-        const m = /^250 2\.0\.0 Ok: 27 bytes queued as (\w+)$/.exec(last);
+        const m = /^250 2\.0\.0 Ok: 26 bytes queued as (\w+)$/.exec(last);
         assert(m, last);
         const lines = records(inst, m[1]).filter((x) => x.type === "N").map((x) => x.text);
         assert(lines.includes("..dot") && lines.includes("end"), lines.join("|"));
@@ -206,9 +206,13 @@ Deno.test({
   async fn() {
     const inst = await start("smtpd_forbid_unauth_pipelining = yes");
     try {
+      // Input before the greeting is caught when it is there as the greeting
+      // is due; otherwise the EHLO it pipelines with is.
       const c = await Client.connect(inst.port);
-      await c.send("EHLO x\r\n");
-      assertEquals(await c.reply(), "554 5.5.0 Error: SMTP protocol synchronization");
+      await c.send("EHLO x\r\nMAIL FROM:<a@b>\r\n");
+      const replies: string[] = [];
+      for (let r = await c.reply(); r !== "<EOF>"; r = await c.reply()) replies.push(r);
+      assertEquals(replies.at(-1), "554 5.5.0 Error: SMTP protocol synchronization");
       c.close();
       const d = await Client.connect(inst.port);
       await d.reply();
