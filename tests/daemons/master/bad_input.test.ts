@@ -172,3 +172,52 @@ Deno.test("postfix flush without a queue manager says so", opts, async () => {
     await inst.destroy();
   }
 });
+
+Deno.test({
+  name: "as root, a mail_owner that does not exist is refused",
+  ignore: Deno.uid() !== 0,
+  ...opts,
+  fn: async () => {
+    const inst = await Instance.create(
+      "echo unix - - n - - echo\n",
+      "mail_owner = no-such-user-xyz",
+    );
+    try {
+      const start = await inst.postfix("start");
+      assertEquals(start.code, 1);
+      assertStringIncludes(
+        start.stderr,
+        `fatal: file ${inst.dir}/main.cf: parameter mail_owner: unknown user name value: no-such-user-xyz`,
+      );
+    } finally {
+      await inst.destroy();
+    }
+  },
+});
+
+Deno.test(
+  "postfix post-install creates the queue tree; set-permissions repairs modes; check warns",
+  opts,
+  async () => {
+    const inst = await Instance.create("echo unix - - n - - echo\n");
+    try {
+      assertEquals((await inst.postfix("post-install", "create-missing")).code, 0);
+      for (
+        const name of ["active", "deferred", "incoming", "maildrop", "pid", "private", "public"]
+      ) {
+        assert(Deno.statSync(`${inst.queue}/${name}`).isDirectory, name);
+      }
+      assertEquals(Deno.statSync(`${inst.queue}/private`).mode! & 0o7777, 0o700);
+      await Deno.chmod(`${inst.queue}/private`, 0o777);
+      const check = await inst.postfix("check");
+      assertEquals(check.code, 0);
+      assertStringIncludes(check.stderr, `warning: group or other writable: ${inst.queue}/private`);
+      assertEquals((await inst.postfix("set-permissions")).code, 0);
+      assertEquals(Deno.statSync(`${inst.queue}/private`).mode! & 0o7777, 0o700);
+      const clean = await inst.postfix("check");
+      assertEquals(clean.stderr.includes("warning"), false, clean.stderr);
+    } finally {
+      await inst.destroy();
+    }
+  },
+);

@@ -15,14 +15,17 @@ export const testUser = "posthorn-test";
 /** Creates the test user when running as root (once); returns its name, or "" when not root. */
 export function ensureTestUser(): string {
   if (Deno.uid() !== 0) return "";
-  const probe = new Deno.Command("id", { args: ["-u", testUser], stdout: "null", stderr: "null" })
-    .outputSync();
-  if (!probe.success) {
+  const exists = () =>
+    new Deno.Command("id", { args: ["-u", testUser], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  // Test files run in parallel: a concurrent useradd may hold the passwd lock.
+  for (let i = 0; i < 20 && !exists(); i++) {
     new Deno.Command("useradd", {
       args: ["-r", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", testUser],
       stdout: "null",
       stderr: "null",
     }).outputSync();
+    if (!exists()) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
   }
   return testUser;
 }
