@@ -391,10 +391,28 @@ export class Checker {
     return this.serverError(kind, ctx);
   }
 
+  /** The address class, or undefined when the resolver failed (logged). */
+  private async classify(address: string): Promise<AddressClass | undefined> {
+    try {
+      return await this.resolver.classify(address);
+    } catch (err) {
+      warn(`problem resolving ${address}: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  private lookupFailure(address: string): Verdict {
+    return {
+      kind: "reject",
+      reply: { code: 451, dsn: "4.3.0", text: `<${address}>: Temporary lookup failure` },
+    };
+  }
+
   /** reject_unauth_destination and friends: the recipient's class decides. */
   private async authDestination(lower: string, ctx: CheckContext): Promise<Verdict> {
     if (ctx.recipient === undefined) return DUNNO;
-    const cls = await this.resolver.classify(ctx.recipient);
+    const cls = await this.classify(ctx.recipient);
+    if (cls === undefined) return this.lookupFailure(ctx.recipient);
     const authorized = cls !== "default";
     if (lower === "permit_auth_destination") return authorized ? PERMIT : DUNNO;
     if (authorized) return DUNNO;
@@ -416,7 +434,8 @@ export class Checker {
     address: string,
     role: "sender" | "recipient",
   ): Promise<Verdict> {
-    const cls = await this.resolver.classify(address);
+    const cls = await this.classify(address);
+    if (cls === undefined) return this.lookupFailure(address);
     const which: Record<AddressClass, [string[], string, string] | undefined> = {
       local: [
         ["local_recipient_maps"],

@@ -13,7 +13,7 @@ import { configureLog } from "../../lib/log.ts";
 import { loadConfig, setupLogging } from "../../lib/config/mod.ts";
 import { Checker } from "./checks.ts";
 import { Limits } from "./limits.ts";
-import { configResolver, type Resolver } from "./resolve.ts";
+import { type Resolver, rewriteResolver } from "./resolve.ts";
 import { serveConnection, serveStdio } from "./server.ts";
 import type { SmtpdEnv } from "./session.ts";
 import { settingsFrom } from "./settings.ts";
@@ -27,7 +27,7 @@ export function smtpdEnv(config: Config, service = "smtp", resolver?: Resolver):
   const settings = settingsFrom(config);
   return {
     settings,
-    checker: new Checker(config, resolver ?? configResolver(config)),
+    checker: new Checker(config, resolver ?? rewriteResolver(config)),
     limits: new Limits(settings, service),
     service,
   };

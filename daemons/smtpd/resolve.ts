@@ -1,12 +1,13 @@
 // Address classes for the relay and recipient checks. trivial-rewrite's
-// resolve service (lib/rewrite_client.ts) is the authority; until smtpd is
-// wired to it, this module classifies a domain the way trivial-rewrite does
-// from main.cf alone: $mydestination and the local interfaces are local,
-// virtual_alias_domains alias, virtual_mailbox_domains virtual,
-// relay_domains relay, anything else default.
+// resolve service (lib/rewrite_client.ts) is the authority and smtpd asks
+// it; configResolver classifies a domain from main.cf alone ($mydestination
+// and the local interfaces local, virtual_alias_domains alias,
+// virtual_mailbox_domains virtual, relay_domains relay, else default) for
+// tests that run the checks without the service.
 
 import type { Config } from "../../lib/config/mod.ts";
 import { type Dict, openMap } from "../../maps/mod.ts";
+import { resolveAddress, ResolveFlag, rewriteAddress } from "../../lib/rewrite_client.ts";
 
 /** An address class, as trivial-rewrite names them. */
 export type AddressClass = "local" | "alias" | "virtual" | "relay" | "default";
@@ -91,4 +92,24 @@ export function configResolver(config: Config): Resolver {
 
 function isLoopback(addr: string): boolean {
   return addr.startsWith("127.") || addr === "::1";
+}
+
+/**
+ * The trivial-rewrite service as the authority: the address is first made
+ * canonical in the local context (an unqualified name gets @$myorigin),
+ * then resolved; the class comes from the RESOLVE_CLASS_* flags.
+ */
+export function rewriteResolver(config: Config): Resolver {
+  return {
+    async classify(address) {
+      const canonical = await rewriteAddress(config, "local", address);
+      const r = await resolveAddress(config, "", canonical);
+      if (r.flags & ResolveFlag.FAIL) throw new Error(`resolve ${address}: failed`);
+      if (r.flags & ResolveFlag.CLASS_LOCAL) return "local";
+      if (r.flags & ResolveFlag.CLASS_ALIAS) return "alias";
+      if (r.flags & ResolveFlag.CLASS_VIRTUAL) return "virtual";
+      if (r.flags & ResolveFlag.CLASS_RELAY) return "relay";
+      return "default";
+    },
+  };
 }
