@@ -337,16 +337,15 @@ export class Qmgr {
     const groups = new Map<DestQueue, QueuedRecipient[]>();
     for (let i = 0; i < results.length; i++) {
       const rcpt = msg.q.recipients[i];
-      const res = results[i];
+      let res = results[i];
+      // As Postfix's qmgr does, recipients it cannot send on now go to the
+      // retry service with the reason as next hop (that agent logs them).
       if (!res || (res.flags & RESOLVE_FLAG_FAIL)) {
-        await this.deferByQmgr(msg, rcpt, "4.3.0", "address resolver failure");
-        continue;
+        res = redirect(res, "4.3.0 address resolver failure");
+      } else if (this.deps.settings.deferTransports.has(res.transport) && !msg.force) {
+        res = redirect(res, "4.3.2 deferred transport");
       }
       const transport = this.transport(res.transport);
-      if (this.deps.settings.deferTransports.has(res.transport) && !msg.force) {
-        await this.deferByQmgr(msg, rcpt, "4.3.2", "deferred transport");
-        continue;
-      }
       if (transport.deadUntil > this.now()) {
         await this.deferByQmgr(msg, rcpt, "4.3.0", transport.deadReason);
         continue;
@@ -806,6 +805,11 @@ export class Qmgr {
     }
     removeQuiet(queueFilePath(this.deps.layout, "defer", msg.q.queueId));
   }
+}
+
+/** The retry service (Postfix's MAIL_SERVICE_RETRY) with `reason` as next hop. */
+function redirect(res: Resolved | null, reason: string): Resolved {
+  return { transport: "retry", nexthop: reason, recipient: res?.recipient ?? "", flags: 0 };
 }
 
 /** The number of requests `n` recipients need at recipient limit `limit` (0: no limit). */

@@ -9,6 +9,7 @@ import { encodeRecord, joinRecords } from "../../../lib/queue/record.ts";
 import type { BounceLog, BounceMessage, BounceService } from "../../../lib/bounce_client.ts";
 import type { DsnStatus } from "../../../lib/dsn/status.ts";
 import { DeliverySession } from "../../../lib/deliver/agent.ts";
+import { deliverError } from "../../../daemons/error.ts";
 import type { DeliverReply, DeliverRequest } from "../../../lib/deliver/request.ts";
 import { captureLog } from "../../../lib/log.ts";
 import { Qmgr, type Resolved } from "../../../daemons/qmgr/core.ts";
@@ -130,6 +131,8 @@ export class TestAgent {
   /** In-flight counts seen at each request start, per destination. */
   profile = new Map<string, number[]>();
   delivered: string[] = [];
+  /** Requests to the retry service. */
+  retried: DeliverRequest[] = [];
 
   constructor(
     private readonly q: TestQueue,
@@ -153,6 +156,18 @@ export class TestAgent {
       bounce: this.bounce,
       resolution: 2,
     });
+    if (transport === "retry") {
+      // The retry service, as under the master: defers with the next hop as reason.
+      this.retried.push(req);
+      this.requests.pop();
+      try {
+        await deliverError(session, true);
+        return session.reply();
+      } finally {
+        session.close();
+        this.inFlight.set(key, (this.inFlight.get(key) ?? 1) - 1);
+      }
+    }
     const action = this.action(req);
     try {
       if (action === "hang") return await new Promise<never>(() => {});
