@@ -329,6 +329,10 @@ Deno.test(
       return lines.join("\n");
     });
     assertEquals(agent.requests.length, 0);
+    assertEquals(agent.retried.map((r) => r.nexthop).sort(), [
+      "4.3.0 address resolver failure",
+      "4.3.2 deferred transport",
+    ], "both go to the retry service, as in Postfix");
     assertStringIncludes(log, "to=<a@held.test>, relay=none");
     assertStringIncludes(log, "dsn=4.3.2, status=deferred (deferred transport)");
     assertStringIncludes(log, "status=deferred (address resolver failure)");
