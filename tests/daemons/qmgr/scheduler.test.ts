@@ -6,7 +6,7 @@ import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
 import { queueFilePath } from "../../../lib/queue/layout.ts";
 import { decodeRecords, recordText } from "../../../lib/queue/record.ts";
 import { configFromText } from "../../../lib/config/mod.ts";
-import { Qmgr } from "../../../daemons/qmgr/core.ts";
+import { Qmgr, TransportUnavailable } from "../../../daemons/qmgr/core.ts";
 import { qmgrSettings } from "../../../daemons/qmgr/settings.ts";
 import {
   makeQmgr,
@@ -456,3 +456,74 @@ Deno.test(
     await Deno.remove(q.dir, { recursive: true });
   },
 );
+
+Deno.test(
+  "qmgr suspends a transport whose agent cannot be reached, and F revives dead sites",
+  opts,
+  async () => {
+    const q = await makeQueue();
+    const bounce = recordingBounce();
+    const agent = new TestAgent(
+      q,
+      bounce,
+      (req) => req.nexthop === "down.test" ? "site-defer" : "sent",
+    );
+    let reachable = false;
+    const normal = agent.deliver;
+    agent.deliver = (t, r) => {
+      if (!reachable && t === "smtp" && r.nexthop === "gone.test") {
+        return Promise.reject(
+          new TransportUnavailable("connect to transport private/smtp: Connection refused"),
+        );
+      }
+      return normal(t, r);
+    };
+    writeMessage(q, { recipients: ["a@gone.test"] });
+    const log = await withLog(async (lines) => {
+      const qmgr = makeQmgr(q, agent, bounce);
+      await qmgr.start();
+      await qmgr.idle();
+      // While the transport is suspended, new mail for it is deferred untried.
+      writeMessage(q, { recipients: ["b@other.test"] });
+      await qmgr.trigger("I");
+      await qmgr.idle();
+      qmgr.stop();
+      return lines.join("\n");
+    });
+    assertStringIncludes(log, "to=<a@gone.test>, relay=none");
+    assertStringIncludes(log, "dsn=4.3.0, status=deferred (mail transport unavailable)");
+    assertStringIncludes(log, "to=<b@other.test>, relay=none");
+    assertEquals(agent.delivered, []);
+    assertEquals(queueFiles(q, "deferred").length, 2);
+    // F: dead sites may be tried again; A: at once, whatever the retry time.
+    reachable = true;
+    const qmgr = makeQmgr(q, agent, bounce);
+    await withLog(async () => {
+      await qmgr.trigger("FA");
+      await qmgr.idle();
+    });
+    qmgr.stop();
+    assertEquals(agent.delivered.sort(), ["a@gone.test", "b@other.test"]);
+    await Deno.remove(q.dir, { recursive: true });
+  },
+);
+
+Deno.test("qmgr saves a corrupt queue file to the corrupt queue", opts, async () => {
+  const q = await makeQueue();
+  const bounce = recordingBounce();
+  const agent = new TestAgent(q, bounce);
+  const path = queueFilePath(q.layout, "incoming", "ABCDEF12345");
+  Deno.writeFileSync(path, new Uint8Array([0x43, 0x7f, 0x31]), { mode: 0o700 });
+  Deno.chmodSync(path, 0o700);
+  const log = await withLog(async (lines) => {
+    const qmgr = makeQmgr(q, agent, bounce);
+    await qmgr.start();
+    await qmgr.idle();
+    qmgr.stop();
+    return lines.join("\n");
+  });
+  assertStringIncludes(log, `warning: saving corrupt file "ABCDEF12345" from queue "active"`);
+  assertEquals(queueFiles(q, "corrupt"), ["ABCDEF12345"]);
+  assertEquals(agent.requests.length, 0);
+  await Deno.remove(q.dir, { recursive: true });
+});
