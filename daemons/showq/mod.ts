@@ -23,7 +23,8 @@ const batchBytes = 1 << 16;
 function* reportBatches(config: DaemonContext["config"]): Generator<Uint8Array> {
   let parts: Uint8Array[] = [showqGreeting()];
   let size = parts[0].length;
-  for (const msg of scanQueues(layoutFromConfig(config))) {
+  const show = { utf8: config.bool("smtputf8_enable") };
+  for (const msg of scanQueues(layoutFromConfig(config), show)) {
     const bytes = encodeQueuedMessage(msg);
     parts.push(bytes);
     size += bytes.length;

@@ -11,6 +11,12 @@ import { warn } from "../../lib/log.ts";
 import type { QueuedMessage, QueuedRecipient } from "../../lib/showq_client.ts";
 import { readDeferLog } from "./defer_log.ts";
 
+/** How addresses and reasons are shown. */
+export interface ShowOptions {
+  /** smtputf8_enable: UTF-8 text is shown as is, else each non-ASCII byte as `?`. */
+  utf8: boolean;
+}
+
 /** The queues showq reports, in the order Postfix's showq reports them. */
 export const showqQueues = ["maildrop", "active", "incoming", "deferred", "hold"];
 
@@ -42,14 +48,17 @@ export function* walkQueue(dir: string): Generator<{ id: string; path: string }>
 }
 
 /** Every listed message of the queue tree, read one file at a time. */
-export function* scanQueues(layout: QueueLayout): Generator<QueuedMessage> {
+export function* scanQueues(
+  layout: QueueLayout,
+  show: ShowOptions = { utf8: true },
+): Generator<QueuedMessage> {
   // One listing of the defer logs up front spares a failed open per message
   // without one (most of a large queue); a log written after it is picked
   // up by the next listing.
   const logged = new Set([...walkQueue(queuePath(layout, "defer"))].map((e) => e.id));
   for (const queueName of showqQueues) {
     for (const { id, path } of walkQueue(queuePath(layout, queueName))) {
-      const msg = readQueuedMessage(layout, queueName, id, path, logged);
+      const msg = readQueuedMessage(layout, queueName, id, path, logged, show);
       if (msg) yield msg;
     }
   }
@@ -65,6 +74,7 @@ export function readQueuedMessage(
   id: string,
   path: string,
   logged?: Set<string>,
+  show: ShowOptions = { utf8: true },
 ): QueuedMessage | null {
   let info: Deno.FileInfo;
   let data: Uint8Array;
@@ -92,7 +102,11 @@ export function readQueuedMessage(
     warn(`${queueName}/${id}: ${err.message}`);
     return null;
   }
-  msg.recipients = withReasons(layout, id, pending, !logged || logged.has(id));
+  msg.recipients = withReasons(layout, id, pending, !logged || logged.has(id)).map((r) => ({
+    address: printable(r.address, show.utf8),
+    reason: printable(r.reason, show.utf8),
+  }));
+  msg.sender = printable(msg.sender, show.utf8);
   return msg;
 }
 
@@ -115,10 +129,10 @@ function readEnvelope(data: Uint8Array, msg: QueuedMessage): string[] {
         msg.arrivalTime = parseInt(text(), 10) || msg.arrivalTime;
         break;
       case RecordType.FROM:
-        msg.sender = text() === "" ? "" : quoteAddress(text());
+        msg.sender = shownAddress(text());
         break;
       case RecordType.RCPT:
-        pending.push(quoteAddress(text()));
+        pending.push(shownAddress(text()));
         break;
       case RecordType.MESG:
         if (extractedAt > 0 && extractedAt < data.length) {
@@ -147,13 +161,44 @@ function withReasons(
   const out: QueuedRecipient[] = [];
   const seen = new Set<string>();
   for (const entry of logged) {
-    const address = quoteAddress(entry.recipient);
+    const address = shownAddress(entry.recipient);
     if (seen.has(address)) continue;
     seen.add(address);
     out.push({ address, reason: entry.reason });
   }
   for (const address of pending) {
     if (!seen.has(address)) out.push({ address, reason: "" });
+  }
+  return out;
+}
+
+/**
+ * An address as showq shows it: the local part quoted where RFC 5322 needs
+ * it, a source route (`@a,@b:`) left outside the quotes, the null address
+ * as MAILER-DAEMON.
+ */
+export function shownAddress(address: string): string {
+  if (address === "") return "MAILER-DAEMON";
+  const at = address.lastIndexOf("@");
+  const colon = address.indexOf(":");
+  if (address.startsWith("@") && colon > 0 && colon < at) {
+    return address.slice(0, colon + 1) + quoteAddress(address.slice(colon + 1));
+  }
+  return quoteAddress(address);
+}
+
+/**
+ * Text made safe for a listing, as Postfix's printable(): control characters
+ * become `?`, and so does each byte of non-ASCII text unless UTF-8 is enabled
+ * (undecodable bytes, read as U+FFFD, always).
+ */
+export function printable(text: string, utf8: boolean): string {
+  let out = "";
+  for (const ch of text) {
+    const code = ch.codePointAt(0)!;
+    if (code < 0x20 || code === 0x7f || code === 0xfffd) out += "?";
+    else if (code < 0x80 || utf8) out += ch;
+    else out += "?".repeat(new TextEncoder().encode(ch).length);
   }
   return out;
 }

@@ -95,6 +95,30 @@ Deno.test({
   },
 });
 
+/** An instance holding crafted.tar (odd addresses, control characters, UTF-8). */
+function craftedInstance(extra = ""): QueueInstance {
+  const inst = emptyInstance(extra);
+  new Deno.Command("tar", {
+    args: ["-xf", `${goldenDir}crafted.tar`, "-C", inst.queueDir, "--no-same-owner"],
+  }).outputSync();
+  return inst;
+}
+
+for (const utf8 of [false, true]) {
+  const suffix = utf8 ? ".utf8" : "";
+  Deno.test(`showq quotes, sanitizes and names the null address as the reference (smtputf8_enable = ${utf8 ? "yes" : "no"})`, async () => {
+    const inst = craftedInstance(`smtputf8_enable = ${utf8 ? "yes" : "no"}\n`);
+    try {
+      const p = await postqueue(inst, ["-p"]);
+      assertEquals(textShape(p.stdout), textShape(ref(`crafted${suffix}.p.ref`)));
+      const j = await postqueue(inst, ["-j"]);
+      assertEquals(j.stdout.split("\n").sort(), ref(`crafted${suffix}.j.ref`).split("\n").sort());
+    } finally {
+      removeInstance(inst);
+    }
+  });
+}
+
 Deno.test("postqueue -p with the mail system down warns as Postfix and reads the queue", async () => {
   const inst = goldenInstance();
   try {

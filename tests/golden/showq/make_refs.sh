@@ -41,3 +41,16 @@ while read -r cmd; do
 done < postsuper.seq > postsuper.seq.ref
 (cd "$tmp/queue" && find maildrop incoming active deferred hold defer -type f -printf '%p %m\n' | sort) \
   >> postsuper.seq.ref
+
+# crafted.tar: messages written with lib/queue whose addresses need quoting,
+# source routes, null and empty addresses, control characters and UTF-8;
+# listed without and with smtputf8_enable.
+rm -rf "$tmp/queue" && mkdir "$tmp/queue"
+(cd "$tmp/queue" && tar -xf "$here/crafted.tar" && mkdir -p maildrop active deferred defer)
+printf 'queue_directory = %s/queue\nmaillog_file_prefixes = %s\nmaillog_file = %s/maillog\n' \
+  "$tmp" "$tmp" "$tmp" > "$tmp/etc/main.cf"
+postqueue -c "$tmp/etc" -p > crafted.p.ref 2>/dev/null
+postqueue -c "$tmp/etc" -j > crafted.j.ref 2>/dev/null
+echo "smtputf8_enable = yes" >> "$tmp/etc/main.cf"
+postqueue -c "$tmp/etc" -p > crafted.utf8.p.ref 2>/dev/null
+postqueue -c "$tmp/etc" -j > crafted.utf8.j.ref 2>/dev/null
