@@ -189,7 +189,7 @@ async function failure(
     }
     return await send(env, msg, "failure", entries, original, {
       to: env.twoBounceNoticeRecipient,
-      sender: env.doubleBounceSender,
+      sender: doubleBounceAddress(env),
       postmaster: true,
       returnBody: false,
       what: "postmaster non-delivery notification",
@@ -213,7 +213,7 @@ async function failure(
   if (env.notifyClasses.has("bounce")) {
     await send(env, msg, "failure", entries, original, {
       to: env.bounceNoticeRecipient,
-      sender: env.doubleBounceSender,
+      sender: doubleBounceAddress(env),
       postmaster: true,
       returnBody: false,
       what: "postmaster non-delivery notification",
@@ -242,7 +242,7 @@ async function delayWarning(env: BounceEnv, msg: NoticeMessage): Promise<number>
   if (env.notifyClasses.has("delay")) {
     await send(env, msg, "delay", delayed, original, {
       to: env.delayNoticeRecipient,
-      sender: env.doubleBounceSender,
+      sender: doubleBounceAddress(env),
       postmaster: true,
       returnBody: false,
       what: "postmaster delay notification",
@@ -267,6 +267,13 @@ async function success(
     returnBody: false,
     what: "sender delivery status notification",
   });
+}
+
+/** The sender of postmaster notices: double_bounce_sender@myhostname, as the reference writes it. */
+function doubleBounceAddress(env: BounceEnv): string {
+  return env.doubleBounceSender.includes("@")
+    ? env.doubleBounceSender
+    : `${env.doubleBounceSender}@${env.myhostname}`;
 }
 
 function isDoubleBounceSender(env: BounceEnv, sender: string): boolean {

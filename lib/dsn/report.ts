@@ -117,7 +117,8 @@ export function buildReport(input: ReportInput): string[] {
     `From: ${t.from}`,
     `Subject: ${input.postmasterCopy ? t.postmasterSubject : t.subject}`,
     `To: ${input.to}`,
-    `Auto-Submitted: auto-replied`,
+    // RFC 3834: a reply to the sender, or a notice of the system's own.
+    `Auto-Submitted: ${input.postmasterCopy ? "auto-generated" : "auto-replied"}`,
     `MIME-Version: 1.0`,
     `Content-Type: multipart/report; report-type=delivery-status;`,
     `\tboundary="${b}"`,
@@ -131,7 +132,9 @@ export function buildReport(input: ReportInput): string[] {
     ...cte,
     "",
   );
-  if (!input.postmasterCopy) out.push(...t.text.replace(/\n$/, "").split("\n"), "");
+  // Postmaster copies leave the template text out (bounce(5)).
+  if (!input.postmasterCopy) out.push(...t.text.replace(/\n$/, "").split("\n"));
+  out.push("");
   for (const r of input.recipients) out.push(recipientLine(r), "");
   // The machine-readable part (RFC 3464 section 2).
   out.push(

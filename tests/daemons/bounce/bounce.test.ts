@@ -333,7 +333,7 @@ Deno.test(
     assertEquals(await flush(e, "bounce", id), 0);
     assertEquals(
       e.sent.map((s) => [s.sender, s.recipient]),
-      [["double-bounce", "postmaster"]],
+      [["double-bounce@mx.example.com", "postmaster"]],
       "NOTIFY=NEVER: no sender notice",
     );
     const copy = await parseReport(e.sent[0].lines);
@@ -348,7 +348,10 @@ Deno.test(
     const e2 = env(q, "notify_classes = 2bounce\n2bounce_notice_recipient = admin\n");
     await append(e2, "bounce", id2, "user@example.com", "5.1.1", "unknown user");
     assertEquals(await flush(e2, "bounce", id2, "flush", ""), 0);
-    assertEquals(e2.sent.map((s) => [s.sender, s.recipient]), [["double-bounce", "admin"]]);
+    assertEquals(e2.sent.map((s) => [s.sender, s.recipient]), [[
+      "double-bounce@mx.example.com",
+      "admin",
+    ]]);
     const e3 = env(q);
     await append(e3, "bounce", id2, "user@example.com", "5.1.1", "unknown user");
     const log = await withLog(async (lines) => {

@@ -37,7 +37,7 @@ function fromReference(file: string): { expected: string; input: ReportInput } {
   const input: ReportInput = {
     kind,
     template: expandTemplate(defaultTemplates[kind], config),
-    postmasterCopy: false,
+    postmasterCopy: subject.startsWith("Postmaster"),
     queueId: get("X-Postfix-Queue-ID"),
     myhostname: "mx.example.com",
     sender: get("X-Postfix-Sender").replace(/^rfc822; /, ""),
@@ -82,6 +82,7 @@ for (
     ["reference-failure.txt", "non-delivery notice"],
     ["reference-delay.txt", "delay notice"],
     ["reference-success.txt", "success notice"],
+    ["reference-postmaster.txt", "postmaster copy of a non-delivery notice"],
   ]
 ) {
   Deno.test({
