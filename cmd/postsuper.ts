@@ -23,6 +23,7 @@ import {
   shortQueueId,
 } from "../lib/queue/mod.ts";
 import type { ProgramContext } from "../lib/program.ts";
+import { describe } from "../lib/queue/file.ts";
 import { MaildropWriter, RecordReader, RecordType } from "../lib/queue/mod.ts";
 
 const usage = "usage: postsuper [-c config_dir] [-d queue_id (delete)] " +
@@ -360,8 +361,10 @@ function* walk(dir: string, depth = 0): Generator<{ id: string; path: string; de
   try {
     entries = [...Deno.readDirSync(dir)];
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    fatal(`scan_dir_push: open directory ${dir}: ${(err as Error).message}`);
+    // A hash folder removed meanwhile (another postsuper -s) is no error; a queue folder is.
+    if (depth > 0 && err instanceof Deno.errors.NotFound) return;
+    const name = dir.slice(dir.lastIndexOf("/") + 1);
+    fatal(`scan_dir_push: open directory ${name}: ${describe(err)}`);
   }
   for (const entry of entries) {
     const path = `${dir}/${entry.name}`;

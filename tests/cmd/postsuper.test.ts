@@ -245,3 +245,37 @@ Deno.test("postsuper -h ALL is safe while messages arrive and leave", async () =
     removeInstance(inst);
   }
 });
+
+Deno.test("postsuper stops at a missing queue folder with Postfix's scan_dir_push error", async () => {
+  const inst = emptyInstance();
+  try {
+    Deno.removeSync(`${inst.queueDir}/bounce`);
+    const got = await postsuper(inst, ["-p"]);
+    assertEquals(got.code, 1);
+    assertEquals(
+      got.stderr,
+      "postsuper: fatal: scan_dir_push: open directory bounce: No such file or directory\n",
+    );
+  } finally {
+    removeInstance(inst);
+  }
+});
+
+Deno.test("postsuper refuses a bad option or a missing argument with its usage", async () => {
+  const inst = emptyInstance();
+  try {
+    const usage = "postsuper: fatal: usage: postsuper [-c config_dir] [-d queue_id (delete)] " +
+      "[-e queue_id (expire)] [-f queue_id (expire and/or un-hold)] [-h queue_id (hold)] " +
+      "[-H queue_id (un-hold)] [-p (purge temporary files)] [-r queue_id (requeue)] " +
+      "[-s (structure fix)] [-S (redundant structure fix)][-v (verbose)] [queue...]\n";
+    const bad = await postsuper(inst, ["-x"]);
+    assertEquals([bad.code, bad.stderr], [1, "postsuper: invalid option -- 'x'\n" + usage]);
+    const missing = await postsuper(inst, ["-h"]);
+    assertEquals([missing.code, missing.stderr], [
+      1,
+      "postsuper: option requires an argument -- 'h'\n" + usage,
+    ]);
+  } finally {
+    removeInstance(inst);
+  }
+});
