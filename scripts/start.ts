@@ -123,6 +123,7 @@ function masterCf(): string {
 function createInstance(dir: string): boolean {
   try {
     Deno.statSync(`${dir}/main.cf`);
+    refreshMasterCf(dir);
     return false;
   } catch {
     // Not there: create it.
@@ -132,14 +133,49 @@ function createInstance(dir: string): boolean {
   // Daemons running as mail_owner read the configuration.
   Deno.chmodSync(dir, 0o755);
   Deno.writeTextFileSync(`${dir}/main.cf`, mainCf(dir, owner));
-  Deno.writeTextFileSync(`${dir}/master.cf`, masterCf());
+  writeMasterCf(dir);
   return true;
+}
+
+/** master.cf and a copy that tells, later, whether the administrator edited it. */
+function writeMasterCf(dir: string): void {
+  const text = masterCf();
+  Deno.writeTextFileSync(`${dir}/master.cf`, text);
+  Deno.writeTextFileSync(`${dir}/.master.cf.generated`, text);
+}
+
+/** An unedited generated master.cf follows the services built since. */
+function refreshMasterCf(dir: string): void {
+  try {
+    const current = Deno.readTextFileSync(`${dir}/master.cf`);
+    if (current !== Deno.readTextFileSync(`${dir}/.master.cf.generated`)) return;
+    if (current !== masterCf()) writeMasterCf(dir);
+  } catch {
+    // No copy (or no master.cf): the administrator's file is left alone.
+  }
 }
 
 function services(dir: string): string[] {
   return Deno.readTextFileSync(`${dir}/master.cf`).split("\n")
     .filter((l) => l.trim() && !l.startsWith("#") && !/^\s/.test(l))
     .map((l) => l.split(/\s+/).slice(0, 2).join("/"));
+}
+
+/** Whether every named service is in master.cf. */
+function has(list: string[], ...names: string[]): boolean {
+  return names.every((name) => list.includes(name));
+}
+
+/** Where accepted mail goes, given the services that run. */
+function landing(dir: string, list: string[]): string {
+  if (!has(list, "qmgr/unix")) {
+    return `Accepted mail stays in ${dir}/queue/incoming: no queue manager is built yet.`;
+  }
+  if (has(list, "local/unix")) {
+    return "Mail to you@localhost is delivered by local(8) to your mailbox (mail_spool_directory).";
+  }
+  return `Mail to you@localhost is deferred (no local delivery agent is built yet) and waits in ` +
+    `${dir}/queue/deferred; postcat -c ${dir} -q QUEUE_ID shows it.`;
 }
 
 /** What works in this instance, said plainly. */
@@ -151,29 +187,30 @@ function banner(dir: string, created: boolean): string {
     `  queue:         ${dir}/queue`,
     `  services:      ${list.length ? list.join(" ") : "none built yet"}`,
   ];
-  const smtp = list.includes("127.0.0.1:2525/inet");
-  const sendmail = isBuilt("sendmail") && list.includes("pickup/unix");
+  // What each intake path needs before a message reaches the queue.
+  const smtp = has(list, "127.0.0.1:2525/inet", "rewrite/unix", "cleanup/unix");
+  const local = isBuilt("sendmail") && has(list, "pickup/unix", "rewrite/unix", "cleanup/unix");
   if (smtp) {
     lines.push("Send a first message over SMTP to 127.0.0.1 port 2525, e.g.:");
-    lines.push("  swaks --server 127.0.0.1:2525 --to you@localhost");
+    lines.push("  swaks --server 127.0.0.1:2525 --from me@localhost --to you@localhost");
   }
-  if (sendmail) {
-    lines.push("Or submit one locally:");
+  if (local) {
+    lines.push(smtp ? "Or submit one locally:" : "Submit a first message locally:");
     lines.push(
       `  echo 'Subject: hi' | MAIL_CONFIG=${dir} ${Deno.execPath()} ${
         denoFlags.join(" ")
       } ${root}mod.ts sendmail you@localhost`,
     );
   }
-  if (!smtp && !sendmail) {
-    lines.push("No mail intake is built yet (no smtpd, no pickup): this instance runs the");
-    lines.push("master with the services listed above; mail cannot be sent to it yet.");
-  }
-  if (smtp || sendmail) {
+  if (smtp || local) {
+    lines.push(landing(dir, list));
+  } else {
+    const missing = ["trivial-rewrite", "cleanup", "smtpd", "pickup"].filter((p) => !isBuilt(p));
     lines.push(
-      list.includes("qmgr/unix")
-        ? `Mail is queued under ${dir}/queue and handed on by qmgr; the log shows where it went.`
-        : `Mail is queued under ${dir}/queue/incoming and stays there: no queue manager is built yet.`,
+      "No complete mail intake is built yet (missing: " + missing.join(", ") + "): this",
+    );
+    lines.push(
+      "instance runs the master with the services above; mail cannot reach the queue yet.",
     );
   }
   lines.push("Logs follow on standard output. Ctrl-C stops everything.");
