@@ -113,3 +113,63 @@ Deno.test("sendmail to an error transport comes back as a non-delivery notice", 
     await inst.destroy();
   }
 });
+
+Deno.test("mail the retry transport keeps deferring expires and goes back to the sender", {
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const inst = await Instance.create(
+    masterCf,
+    [
+      `posthorn_launcher = ${Deno.execPath()} ${flags} ${launcher}`,
+      "myhostname = mx.example.com",
+      "mydomain = example.com",
+      "myorigin = example.com",
+      "mydestination =",
+      "default_transport = retry:4.4.1 try again later",
+      // Tried once, then returned.
+      "maximal_queue_lifetime = 0",
+      "transport_maps = inline:{sender.example=discard:kept}",
+      "defer_transports = discard",
+      "hash_queue_names =",
+    ].join("\n"),
+  );
+  try {
+    const start = await inst.postfix("start");
+    assertEquals(start.code, 0, start.stderr);
+    const sent = await runProgram("sendmail", [
+      "-f",
+      "someone@sender.example",
+      "late@remote.example",
+    ], {
+      stdin: "From: someone@sender.example\nTo: late@remote.example\nSubject: late\n\nBody text.\n",
+      env: { MAIL_CONFIG: inst.dir },
+    });
+    assertEquals(sent.code, 0, sent.stderr);
+    await runProgram("postkick", ["-c", inst.dir, "public", "pickup", "W"], {}).catch(() => {});
+    const noticeLine = await waitFor(
+      () => /: sender non-delivery notification: (\w+)/.exec(inst.readLog()),
+      45_000,
+    );
+    const log = inst.readLog();
+    assert(noticeLine, "no notice:\n" + log);
+    assertStringIncludes(log, "to=<late@remote.example>, relay=none, delay=");
+    assertStringIncludes(log, "dsn=4.4.1, status=deferred (try again later)");
+    assertStringIncludes(log, "from=<someone@sender.example>, status=expired, returned to sender");
+    const noticeId = noticeLine![1];
+    assert(
+      await waitFor(() => files(`${inst.queue}/deferred`).includes(noticeId), 20_000),
+      inst.readLog(),
+    );
+    const original = readOriginal(`${inst.queue}/deferred/${noticeId}`)!;
+    const report = await parseReport([...original.headers, "", ...original.body]);
+    assertEquals(report.subject, "Undelivered Mail Returned to Sender");
+    assertEquals(report.status[1]["Final-Recipient"], "rfc822; late@remote.example");
+    assertEquals(report.status[1]["Action"], "failed");
+    assertEquals(report.status[1]["Status"], "4.4.1");
+    assertEquals(report.status[1]["Diagnostic-Code"], "X-Postfix; try again later");
+  } finally {
+    if (Deno.env.get("SHOW_LOG")) console.log(inst.readLog());
+    await inst.destroy();
+  }
+});
