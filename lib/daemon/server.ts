@@ -19,7 +19,9 @@ import {
   openFifo,
   pollAsync,
   POLLIN,
+  pollSync,
   readFd,
+  recvFd,
   setNonblocking,
   SOCK_DGRAM,
   writeFd,
@@ -73,7 +75,7 @@ export interface ServerOptions {
   init?: (ctx: DaemonContext) => Promise<void> | void;
 }
 
-type Kind = "stream" | "trigger" | "dgram";
+type Kind = "stream" | "trigger" | "dgram" | "pass";
 
 /** A listening descriptor and how to stop and restart accepting on it. */
 interface Listener {
@@ -109,6 +111,20 @@ export function eventServer(
   options: ServerOptions = {},
 ): Promise<number> {
   return serve(args, program, "stream", { concurrency: Infinity, ...options }, handler);
+}
+
+/**
+ * The pass server: clients hand over an accepted connection's descriptor on
+ * a `pass` socket (postscreen to smtpd in Postfix); each received connection
+ * is served as a stream client.
+ */
+export function passServer(
+  args: string[],
+  program: ProgramContext,
+  handler: StreamHandler,
+  options: ServerOptions = {},
+): Promise<number> {
+  return serve(args, program, "pass", { concurrency: 1, ...options }, handler);
 }
 
 /** The trigger server: wake-up bytes on a fifo or unix socket (Postfix trigger_server). */
@@ -164,6 +180,23 @@ async function serve(
   const runtime = new Runtime(ctx, options, kind);
   await options.init?.(ctx);
   return runtime.run(fds, handler);
+}
+
+/** Reads the descriptor a pass client sends on `carrier` (closed afterwards); -1 if none. */
+async function receivePassed(carrier: number): Promise<number> {
+  try {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      await pollAsync([{ fd: carrier, events: POLLIN }], 1000);
+      const fd = recvFd(carrier);
+      if (fd >= 0) return fd;
+      // Nothing yet (EAGAIN) or the peer closed without a descriptor.
+      if (pollSync([{ fd: carrier, events: POLLIN }], 0) > 0 && recvFd(carrier) < 0) return -1;
+    }
+    return -1;
+  } finally {
+    closeFd(carrier);
+  }
 }
 
 /** A listening descriptor and what kind of endpoint it is. */
@@ -242,10 +275,11 @@ class Runtime {
   private listen({ fd, kind }: Endpoint, handler: StreamHandler | TriggerHandler): Listener {
     if (kind === "dgram") return this.listenDgram(fd, handler as TriggerHandler);
     if (kind === "fifo") return this.listenFifo(fd, handler as TriggerHandler);
+    if (this.kind === "pass") return this.listenPass(fd, handler as StreamHandler);
     const onConnection = this.kind === "trigger"
       ? (conn: net.Socket) => this.triggerOnSocket(conn, handler as TriggerHandler)
       : (conn: net.Socket) => this.request(() => (handler as StreamHandler)(conn, this.ctx), conn);
-    return this.listenStream(fd, onConnection);
+    return this.listenStream(fd, (conn) => onConnection(conn as net.Socket));
   }
 
   /**
@@ -256,7 +290,11 @@ class Runtime {
    * one reports "taken". (node:net `listen({ fd })` accepts in bursts, and
    * closing the server to pause dropped the connections of a burst.)
    */
-  private listenStream(fd: number, onConnection: (conn: net.Socket) => void): Listener {
+  private listenStream(
+    fd: number,
+    onConnection: (conn: net.Socket | number) => void,
+    raw = false,
+  ): Listener {
     // Shared with the master and siblings: accept must never block the event loop.
     setNonblocking(fd, true);
     let paused = false;
@@ -278,7 +316,9 @@ class Runtime {
             continue;
           }
           // -1: a sibling process took this client first.
-          if (conn >= 0) onConnection(new net.Socket({ fd: conn, readable: true, writable: true }));
+          if (conn >= 0) {
+            onConnection(raw ? conn : new net.Socket({ fd: conn, readable: true, writable: true }));
+          }
         }
       } finally {
         polling = false;
@@ -290,6 +330,22 @@ class Runtime {
     };
     resume();
     return { pause: () => paused = true, resume };
+  }
+
+  /** A pass socket: each accepted unix connection carries one descriptor to serve. */
+  private listenPass(fd: number, handler: StreamHandler): Listener {
+    return this.listenStream(fd, (carrier) => {
+      this.request(async () => {
+        const passed = await receivePassed(carrier as number);
+        if (passed < 0) return;
+        const conn = new net.Socket({ fd: passed, readable: true, writable: true });
+        try {
+          await handler(conn, this.ctx);
+        } finally {
+          if (!conn.destroyed) conn.end();
+        }
+      });
+    }, true);
   }
 
   /** A fifo: every chunk written to it is one trigger. */

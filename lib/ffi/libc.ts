@@ -47,6 +47,8 @@ const symbols = {
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   listen: { parameters: ["i32", "i32"], result: "i32" },
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "i64" },
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "i64" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
@@ -441,5 +443,79 @@ export function sendDatagram(path: string, data: Uint8Array<ArrayBuffer>): void 
     if (writeFd(fd, data) < 0) throw new LibcError("write", EAGAIN);
   } finally {
     closeFd(fd);
+  }
+}
+
+const SCM_RIGHTS = 1;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+
+/**
+ * A struct msghdr (LP64) with one one-byte iovec and room for one descriptor
+ * in an SCM_RIGHTS control message; the buffers stay referenced by the caller.
+ */
+function fdMessage(): {
+  msg: Uint8Array<ArrayBuffer>;
+  data: Uint8Array<ArrayBuffer>;
+  control: Uint8Array<ArrayBuffer>;
+  keep: unknown[];
+} {
+  const data = new Uint8Array(1);
+  const iov = new Uint8Array(16);
+  const control = new Uint8Array(24); // CMSG_SPACE(sizeof(int))
+  const msg = new Uint8Array(56);
+  const ptr = (b: Uint8Array) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
+  const iv = new DataView(iov.buffer);
+  iv.setBigUint64(0, ptr(data), true);
+  iv.setBigUint64(8, 1n, true);
+  const mv = new DataView(msg.buffer);
+  mv.setBigUint64(16, ptr(iov), true); // msg_iov
+  mv.setBigUint64(24, 1n, true); // msg_iovlen
+  mv.setBigUint64(32, ptr(control), true); // msg_control
+  mv.setBigUint64(40, BigInt(control.length), true); // msg_controllen
+  return { msg, data, control, keep: [iov] };
+}
+
+/** Sends descriptor `fd` over the connected unix socket `sock` (SCM_RIGHTS, one data byte). */
+export function sendFd(sock: number, fd: number): void {
+  const m = fdMessage();
+  const cv = new DataView(m.control.buffer);
+  cv.setBigUint64(0, 20n, true); // CMSG_LEN(sizeof(int))
+  cv.setInt32(8, SOL_SOCKET, true);
+  cv.setInt32(12, SCM_RIGHTS, true);
+  cv.setInt32(16, fd, true);
+  check("sendmsg", lib().sendmsg(sock, m.msg, 0));
+  void m.keep;
+}
+
+/** Receives one descriptor sent with sendFd(); -1 when the peer sent none (or closed). */
+export function recvFd(sock: number): number {
+  const m = fdMessage();
+  const n = Number(lib().recvmsg(sock, m.msg, MSG_CMSG_CLOEXEC));
+  void m.keep;
+  if (n < 0) {
+    const code = errno();
+    if (code === EAGAIN || code === EINTR) return -1;
+    throw new LibcError("recvmsg", code);
+  }
+  const cv = new DataView(m.control.buffer);
+  const controllen = Number(new DataView(m.msg.buffer).getBigUint64(40, true));
+  if (
+    controllen < 20 || cv.getInt32(8, true) !== SOL_SOCKET || cv.getInt32(12, true) !== SCM_RIGHTS
+  ) {
+    return -1;
+  }
+  return cv.getInt32(16, true);
+}
+
+/** Connects a unix stream socket to `path` (blocking connect; local sockets answer at once). */
+export function connectUnix(path: string): number {
+  const fd = check("socket", lib().socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  try {
+    const addr = sockaddrUn(path);
+    check("connect", lib().connect(fd, addr, addr.length));
+    return fd;
+  } catch (err) {
+    closeFd(fd);
+    throw err;
   }
 }

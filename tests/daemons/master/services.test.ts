@@ -155,3 +155,28 @@ Deno.test("postfix abort stops the master and its children at once", opts, async
     await inst.destroy();
   }
 });
+
+Deno.test("master: a pass service serves connections handed over on its socket", opts, async () => {
+  const { listenInet, localPort, setNonblocking, acceptFd, closeFd, pollAsync, POLLIN } =
+    await import(
+      "../../../lib/ffi/libc.ts"
+    );
+  const { passConnection } = await import("../../../lib/ipc/pass.ts");
+  const inst = await Instance.create("handoff pass - - n - - pecho\n");
+  const front = listenInet("127.0.0.1", 0, 4);
+  try {
+    assertEquals((await inst.postfix("start")).code, 0);
+    setNonblocking(front, true);
+    const port = localPort(front);
+    // The test plays postscreen: accept the client, hand it to the pass service.
+    const reply = ask({ port }, "via pass");
+    await pollAsync([{ fd: front, events: POLLIN }], 5000);
+    const client = acceptFd(front);
+    passConnection(`${inst.queue}/private/handoff`, client);
+    closeFd(client);
+    assertMatch(await reply, /^\d+ handoff via pass$/);
+  } finally {
+    closeFd(front);
+    await inst.destroy();
+  }
+});

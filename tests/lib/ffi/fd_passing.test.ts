@@ -134,3 +134,25 @@ Deno.test(
     }
   },
 );
+
+Deno.test("sendFd() and recvFd() hand a descriptor over a unix socket", async () => {
+  const { connectUnix, sendFd, recvFd, acceptFd, setNonblocking } = await import(
+    "../../../lib/ffi/libc.ts"
+  );
+  const dir = await Deno.makeTempDir();
+  const listener = listenUnix(`${dir}/pass`, 4);
+  setNonblocking(listener, true);
+  const [r, w] = makePipe();
+  const out = connectUnix(`${dir}/pass`);
+  await pollAsync([{ fd: listener, events: POLLIN }], 5000);
+  const inc = acceptFd(listener);
+  sendFd(out, w);
+  await pollAsync([{ fd: inc, events: POLLIN }], 5000);
+  const received = recvFd(inc);
+  assertEquals(received >= 0 && received !== w, true);
+  writeFd(received, new TextEncoder().encode("via passed fd"));
+  const buf = new Uint8Array(32);
+  assertEquals(new TextDecoder().decode(buf.subarray(0, readFd(r, buf))), "via passed fd");
+  for (const fd of [listener, r, w, out, inc, received]) closeFd(fd);
+  await Deno.remove(dir, { recursive: true });
+});
