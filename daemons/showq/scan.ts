@@ -5,7 +5,13 @@
 // the deferral reasons from its defer log.
 
 import { queueFilePath, type QueueLayout, queuePath } from "../../lib/queue/layout.ts";
-import { RecordError, RecordReader, recordText, RecordType } from "../../lib/queue/record.ts";
+import {
+  decodeRecordAt,
+  RecordError,
+  RecordReader,
+  recordText,
+  RecordType,
+} from "../../lib/queue/record.ts";
 import { quoteAddress } from "../../lib/address/quote.ts";
 import { warn } from "../../lib/log.ts";
 import type { QueuedMessage, QueuedRecipient } from "../../lib/showq_client.ts";
@@ -81,8 +87,9 @@ export function readQueuedMessage(
   try {
     info = Deno.lstatSync(path);
     if (!info.isFile || ((info.mode ?? 0) & 0o100) === 0) return null;
-    data = Deno.readFileSync(path);
-  } catch {
+    data = readForListing(path, info.size);
+  } catch (err) {
+    if (err instanceof RecordError) warn(`${queueName}/${id}: ${err.message}`);
     return null; // Removed or moved since the directory was read.
   }
   const msg: QueuedMessage = {
@@ -108,6 +115,61 @@ export function readQueuedMessage(
   }));
   msg.sender = printable(msg.sender, show.utf8);
   return msg;
+}
+
+/** Files up to this size are read whole; in larger ones the message text is skipped. */
+const readWholeUpTo = 65536;
+
+/**
+ * The bytes of a queue file that a listing needs. A large file is read
+ * without its message text, whose place the C record gives: the buffer has
+ * the file's size, but only the envelope before the text and the records
+ * after it are read in (the untouched pages between cost no memory).
+ */
+function readForListing(path: string, size: number): Uint8Array {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const buf = new Uint8Array(size);
+    if (size <= readWholeUpTo) {
+      readRange(file, buf, 0, size);
+      return buf;
+    }
+    readRange(file, buf, 0, Math.min(size, 512));
+    const span = contentSpan(buf);
+    if (!span || span.start > span.end || span.end > size) {
+      readRange(file, buf, 0, size);
+    } else {
+      readRange(file, buf, 0, span.start);
+      readRange(file, buf, span.end, size);
+    }
+    return buf;
+  } finally {
+    file.close();
+  }
+}
+
+/** Reads bytes [from, to) of the file into the same place of `buf`. */
+function readRange(file: Deno.FsFile, buf: Uint8Array, from: number, to: number): void {
+  file.seekSync(from, Deno.SeekMode.Start);
+  let at = from;
+  while (at < to) {
+    const n = file.readSync(buf.subarray(at, to));
+    if (n === null) throw new RecordError("file shrank while being read");
+    at += n;
+  }
+}
+
+/** Where the message text starts and ends, from a leading C record; null without one. */
+function contentSpan(head: Uint8Array): { start: number; end: number } | null {
+  try {
+    const got = decodeRecordAt(head, 0);
+    if (!got || got.record.type !== RecordType.SIZE) return null;
+    const [size, offset] = recordText(got.record).trim().split(/\s+/).map(Number);
+    if (!(size >= 0 && offset > 0)) return null;
+    return { start: offset, end: offset + size };
+  } catch {
+    return null;
+  }
 }
 
 /** Fills in time, size and sender; returns the pending recipients in file order. */

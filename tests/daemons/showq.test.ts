@@ -95,14 +95,35 @@ Deno.test({
   },
 });
 
-/** An instance holding crafted.tar (odd addresses, control characters, UTF-8). */
-function craftedInstance(extra = ""): QueueInstance {
+/** An instance holding one of the golden queue archives. */
+function tarInstance(tar: string, extra = ""): QueueInstance {
   const inst = emptyInstance(extra);
   new Deno.Command("tar", {
-    args: ["-xf", `${goldenDir}crafted.tar`, "-C", inst.queueDir, "--no-same-owner"],
+    args: ["-xf", `${goldenDir}${tar}`, "-C", inst.queueDir, "--no-same-owner"],
   }).outputSync();
   return inst;
 }
+
+/** An instance holding crafted.tar (odd addresses, control characters, UTF-8). */
+function craftedInstance(extra = ""): QueueInstance {
+  return tarInstance("crafted.tar", extra);
+}
+
+Deno.test("showq lists a large message with many recipients as the reference, skipping its text", async () => {
+  const inst = tarInstance("big.tar");
+  try {
+    const [path] = [`${inst.queueDir}/incoming/03BA7212010`];
+    // Overwrite the middle of the message text: a listing never parses it.
+    const file = Deno.openSync(path, { write: true });
+    file.seekSync(50000, Deno.SeekMode.Start);
+    file.writeSync(new Uint8Array(1000).fill(0xff));
+    file.close();
+    const got = await postqueue(inst, ["-p"]);
+    assertEquals(got.stdout, ref("big.p.ref"));
+  } finally {
+    removeInstance(inst);
+  }
+});
 
 for (const utf8 of [false, true]) {
   const suffix = utf8 ? ".utf8" : "";

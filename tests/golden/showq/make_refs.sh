@@ -54,3 +54,11 @@ postqueue -c "$tmp/etc" -j > crafted.j.ref 2>/dev/null
 echo "smtputf8_enable = yes" >> "$tmp/etc/main.cf"
 postqueue -c "$tmp/etc" -p > crafted.utf8.p.ref 2>/dev/null
 postqueue -c "$tmp/etc" -j > crafted.utf8.j.ref 2>/dev/null
+
+# big.tar: a 115 kB message with 40 recipients, queued by the reference
+# (the listing skips the message text).
+rm -rf "$tmp/queue" && mkdir "$tmp/queue"
+(cd "$tmp/queue" && tar -xf "$here/big.tar" && mkdir -p maildrop active deferred hold defer)
+printf 'queue_directory = %s/queue\nmaillog_file_prefixes = %s\nmaillog_file = %s/maillog\n' \
+  "$tmp" "$tmp" "$tmp" > "$tmp/etc/main.cf"
+postqueue -c "$tmp/etc" -p > big.p.ref 2>/dev/null
