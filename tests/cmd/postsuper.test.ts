@@ -16,7 +16,7 @@ import {
 } from "../daemons/showq_fixture.ts";
 import { readSubmission } from "../../lib/queue/maildrop.ts";
 import { recordText } from "../../lib/queue/record.ts";
-import { parseQueueId } from "../../lib/queue/id.ts";
+import { longQueueId, parseQueueId } from "../../lib/queue/id.ts";
 
 function postsuper(inst: QueueInstance, args: string[], stdin?: string) {
   return runProgram("postsuper", ["-c", inst.configDir, ...args], { env: inst.env, stdin });
@@ -275,6 +275,27 @@ Deno.test("postsuper refuses a bad option or a missing argument with its usage",
       1,
       "postsuper: option requires an argument -- 'h'\n" + usage,
     ]);
+  } finally {
+    removeInstance(inst);
+  }
+});
+
+Deno.test("postsuper -S also checks long names against their inode; -s leaves them; -v tells", async () => {
+  const inst = emptyInstance("enable_long_queue_ids = yes\n");
+  try {
+    const id = addMessage(inst.layout, "incoming", "a@example.com", ["b@example.com"]);
+    const ino = Deno.statSync(`${inst.queueDir}/incoming/${id}`).ino!;
+    const parts = parseQueueId(id)!;
+    // The same time, another inode: a long name restored from elsewhere.
+    const stale = longQueueId(parts.seconds ?? 1795535618, parts.usec, ino + 1);
+    Deno.renameSync(`${inst.queueDir}/incoming/${id}`, `${inst.queueDir}/incoming/${stale}`);
+    assertEquals((await postsuper(inst, ["-s"])).stderr, "");
+    assert(queueFiles(inst).includes(`incoming/${stale}`));
+    const got = await postsuper(inst, ["-v", "-S"]);
+    const fixed = longQueueId(parts.seconds ?? 1795535618, parts.usec, ino);
+    assertStringIncludes(got.stderr, `postsuper: ${stale}: renamed to ${fixed}\n`);
+    assertStringIncludes(got.stderr, "postsuper: Renamed to match inode number: 1 message\n");
+    assert(queueFiles(inst).includes(`incoming/${fixed}`));
   } finally {
     removeInstance(inst);
   }
