@@ -11,20 +11,22 @@ import { getopt, GetoptError } from "../lib/getopt.ts";
 import { configureLog, debug, fatal, info, warn } from "../lib/log.ts";
 import { type Config, loadConfig, setupLogging } from "../lib/config/mod.ts";
 import {
+  describe,
   hashedSubdir,
   isLongQueueId,
   isQueueId,
   layoutFromConfig,
   longQueueId,
+  MaildropWriter,
   parseQueueId,
   queueFilePath,
   type QueueLayout,
   queuePath,
+  RecordReader,
+  RecordType,
   shortQueueId,
 } from "../lib/queue/mod.ts";
 import type { ProgramContext } from "../lib/program.ts";
-import { describe } from "../lib/queue/file.ts";
-import { MaildropWriter, RecordReader, RecordType } from "../lib/queue/mod.ts";
 
 const usage = "usage: postsuper [-c config_dir] [-d queue_id (delete)] " +
   "[-e queue_id (expire)] [-f queue_id (expire and/or un-hold)] [-h queue_id (hold)] " +
@@ -102,7 +104,7 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
   for (const { flag, arg = "" } of opts.options) {
     if (flag === "c") configDir = arg;
     else if (flag === "v") verbose++;
-    else if ("deEfhHr".includes(flag)) ops.push({ op: flag as Op, id: arg });
+    else if ("defhHr".includes(flag)) ops.push({ op: flag as Op, id: arg });
     else flags.add(flag);
   }
   const config = loadConfig({ configDir, program: ctx.name });
@@ -128,6 +130,10 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
   const purge = flags.has("p") || bare;
   if (structure || purge) {
     checkTree(job, { structure, strict: flags.has("S"), purge }, opts.operands);
+    if (job.counts.renamed) {
+      info(`Renamed to match inode number: ${plural(job.counts.renamed)}`);
+      warn("QUEUE FILE NAMES WERE CHANGED TO MATCH INODE NUMBERS");
+    }
   }
   for (const { op, id } of ops) {
     const queues = opts.operands.length ? opts.operands : defaultQueues[op];
@@ -141,7 +147,7 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
       }
     } else operate(job, op, id, queues);
   }
-  report(job.counts, new Set(ops.map((o) => o.op)), structure);
+  report(job.counts, new Set(ops.map((o) => o.op)));
   return 0;
 }
 
@@ -157,11 +163,7 @@ function maySupervise(layout: QueueLayout): boolean {
 }
 
 /** The summary lines, one per operation requested, with Postfix's wording. */
-function report(counts: Counts, ops: Set<Op>, structure: boolean): void {
-  if (structure && counts.renamed) {
-    info(`Renamed to match inode number: ${plural(counts.renamed)}`);
-    warn("QUEUE FILE NAMES WERE CHANGED TO MATCH INODE NUMBERS");
-  }
+function report(counts: Counts, ops: Set<Op>): void {
   if (ops.has("d")) info(`Deleted: ${plural(counts.deleted)}`);
   if (ops.has("e") || ops.has("f")) info(`Force-expired: ${plural(counts.expired)}`);
   if (ops.has("h")) info(`Placed on hold: ${plural(counts.held)}`);
