@@ -300,3 +300,31 @@ Deno.test("postsuper -S also checks long names against their inode; -s leaves th
     removeInstance(inst);
   }
 });
+
+Deno.test("postsuper -s after a hash layout change leaves the tree the reference leaves", async () => {
+  const inst = goldenInstance();
+  try {
+    await postsuper(inst, ["-s"]);
+    Deno.writeTextFileSync(
+      `${inst.configDir}/main.cf`,
+      "hash_queue_names = hold\nhash_queue_depth = 2\n",
+      { append: true },
+    );
+    const got = await postsuper(inst, ["-s"]);
+    const shape: string[] = [];
+    const walk = (rel: string) => {
+      const isDir = Deno.statSync(`${inst.queueDir}/${rel}`).isDirectory;
+      shape.push(`${rel.replace(/[0-9A-F]{6,}/, "ID")} ${isDir ? "d" : "f"}`);
+      if (isDir) {
+        for (const e of Deno.readDirSync(`${inst.queueDir}/${rel}`)) walk(`${rel}/${e.name}`);
+      }
+    };
+    for (const q of ["maildrop", "incoming", "active", "deferred", "defer", "hold"]) walk(q);
+    assertEquals(
+      got.stderr + shape.sort().join("\n") + "\n",
+      Deno.readTextFileSync(`${goldenDir}postsuper.hash.ref`),
+    );
+  } finally {
+    removeInstance(inst);
+  }
+});

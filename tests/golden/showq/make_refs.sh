@@ -62,3 +62,16 @@ rm -rf "$tmp/queue" && mkdir "$tmp/queue"
 printf 'queue_directory = %s/queue\nmaillog_file_prefixes = %s\nmaillog_file = %s/maillog\n' \
   "$tmp" "$tmp" "$tmp" > "$tmp/etc/main.cf"
 postqueue -c "$tmp/etc" -p > big.p.ref 2>/dev/null
+
+# postsuper -s after a layout change: the queue copy is renamed to match
+# inodes, then hash_queue_names/hash_queue_depth change and -s moves every
+# file; the tree's shape (ids masked: they follow inode numbers) is kept.
+rm -rf "$tmp/queue" && mkdir "$tmp/queue"
+(cd "$tmp/queue" && tar -xf "$here/queue.tar" 2>/dev/null && mkdir -p bounce trace flush)
+printf 'queue_directory = %s/queue\nmaillog_file_prefixes = %s\nmaillog_file = %s/maillog\n' \
+  "$tmp" "$tmp" "$tmp" > "$tmp/etc/main.cf"
+postsuper -c "$tmp/etc" -s 2>/dev/null
+printf 'hash_queue_names = hold\nhash_queue_depth = 2\n' >> "$tmp/etc/main.cf"
+postsuper -c "$tmp/etc" -s > postsuper.hash.ref 2>&1
+(cd "$tmp/queue" && find maildrop incoming active deferred defer hold -printf '%p %y\n' | sort) |
+  sed -E 's/[0-9A-F]{6,}/ID/' >> postsuper.hash.ref
