@@ -219,15 +219,17 @@ export const listingHeader = "-Queue ID-  --Size-- ----Arrival Time---- -Sender/
  * One message in mailq's format: the id (with its marks) padded to 11
  * columns, the size in 8, the arrival time, the sender; then each recipient
  * indented 41 columns, under its deferral reason in parentheses right-aligned
- * to column 78 whenever the reason changes; then an empty line.
+ * to column 78 whenever the reason changes (to "reason unavailable" when a
+ * recipient without one follows one with one); then an empty line.
  */
 export function formatMessageText(msg: QueuedMessage): string {
   let out = `${(msg.queueId + statusMarks(msg)).padEnd(11)}${String(msg.size).padStart(8)} ` +
     `${arrivalText(msg.arrivalTime)}  ${senderText(msg.sender)}\n`;
   let lastReason = "";
   for (const rcpt of msg.recipients) {
-    if (rcpt.reason && rcpt.reason !== lastReason) {
-      out += `(${rcpt.reason})`.padStart(78) + "\n";
+    // A change of reason is shown, back to none too (Postfix: "reason unavailable").
+    if (rcpt.reason !== lastReason) {
+      out += `(${rcpt.reason || "reason unavailable"})`.padStart(78) + "\n";
     }
     lastReason = rcpt.reason;
     out += " ".repeat(41) + rcpt.address + "\n";

@@ -37,7 +37,9 @@ export function parseDeferLog(text: string): DeferLogEntry[] {
       if (eq > 0) attrs.set(line.slice(0, eq), line.slice(eq + 1));
     }
     if (attrs.has("recipient")) {
-      entries.push({ recipient: attrs.get("recipient")!, reason: attrs.get("reason") ?? "" });
+      // Postfix's wording for an entry that gives no reason.
+      const reason = attrs.get("reason") || "(description unavailable)";
+      entries.push({ recipient: attrs.get("recipient")!, reason });
     } else if (old) {
       entries.push(old);
     }

@@ -209,9 +209,10 @@ function readEnvelope(data: Uint8Array, msg: QueuedMessage): string[] {
 }
 
 /**
- * The recipients as showq lists them: first those in the defer log, in log
- * order and each once, with their reasons; then the pending recipients the
- * log does not name, without a reason.
+ * The recipients as showq lists them: first every entry of the defer log,
+ * in log order (a recipient deferred twice is listed twice, as Postfix
+ * does), with its reason; then the pending recipients the log does not
+ * name, without a reason.
  */
 function withReasons(
   layout: QueueLayout,
@@ -224,7 +225,6 @@ function withReasons(
   const seen = new Set<string>();
   for (const entry of logged) {
     const address = shownAddress(entry.recipient);
-    if (seen.has(address)) continue;
     seen.add(address);
     out.push({ address, reason: entry.reason });
   }

@@ -109,6 +109,16 @@ function craftedInstance(extra = ""): QueueInstance {
   return tarInstance("crafted.tar", extra);
 }
 
+Deno.test("showq lists defer log entries as the reference: repeats kept, gaps named, the rest after", async () => {
+  const inst = tarInstance("deferlog.tar");
+  try {
+    assertEquals((await postqueue(inst, ["-p"])).stdout, ref("deferlog.p.ref"));
+    assertEquals((await postqueue(inst, ["-j"])).stdout, ref("deferlog.j.ref"));
+  } finally {
+    removeInstance(inst);
+  }
+});
+
 Deno.test("showq lists a large message with many recipients as the reference, skipping its text", async () => {
   const inst = tarInstance("big.tar");
   try {
@@ -208,10 +218,12 @@ Deno.test("showq skips incomplete, vanished and corrupt files and names that are
 
 Deno.test("defer logs are read in Postfix's format, old one-line entries too", () => {
   const text = "\n<bob@remote.test>: connect refused\nrecipient=bob@remote.test\noffset=243\n" +
-    "status=4.4.1\naction=delayed\nreason=connect refused\n\n\n<old@x.test>: old style\n\n";
+    "status=4.4.1\naction=delayed\nreason=connect refused\n\n\n<old@x.test>: old style\n\n" +
+    "recipient=none@x.test\nreason=\n\n";
   assertEquals(parseDeferLog(text), [
     { recipient: "bob@remote.test", reason: "connect refused" },
     { recipient: "old@x.test", reason: "old style" },
+    { recipient: "none@x.test", reason: "(description unavailable)" },
   ]);
 });
 

@@ -75,3 +75,13 @@ printf 'hash_queue_names = hold\nhash_queue_depth = 2\n' >> "$tmp/etc/main.cf"
 postsuper -c "$tmp/etc" -s > postsuper.hash.ref 2>&1
 (cd "$tmp/queue" && find maildrop incoming active deferred defer hold -printf '%p %y\n' | sort) |
   sed -E 's/[0-9A-F]{6,}/ID/' >> postsuper.hash.ref
+
+# deferlog.tar: a deferred message whose defer log names some recipients
+# twice, one not in the file, one with an empty reason, one without a
+# reason attribute, one in the old one-line form, and leaves one out.
+rm -rf "$tmp/queue" && mkdir "$tmp/queue"
+(cd "$tmp/queue" && tar -xf "$here/deferlog.tar" && mkdir -p maildrop incoming active hold)
+printf 'queue_directory = %s/queue\nmaillog_file_prefixes = %s\nmaillog_file = %s/maillog\n' \
+  "$tmp" "$tmp" "$tmp" > "$tmp/etc/main.cf"
+postqueue -c "$tmp/etc" -p > deferlog.p.ref 2>/dev/null
+postqueue -c "$tmp/etc" -j > deferlog.j.ref 2>/dev/null
