@@ -302,7 +302,13 @@ export async function printListing(
 async function writeStdout(text: string): Promise<void> {
   const data = new TextEncoder().encode(text);
   let at = 0;
-  while (at < data.length) at += await Deno.stdout.write(data.subarray(at));
+  try {
+    while (at < data.length) at += await Deno.stdout.write(data.subarray(at));
+  } catch (err) {
+    // The reader went away (mailq | head): stop quietly, as SIGPIPE would.
+    if (err instanceof Deno.errors.BrokenPipe) throw new FatalError("standard output closed", 141);
+    throw err;
+  }
 }
 
 /** Reads a node-style or Deno connection as chunks. */

@@ -50,8 +50,12 @@ function join(parts: Uint8Array[], size: number): Uint8Array {
 
 /** Writes the report to a client, waiting for the socket to drain between batches. */
 async function serveReport(conn: net.Socket, ctx: DaemonContext): Promise<void> {
+  // A client that goes away early (mailq | head) ends its report, not the service.
+  let gone = false;
+  conn.on("error", () => gone = true);
+  conn.on("close", () => gone = true);
   for (const batch of reportBatches(ctx.config)) {
-    if (conn.destroyed) return;
+    if (gone || conn.destroyed) return;
     if (!conn.write(batch)) {
       await new Promise<void>((resolve) => {
         conn.once("drain", resolve);
@@ -59,7 +63,11 @@ async function serveReport(conn: net.Socket, ctx: DaemonContext): Promise<void> 
       });
     }
   }
-  await new Promise<void>((resolve) => conn.end(resolve));
+  if (gone || conn.destroyed) return;
+  await new Promise<void>((resolve) => {
+    conn.once("close", resolve);
+    conn.end(resolve);
+  });
 }
 
 /** Stand-alone mode (-S): one report to standard output. */
@@ -67,9 +75,15 @@ async function standalone(args: string[], ctx: ProgramContext): Promise<number> 
   configureLog({ program: ctx.name, stderr: true });
   const config = loadConfig({ program: ctx.name });
   setupLogging(config, ctx.name, { stderr: true, verbose: args.filter((a) => a === "-v").length });
-  for (const batch of reportBatches(config)) {
-    let at = 0;
-    while (at < batch.length) at += await Deno.stdout.write(batch.subarray(at));
+  try {
+    for (const batch of reportBatches(config)) {
+      let at = 0;
+      while (at < batch.length) at += await Deno.stdout.write(batch.subarray(at));
+    }
+  } catch (err) {
+    // postqueue stopped reading (its own reader went away): nothing to report.
+    if (err instanceof Deno.errors.BrokenPipe) return 0;
+    throw err;
   }
   return 0;
 }

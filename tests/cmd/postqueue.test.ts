@@ -2,9 +2,10 @@
 // itself is checked against the golden files in tests/daemons/showq.test.ts.
 
 import { assertEquals, assertStringIncludes } from "../assert.ts";
-import { runProgram } from "../run.ts";
+import { projectRoot, runProgram } from "../run.ts";
 import {
   emptyInstance,
+  fillQueue,
   goldenInstance,
   type QueueInstance,
   removeInstance,
@@ -157,6 +158,40 @@ Deno.test("postqueue -p refuses a showq service that does not speak the showq pr
     );
   } finally {
     listener.close();
+    removeInstance(inst);
+  }
+});
+
+Deno.test("postqueue -p whose reader goes away (mailq | head) stops quietly", async () => {
+  const inst = emptyInstance();
+  fillQueue(inst.layout, "deferred", 3000);
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--unstable-ffi",
+        "--unstable-net",
+        `${projectRoot}mod.ts`,
+        "postqueue",
+        "-c",
+        inst.configDir,
+        "-p",
+      ],
+      env: inst.env,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    await reader.read();
+    await reader.cancel();
+    const stderr = new TextDecoder().decode(
+      (await new Response(child.stderr).arrayBuffer()) as ArrayBuffer,
+    );
+    const status = await child.status;
+    assertEquals(status.code, 141);
+    assertEquals(stderr.split("\n").filter((l) => l && !/Mail system is down/.test(l)), []);
+  } finally {
     removeInstance(inst);
   }
 });

@@ -7,6 +7,7 @@ import { runProgram } from "../run.ts";
 import {
   addMessage,
   emptyInstance,
+  fillQueue,
   goldenDir,
   goldenInstance,
   type QueueInstance,
@@ -351,4 +352,24 @@ Deno.test({
       removeInstance(inst);
     }
   },
+});
+
+Deno.test("showq survives clients that hang up mid-report and serves the next one", async () => {
+  const inst = emptyInstance();
+  fillQueue(inst.layout, "deferred", 3000);
+  const showq = await startShowq(inst);
+  try {
+    for (let i = 0; i < 5; i++) {
+      const conn = await Deno.connect({ transport: "unix", path: `${inst.queueDir}/public/showq` });
+      await conn.read(new Uint8Array(16));
+      conn.close();
+    }
+    const got = await postqueue(inst, ["-p"]);
+    assertEquals(got.stderr, "");
+    assertStringIncludes(got.stdout, "-- 67 Kbytes in 3000 Requests.\n");
+  } finally {
+    showq.kill("SIGTERM");
+    await showq.status;
+    removeInstance(inst);
+  }
 });
