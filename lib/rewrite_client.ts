@@ -16,7 +16,7 @@
 // Posthorn's server); attribute lists are read as maps, so the second, the
 // resolve result, is the one a client sees.
 // One connection per process and service is kept and reused (clnt_stream);
-// requests are pipelined on it and answered in order. A broken connection is
+// concurrent callers queue on it and are answered in order. A broken connection is
 // reopened and the request sent again, as clnt_stream_recover does. Recent
 // answers are cached for a short while, as resolve_clnt caches its last one.
 
@@ -109,8 +109,10 @@ const RETRY_PAUSE_MS = 1000;
 
 /**
  * One connection to one service socket, shared by every caller in the
- * process. Requests are written as they come and replies matched to them in
- * order; the connection is closed after `idleSeconds` without requests and
+ * process. Requests go one at a time, each after the previous reply, as
+ * Postfix's clients send them: the reference's server reads a request only
+ * when the socket becomes readable, so a second request already buffered
+ * with the first would wait forever. The connection is closed after `idleSeconds` without requests and
  * reopened after `ttlSeconds` (ipc_idle, ipc_ttl), so a long-running daemon
  * follows a restarted service.
  */
@@ -178,12 +180,12 @@ export class RewriteConnection {
     if (this.conn && Date.now() - this.openedAt > this.ttlSeconds * 1000 && !this.inFlight.length) {
       this.drop(new Error("connection time to live expired"));
     }
-    if (this.conn) {
+    if (this.conn && this.inFlight.length === 0) {
       this.send(this.conn, entry);
       return;
     }
     this.waiting.push(entry);
-    if (!this.opening) this.open();
+    if (!this.conn && !this.opening) this.open();
   }
 
   private open(): void {
@@ -196,9 +198,8 @@ export class RewriteConnection {
         this.greeted = false;
         this.reader = new AttrReader();
         this.readLoop(conn);
-        const queued = this.waiting;
-        this.waiting = [];
-        for (const entry of queued) this.send(conn, entry);
+        const first = this.waiting.shift();
+        if (first) this.send(conn, first);
       },
       (err: Error) => {
         this.opening = undefined;
@@ -255,7 +256,10 @@ export class RewriteConnection {
       return;
     }
     entry.resolve(reply);
-    if (this.inFlight.length === 0) this.idle();
+    const next = this.waiting.shift();
+    if (next && this.conn) this.send(this.conn, next);
+    else if (next) this.waiting.unshift(next);
+    else this.idle();
   }
 
   private idle(): void {
@@ -279,8 +283,10 @@ export class RewriteConnection {
         // Already closed.
       }
     }
-    const failed = this.inFlight;
+    // Requests not yet sent fail too: each retries (or gives up) on its own.
+    const failed = [...this.inFlight, ...this.waiting];
     this.inFlight = [];
+    this.waiting = [];
     for (const entry of failed) entry.reject(reason);
   }
 }

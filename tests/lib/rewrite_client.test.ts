@@ -1,5 +1,5 @@
 // lib/rewrite_client.ts: the flag values Postfix's clients expect, one
-// pipelined connection per process, the answer cache, giving up on a
+// connection per process with one request in flight, the answer cache, giving up on a
 // service that never answers, and an idle connection that does not keep a
 // command alive.
 
@@ -47,6 +47,7 @@ function fakeService(dir: string, delayMs = 0, protocol = "trivial_rewrite_proto
   const listener = Deno.listen({ transport: "unix", path });
   const requests: Map<string, string>[] = [];
   let connections = 0;
+  let mostAtOnce = 0;
   const serve = async () => {
     for await (const conn of listener) {
       connections++;
@@ -57,7 +58,9 @@ function fakeService(dir: string, delayMs = 0, protocol = "trivial_rewrite_proto
         for (;;) {
           const n = await conn.read(buf).catch(() => null);
           if (n === null) break;
-          for (const req of reader.push(buf.subarray(0, n))) {
+          const lists = reader.push(buf.subarray(0, n));
+          mostAtOnce = Math.max(mostAtOnce, lists.length);
+          for (const req of lists) {
             requests.push(req);
             if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
             const reply = req.get("request") === "rewrite"
@@ -84,6 +87,8 @@ function fakeService(dir: string, delayMs = 0, protocol = "trivial_rewrite_proto
   return {
     requests,
     connections: () => connections,
+    /** The most requests that arrived together (more than one: the client pipelined). */
+    mostAtOnce: () => mostAtOnce,
     close: () => listener.close(),
   };
 }
@@ -100,7 +105,7 @@ Deno.test("rewriteServicePath() is private/$rewrite_service_name under queue_dir
   );
 });
 
-Deno.test("requests share one connection, are pipelined, and are answered in order", async () => {
+Deno.test("concurrent requests share one connection, one in flight at a time, answered in order", async () => {
   const dir = await Deno.makeTempDir();
   const svc = fakeService(dir, 5);
   try {
@@ -117,6 +122,7 @@ Deno.test("requests share one connection, are pipelined, and are answered in ord
       });
     });
     assertEquals(svc.connections(), 1);
+    assertEquals(svc.mostAtOnce(), 1);
     assertEquals(svc.requests[0].get("sender"), "s@x");
     const verified = await resolveVerifyAddress(config, "", "v@example.org");
     assertEquals(verified.transport, "verify-smtp");

@@ -70,3 +70,84 @@ async function askOnce(dir: string, request: Record<string, string>): Promise<At
   }
   return replies[0];
 }
+
+/** A running reference master serving only trivial-rewrite, on private/rewrite. */
+export interface ReferenceInstance {
+  dir: string;
+  socket: string;
+  stop(): Promise<void>;
+}
+
+/** The reference's master, when it can be run here (as root, Postfix installed). */
+export function canRunReferenceInstance(): boolean {
+  try {
+    return Deno.uid() === 0 && Deno.statSync("/usr/lib/postfix/sbin/master").isFile &&
+      haveReference();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts the reference master in a throwaway folder with a master.cf that
+ * has the rewrite service alone (no chroot), main.cf from BASE plus `mainCf`.
+ * Its socket speaks to any client, Posthorn's rewrite client included.
+ */
+export async function startReferenceInstance(mainCf: string): Promise<ReferenceInstance> {
+  const dir = await Deno.makeTempDir({ prefix: "tr-refinst-" });
+  for (const sub of ["queue/pid", "queue/private", "queue/public", "data"]) {
+    await Deno.mkdir(`${dir}/${sub}`, { recursive: true });
+  }
+  // The reference drops to mail_owner for its lock file and sockets.
+  await Deno.chmod(dir, 0o755);
+  const owned = ["data", "queue/private", "queue/public"].map((d) => `${dir}/${d}`);
+  await new Deno.Command("chown", { args: ["postfix", ...owned] }).output();
+  await Deno.writeTextFile(
+    `${dir}/main.cf`,
+    `queue_directory = ${dir}/queue\ndata_directory = ${dir}/data\n` +
+      `syslog_name = postfix-trtest\n${mainCf}`,
+  );
+  await Deno.writeTextFile(
+    `${dir}/master.cf`,
+    "rewrite unix - - n - - trivial-rewrite\n",
+  );
+  const out = await new Deno.Command("/usr/lib/postfix/sbin/master", {
+    args: ["-w"],
+    env: { MAIL_CONFIG: dir },
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (out.code !== 0) {
+    await Deno.remove(dir, { recursive: true });
+    throw new Error(`reference master: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  const socket = `${dir}/queue/private/rewrite`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      Deno.statSync(socket);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    dir,
+    socket,
+    async stop() {
+      try {
+        const pid = parseInt(Deno.readTextFileSync(`${dir}/queue/pid/master.pid`).trim(), 10);
+        if (pid > 0) Deno.kill(pid, "SIGTERM");
+        for (let i = 0; i < 50; i++) {
+          try {
+            Deno.kill(pid, "SIGCONT");
+            await new Promise((r) => setTimeout(r, 50));
+          } catch {
+            break;
+          }
+        }
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  };
+}

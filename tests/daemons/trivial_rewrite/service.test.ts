@@ -71,7 +71,7 @@ Deno.test("resolveAddress and rewriteAddress through the socket give the golden 
   for (const name of caseNames()) {
     const cases = readCases(name);
     await withService(cases.mainCf, cases.files, async (svc) => {
-      // All at once: the client pipelines them on its one connection.
+      // All at once: the client queues them on its one connection.
       const answers = await Promise.all(cases.queries.map(async (q) => {
         if (q.request === "rewrite") {
           const address = await rewriteAddress(svc.config, q.second, q.address);
