@@ -385,7 +385,10 @@ class Runtime {
   private triggerOnSocket(conn: net.Socket, handler: TriggerHandler): void {
     const chunks: Uint8Array[] = [];
     let size = 0;
+    let done = false;
     const finish = () => {
+      if (done) return;
+      done = true;
       conn.destroy();
       const data = new Uint8Array(size);
       let at = 0;
@@ -395,7 +398,8 @@ class Runtime {
       }
       if (size > 0) this.request(() => handler(data, this.ctx));
     };
-    conn.setTimeout(5000, () => conn.destroy());
+    // A client that never closes: what it wrote so far is the trigger (Postfix reads once).
+    conn.setTimeout(5000, finish);
     conn.on("data", (c: Uint8Array) => {
       if (size < 1024) chunks.push(c), size += c.length;
     });
