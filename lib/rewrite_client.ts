@@ -104,6 +104,9 @@ interface Pending {
   reject(err: Error): void;
 }
 
+/** Milliseconds without requests after which the connection stops holding the process. */
+const RELEASE_MS = 20;
+
 /** Seconds between reconnection attempts (Postfix sleeps one second too). */
 const RETRY_PAUSE_MS = 1000;
 
@@ -123,7 +126,10 @@ export class RewriteConnection {
   private waiting: Pending[] = [];
   private reader = new AttrReader();
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
+  private releaseTimer: ReturnType<typeof setTimeout> | undefined;
   private openedAt = 0;
+  private lastUsed = 0;
+  private busy = false;
   private greeted = false;
 
   constructor(
@@ -166,6 +172,9 @@ export class RewriteConnection {
   /** Closes the connection; requests in progress fail. */
   close(): void {
     clearTimeout(this.idleTimer);
+    clearTimeout(this.releaseTimer);
+    this.idleTimer = undefined;
+    this.releaseTimer = undefined;
     this.drop(new RewriteClientError("client closed"));
   }
 
@@ -176,7 +185,6 @@ export class RewriteConnection {
   }
 
   private enqueue(entry: Pending): void {
-    clearTimeout(this.idleTimer);
     if (this.conn && Date.now() - this.openedAt > this.ttlSeconds * 1000 && !this.inFlight.length) {
       this.drop(new Error("connection time to live expired"));
     }
@@ -195,6 +203,7 @@ export class RewriteConnection {
         this.opening = undefined;
         this.conn = conn;
         this.openedAt = Date.now();
+        this.busy = false;
         this.greeted = false;
         this.reader = new AttrReader();
         this.readLoop(conn);
@@ -213,7 +222,11 @@ export class RewriteConnection {
 
   private send(conn: Deno.UnixConn, entry: Pending): void {
     this.inFlight.push(entry);
-    conn.ref();
+    this.lastUsed = Date.now();
+    if (!this.busy) {
+      this.busy = true;
+      conn.ref();
+    }
     writeAll(conn, entry.request).catch((err: Error) => {
       if (this.conn === conn) this.drop(new Error(`write: ${describe(err)}`));
     });
@@ -263,12 +276,46 @@ export class RewriteConnection {
   }
 
   private idle(): void {
-    // An idle connection must not keep a command from exiting.
-    this.conn?.unref();
-    clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
-      if (this.inFlight.length === 0) this.drop(new Error("idle"));
-    }, this.idleSeconds * 1000);
+    this.scheduleRelease();
+    this.armIdleTimer();
+  }
+
+  /**
+   * An idle connection must not keep a command from exiting, so it is
+   * unref'ed once no request has come for a moment. Not after every reply:
+   * unref and ref on a socket with a read pending are expensive, and a
+   * caller resolving in a loop sends its next request at once.
+   */
+  private scheduleRelease(): void {
+    if (this.releaseTimer !== undefined) return;
+    this.releaseTimer = setTimeout(() => {
+      this.releaseTimer = undefined;
+      if (!this.busy) return;
+      const recent = Date.now() - this.lastUsed < RELEASE_MS;
+      if (this.inFlight.length || this.waiting.length || recent) {
+        this.scheduleRelease();
+        return;
+      }
+      this.busy = false;
+      this.conn?.unref();
+    }, RELEASE_MS);
+  }
+
+  /** One timer checks for ipc_idle seconds without a request (no timer per request). */
+  private armIdleTimer(): void {
+    if (this.idleTimer !== undefined) return;
+    const check = () => {
+      this.idleTimer = undefined;
+      if (!this.conn) return;
+      const quiet = Date.now() - this.lastUsed;
+      if (this.inFlight.length === 0 && quiet >= this.idleSeconds * 1000) {
+        this.drop(new Error("idle"));
+        return;
+      }
+      this.idleTimer = setTimeout(check, Math.max(this.idleSeconds * 1000 - quiet, 10));
+      Deno.unrefTimer(this.idleTimer as unknown as number);
+    };
+    this.idleTimer = setTimeout(check, this.idleSeconds * 1000);
     Deno.unrefTimer(this.idleTimer as unknown as number);
   }
 
