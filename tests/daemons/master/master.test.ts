@@ -262,3 +262,26 @@ Deno.test("master -t tells whether a master runs on the queue", opts, async () =
     await inst.destroy();
   }
 });
+
+Deno.test(
+  "master: daemons exit when the master is killed; a new master starts on the queue",
+  opts,
+  async () => {
+    const inst = await Instance.create("echo unix - - n - - echo\n");
+    try {
+      assertEquals((await inst.postfix("start")).code, 0);
+      const master = inst.masterPid();
+      const child = Number((await ask({ path: `${inst.queue}/private/echo` }, "x")).split(" ")[0]);
+      Deno.kill(master, "SIGKILL");
+      assert(
+        await waitFor(() => !alive(master) && !alive(child), 8000),
+        "a daemon outlived its master",
+      );
+      const again = await inst.postfix("start");
+      assertEquals(again.code, 0, again.stderr);
+      assertMatch(await ask({ path: `${inst.queue}/private/echo` }, "y"), /echo y$/);
+    } finally {
+      await inst.destroy();
+    }
+  },
+);
