@@ -2,6 +2,8 @@
 // recipient addresses, which are Resent- or MIME headers, which it removes,
 // and the formats of the headers it adds (Date:, Message-Id:, From:).
 
+import { rfc822Date } from "../../lib/dsn/report.ts";
+
 /** Header properties (Postfix's HDR_OPT_* flags). */
 export interface HeaderInfo {
   /** Holds sender addresses (rewritten as header_sender). */
@@ -62,30 +64,13 @@ export function splitHeader(text: string): { name: string; value: string } | nul
   return { name: m[1], value: text.slice(m[0].length) };
 }
 
-const days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const p2 = (n: number) => String(n).padStart(2, "0");
-
-/** The local time-zone name for `when` ("UTC", "CET", ...). */
-function zoneName(when: Date): string {
-  const part = new Intl.DateTimeFormat("en-US", { timeZoneName: "short" })
-    .formatToParts(when).find((p) => p.type === "timeZoneName")?.value;
-  return part === "GMT" && when.getTimezoneOffset() === 0 ? "UTC" : part ?? "UTC";
-}
 
 /**
  * An RFC 5322 date as Postfix's mail_date() writes it, in local time:
  * `Tue,  4 Nov 2026 15:24:19 +0000 (UTC)` (the day of month space-padded).
  */
-export function mailDate(when: Date): string {
-  const off = -when.getTimezoneOffset();
-  const sign = off < 0 ? "-" : "+";
-  const abs = Math.abs(off);
-  const day = String(when.getDate()).padStart(2, " ");
-  return `${days[when.getDay()]}, ${day} ${months[when.getMonth()]} ${when.getFullYear()} ` +
-    `${p2(when.getHours())}:${p2(when.getMinutes())}:${p2(when.getSeconds())} ` +
-    `${sign}${p2(Math.floor(abs / 60))}${p2(abs % 60)} (${zoneName(when)})`;
-}
+export const mailDate: (when: Date) => string = rfc822Date;
 
 /** The Message-Id cleanup adds: `<YYYYMMDDhhmmss.QUEUEID@myhostname>` (UTC). */
 export function makeMessageId(when: Date, queueId: string, myhostname: string): string {

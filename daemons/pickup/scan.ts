@@ -16,6 +16,7 @@ import {
 } from "../../lib/queue/record.ts";
 import { submitterAttributes } from "../../lib/queue/maildrop.ts";
 import { CleanupClient } from "../../lib/cleanup_client.ts";
+import { rfc822Date } from "../../lib/dsn/report.ts";
 
 /** What a scan needs. */
 export interface PickupEnv {
@@ -35,23 +36,6 @@ export interface PickupEnv {
 export type Outcome = "queued" | "kept" | "removed";
 
 const dec = new TextDecoder();
-const days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
-/** An RFC 5322 date in local time, as Postfix's mail_date(): `Tue, 24 Nov 2026 15:24:19 +0000 (UTC)`. */
-export function mailDate(when: Date): string {
-  const p2 = (n: number) => String(n).padStart(2, "0");
-  const off = -when.getTimezoneOffset();
-  const abs = Math.abs(off);
-  const zone = new Intl.DateTimeFormat("en-US", { timeZoneName: "short" }).formatToParts(when)
-    .find((p) => p.type === "timeZoneName")?.value;
-  const name = off === 0 && (zone === "GMT" || zone === "UTC" || !zone) ? "UTC" : zone;
-  return `${days[when.getDay()]}, ${String(when.getDate()).padStart(2, " ")} ` +
-    `${months[when.getMonth()]} ${when.getFullYear()} ` +
-    `${p2(when.getHours())}:${p2(when.getMinutes())}:${p2(when.getSeconds())} ` +
-    `${off < 0 ? "-" : "+"}${p2(Math.floor(abs / 60))}${p2(abs % 60)} (${name})`;
-}
-
 /** Scans the maildrop once; returns how many messages were queued. */
 export async function scanMaildrop(env: PickupEnv): Promise<number> {
   let names: string[];
@@ -227,7 +211,7 @@ async function sendRecords(
         RecordType.NORM,
         `Received: by ${env.myhostname} (${env.mailName}, from userid ${uid})`,
       );
-      await client.record(RecordType.NORM, `\tid ${id}; ${mailDate(mtime)}`);
+      await client.record(RecordType.NORM, `\tid ${id}; ${rfc822Date(mtime)}`);
     } else if (type === RecordType.XTRA) {
       segment = "extracted";
     } else if (type === RecordType.END) {
