@@ -11,6 +11,7 @@ import {
   quoteAddress,
 } from "../../lib/address/mod.ts";
 import { canonicalize } from "./addresses.ts";
+import { runCheck } from "./checks.ts";
 import type { CleanupState } from "./core.ts";
 import { headerInfo, mailDate, makeMessageId, splitHeader } from "./headers.ts";
 import { CleanupFlag } from "./settings.ts";
@@ -137,7 +138,7 @@ export class Content {
       : this.cls === "nested"
       ? [t.nestedHeaderChecks, "nested_header_checks"] as const
       : [t.headerChecks, "header_checks"] as const;
-    const verdict = await st.check(table, mapClass, "header", text);
+    const verdict = await runCheck(st, table, mapClass, "header", text);
     if (verdict === "drop") return;
     if (typeof verdict === "object" && "prepend" in verdict) {
       this.writeText(verdict.prepend);
@@ -336,7 +337,7 @@ export class Content {
     const table = st.req.tables.bodyChecks;
     if (table && st.checking && this.bodyBytes < st.settings.bodyChecksSizeLimit) {
       this.bodyBytes += line.length + 1;
-      const verdict = await st.check(table, "body_checks", "body", decoder.decode(line));
+      const verdict = await runCheck(st, table, "body_checks", "body", decoder.decode(line));
       if (verdict === "drop") return;
       if (typeof verdict === "object" && "prepend" in verdict) this.writeText(verdict.prepend);
       if (typeof verdict === "object" && "replace" in verdict) {

@@ -5,7 +5,6 @@
 // service front end (service.ts) creates the file, runs this, and commits.
 
 import { RecordType } from "../../lib/queue/record.ts";
-import { ActionError, type CheckAction, parseAction, rejectReason } from "./actions.ts";
 import { canonicalize, expandVirtual, ExpansionError, toCanonical } from "./addresses.ts";
 import { Content } from "./content.ts";
 import { QueueFileBuilder } from "./output.ts";
@@ -508,91 +507,6 @@ export class CleanupState {
       this.smtputf8,
     ]);
     return { ...base, file: this.out.bytes(), discarded: false };
-  }
-
-  /** Applies a parsed header/body check action; returns what happens to the line. */
-  applyAction(
-    action: CheckAction,
-    cls: "header" | "body",
-    content: string,
-  ): "keep" | "drop" | { prepend: string } | { replace: string } {
-    const t = action.text;
-    switch (action.name) {
-      case "REJECT": {
-        const reason = rejectReason(t);
-        this.logAction("reject", cls, content, reason);
-        this.fail(CleanupStat.CONT, reason);
-        this.checking = false;
-        return "keep";
-      }
-      case "DISCARD":
-        this.logAction("discard", cls, content, t);
-        this.discard = true;
-        this.checking = false;
-        return "keep";
-      case "HOLD":
-        this.logAction("hold", cls, content, t);
-        this.hold = true;
-        return "keep";
-      case "REDIRECT":
-        this.logAction("redirect", cls, content, t);
-        this.redirect = t;
-        return "keep";
-      case "FILTER":
-        // Once a REDIRECT is in force a FILTER action is not taken (the reference's behaviour).
-        if (this.redirect) return "keep";
-        this.logAction("filter", cls, content, t);
-        this.filter = t;
-        return "keep";
-      case "WARN":
-        this.logAction("warning", cls, content, t);
-        return "keep";
-      case "INFO":
-        this.logAction("info", cls, content, t);
-        return "keep";
-      case "PASS":
-        this.logAction("pass", cls, content, t);
-        this.checking = false;
-        return "keep";
-      case "STRIP":
-        this.logAction("strip", cls, content, t);
-        return "drop";
-      case "IGNORE":
-        return "drop";
-      case "PREPEND":
-        this.logAction("prepend", cls, content, t);
-        return { prepend: t };
-      case "REPLACE":
-        this.logAction("replace", cls, content, t);
-        return { replace: t };
-      case "BCC":
-        this.logAction("bcc", cls, content, t);
-        this.addBcc(t);
-        return "keep";
-      case "DUNNO":
-        return "keep";
-    }
-  }
-
-  /** Looks `line` up in a check table and applies the action found. */
-  async check(
-    table: ((line: string) => Promise<string | undefined>) | undefined,
-    mapClass: string,
-    cls: "header" | "body",
-    line: string,
-  ): Promise<"keep" | "drop" | { prepend: string } | { replace: string }> {
-    if (!table || !this.checking || line === "") return "keep";
-    const result = await table(line);
-    if (result === undefined) return "keep";
-    let action: CheckAction;
-    try {
-      action = parseAction(result, mapClass, cls === "header");
-    } catch (err) {
-      if (!(err instanceof ActionError)) throw err;
-      this.req.log.warn(err.message);
-      return "keep";
-    }
-    return this.applyAction(action, cls, line);
   }
 }
 
