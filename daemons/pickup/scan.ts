@@ -8,6 +8,7 @@
 
 import { info, warn } from "../../lib/log.ts";
 import { isQueueId } from "../../lib/queue/id.ts";
+import { describe } from "../../lib/queue/file.ts";
 import {
   decodeRecordAt,
   postdropAllowed,
@@ -115,7 +116,9 @@ async function copyToCleanup(
   try {
     client = await CleanupClient.open(env.cleanupSocket, env.flags);
   } catch (err) {
-    warn(`connect to ${env.cleanupSocket}: ${(err as Error).message}`);
+    // Postfix's wording names the service by its place under the queue directory.
+    const where = env.cleanupSocket.split("/").slice(-2).join("/");
+    warn(`connect to subsystem ${where}: ${describe(err)}`);
     return "kept";
   }
   const id = client.queueId;

@@ -230,3 +230,29 @@ Deno.test("a client that goes away mid-stream leaves nothing queued, and the ser
     await stop(inst);
   }
 });
+
+Deno.test("cleanup wakes the queue manager with W on public/qmgr after queueing", async () => {
+  const inst = await startCleanup();
+  const path = `${inst.layout.queueDirectory}/public/qmgr`;
+  const listener = Deno.listen({ transport: "unix", path });
+  try {
+    const got = (async () => {
+      const conn = await listener.accept();
+      const buf = new Uint8Array(16);
+      const n = await conn.read(buf);
+      conn.close();
+      return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+    })();
+    const c = await Client.open(inst.socket);
+    await c.attrs();
+    await c.write(encodeAttrs({ flags: 50 }));
+    await c.attrs();
+    for (const r of recordBytes("Subject: wake\n\nbody")) await c.write(r);
+    assertEquals((await c.attrs()).get("status"), "0");
+    c.conn.close();
+    assertEquals(await got, "W");
+  } finally {
+    listener.close();
+    await stop(inst);
+  }
+});

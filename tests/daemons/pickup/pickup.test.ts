@@ -113,3 +113,26 @@ Deno.test("pickup leaves an incomplete file alone and removes a file with a forb
     await stop(inst);
   }
 });
+
+Deno.test("pickup keeps a maildrop file while cleanup is unavailable, and queues it later", async () => {
+  const inst = await start();
+  try {
+    const q = inst.layout.queueDirectory;
+    // Take cleanup away: its socket is gone, as when the service is down.
+    Deno.renameSync(`${q}/private/cleanup`, `${q}/private/cleanup.away`);
+    const dropId = submit(inst, "alice@example.com", ["bob@example.com"], "Subject: later\n\nbody");
+    await sendTrigger(`${q}/public/pickup`, "W");
+    const log = await readLog(inst, "connect to subsystem");
+    assertStringIncludes(
+      log,
+      "warning: connect to subsystem private/cleanup: No such file or directory",
+    );
+    Deno.statSync(`${q}/maildrop/${dropId}`);
+    Deno.renameSync(`${q}/private/cleanup.away`, `${q}/private/cleanup`);
+    await sendTrigger(`${q}/public/pickup`, "W");
+    await waitIncoming(inst, 1);
+    await waitGone(`${q}/maildrop/${dropId}`);
+  } finally {
+    await stop(inst);
+  }
+});
