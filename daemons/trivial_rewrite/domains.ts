@@ -9,6 +9,7 @@
 import type { Config } from "../../lib/config/mod.ts";
 import { splitList } from "../../lib/config/mod.ts";
 import { type Dict, DictError, openMap } from "../../maps/mod.ts";
+import type { TableWatch } from "./watch.ts";
 
 /** What a list answers: matched, not matched, or a table failed (Postfix's list->error). */
 export type MatchResult = "match" | "none" | "error";
@@ -32,10 +33,11 @@ export function compileDomainList(
   name: string,
   value: string,
   subdomains: "parent" | "none",
+  watch?: TableWatch,
 ): DomainList {
   const parentStyle = subdomains === "parent" &&
     config.list("parent_domain_matches_subdomains").includes(name);
-  const patterns = expandPatterns(config, splitList(value));
+  const patterns = expandPatterns(config, splitList(value), watch);
   const match = async (domain: string): Promise<MatchResult> => {
     const name = domain.toLowerCase();
     for (const p of patterns) {
@@ -56,7 +58,12 @@ export function compileDomainList(
 }
 
 /** Turns list words into patterns: tables opened, /file/name contents read. */
-function expandPatterns(config: Config, words: string[], depth = 0): Pattern[] {
+function expandPatterns(
+  config: Config,
+  words: string[],
+  watch: TableWatch | undefined,
+  depth = 0,
+): Pattern[] {
   const out: Pattern[] = [];
   for (let word of words) {
     let negate = false;
@@ -71,10 +78,12 @@ function expandPatterns(config: Config, words: string[], depth = 0): Pattern[] {
       } catch (err) {
         throw new DictError(`open ${word}: ${(err as Error).message}`);
       }
+      watch?.addFile(word);
       const lines = text.split("\n").map((l) => l.replace(/#.*/, ""));
-      out.push(...expandPatterns(config, splitList(lines.join(" ")), depth + 1));
+      out.push(...expandPatterns(config, splitList(lines.join(" ")), watch, depth + 1));
     } else if (/^[a-z0-9_+-]+:/i.test(word) && !word.startsWith("[")) {
-      out.push({ negate, text: word, table: openMap(word, { cwd: config.configDir }) });
+      const table = openMap(word, { cwd: config.configDir });
+      out.push({ negate, text: word, table: watch ? watch.add(word, table) : table });
     } else {
       out.push({ negate, text: word.toLowerCase() });
     }
@@ -174,12 +183,16 @@ export interface LocalResolver {
 }
 
 /** Builds resolve_local from mydestination, inet_interfaces and proxy_interfaces. */
-export async function localResolver(config: Config): Promise<LocalResolver> {
+export async function localResolver(
+  config: Config,
+  watch?: TableWatch,
+): Promise<LocalResolver> {
   const mydestination = compileDomainList(
     config,
     "mydestination",
     config.get("mydestination"),
     "none",
+    watch,
   );
   const own = await interfaceAddresses([
     ...config.list("inet_interfaces"),

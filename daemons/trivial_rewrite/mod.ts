@@ -11,20 +11,20 @@ import { eventServer } from "../../lib/daemon/server.ts";
 import { fatal } from "../../lib/log.ts";
 import type { ProgramContext } from "../../lib/program.ts";
 import { DictError } from "../../maps/mod.ts";
-import { serveClient } from "./service.ts";
-import { type Settings, settingsFrom } from "./settings.ts";
+import { serveClient, type ServiceState } from "./service.ts";
+import { settingsFrom } from "./settings.ts";
 
 /** Runs the trivial-rewrite service under the daemon runtime. */
 export function main(args: string[], ctx: ProgramContext): Promise<number> {
-  let settings: Settings | undefined;
+  let state: ServiceState | undefined;
   let from = "";
-  return eventServer(args, ctx, (conn) => serveClient(conn, settings!, from), {
+  return eventServer(args, ctx, (conn) => serveClient(conn, state!, from), {
     // Connections are long-lived (clients keep theirs): no per-request time limit.
     requestTimeout: 2_000_000,
     async init(d) {
       from = d.type === "unix" ? `private/${d.service} socket` : `${d.service} socket`;
       try {
-        settings = await settingsFrom(d.config);
+        state = { config: d.config, settings: await settingsFrom(d.config) };
       } catch (err) {
         if (err instanceof DictError) fatal(err.message);
         throw err;

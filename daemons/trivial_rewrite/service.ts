@@ -6,11 +6,13 @@
 
 import type * as net from "node:net";
 import { type AttrList, AttrReader, encodeAttrs } from "../../lib/ipc/attr.ts";
-import { debug, warn } from "../../lib/log.ts";
+import { debug, info, warn } from "../../lib/log.ts";
 import { REWRITE_PROTOCOL, RewriteRequest } from "../../lib/rewrite_client.ts";
 import { rewriteExternal } from "./canonical.ts";
 import { resolveAddress } from "./resolve.ts";
-import type { Settings } from "./settings.ts";
+import type { Config } from "../../lib/config/mod.ts";
+import { DictError } from "../../maps/mod.ts";
+import { type Settings, settingsFrom } from "./settings.ts";
 
 /** Bytes a client may send without completing a request (a runaway or hostile client). */
 export const MAX_REQUEST_BYTES = 1 << 20;
@@ -77,8 +79,48 @@ export async function answer(s: Settings, req: AttrList, from: string): Promise<
   return { drop: `bad command ${request}` };
 }
 
+/** The service's configuration, replaced when a table it reads is rebuilt. */
+export interface ServiceState {
+  config: Config;
+  settings: Settings;
+  reloading?: Promise<void>;
+}
+
+/** Seconds the old tables stay open after a reload, for requests still using them. */
+const OLD_TABLES_GRACE_MS = 5000;
+
+/**
+ * The settings to answer with: when a table file changed (postmap, an
+ * edited regexp file), the tables are opened again first, so the new
+ * contents count without a restart.
+ */
+export async function currentSettings(state: ServiceState): Promise<Settings> {
+  if (state.reloading) await state.reloading;
+  const changed = state.settings.watch.changed();
+  if (changed && !state.reloading) {
+    state.reloading = reload(state, changed).finally(() => state.reloading = undefined);
+    await state.reloading;
+  }
+  return state.settings;
+}
+
+async function reload(state: ServiceState, table: string): Promise<void> {
+  info(`table ${table} has changed -- reloading`);
+  const old = state.settings;
+  try {
+    state.settings = await settingsFrom(state.config);
+  } catch (err) {
+    if (!(err instanceof DictError)) throw err;
+    warn(`${err.message} -- keeping the tables in use`);
+    old.watch.accept();
+    return;
+  }
+  const timer = setTimeout(() => old.watch.close(), OLD_TABLES_GRACE_MS);
+  Deno.unrefTimer(timer as unknown as number);
+}
+
 /** Serves one client until it hangs up or misbehaves. */
-export function serveClient(conn: net.Socket, s: Settings, from: string): Promise<void> {
+export function serveClient(conn: net.Socket, state: ServiceState, from: string): Promise<void> {
   return new Promise((resolve) => {
     const reader = new AttrReader();
     let queue = Promise.resolve();
@@ -107,7 +149,7 @@ export function serveClient(conn: net.Socket, s: Settings, from: string): Promis
         // Replies go out in request order even when lookups take time.
         queue = queue.then(async () => {
           if (done) return;
-          const outcome = await answer(s, req, from);
+          const outcome = await answer(await currentSettings(state), req, from);
           if ("drop" in outcome) drop(outcome.drop);
           else conn.write(outcome.reply);
         });

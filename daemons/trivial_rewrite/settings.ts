@@ -12,6 +12,7 @@ import {
   type TransportSettings,
   transportSettings,
 } from "../../maps/mod.ts";
+import { TableWatch } from "./watch.ts";
 import { canonicalFrom, type CanonicalSettings, type RewriteContext } from "./canonical.ts";
 import {
   compileDomainList,
@@ -70,6 +71,8 @@ export interface Settings {
   smtputf8: boolean;
   nullRelayhostKey: string;
   nullDefaultTransportKey: string;
+  /** The tables and files behind this configuration. */
+  watch: TableWatch;
 }
 
 const regularNames: ResolveParamNames = {
@@ -87,8 +90,8 @@ const verifyNames: ResolveParamNames = Object.fromEntries(
   Object.entries(regularNames).map(([k, v]) => [k, `address_verify_${v}`]),
 ) as unknown as ResolveParamNames;
 
-function openTables(config: Config, name: string): Dict[] {
-  return config.list(name).map((spec) => openMap(spec, { cwd: config.configDir }));
+function openTables(config: Config, name: string, watch: TableWatch): Dict[] {
+  return config.list(name).map((spec) => watch.add(spec, openMap(spec, { cwd: config.configDir })));
 }
 
 /** A transport parameter may not be empty (Postfix's minimum length 1). */
@@ -98,7 +101,11 @@ function transportParam(config: Config, name: string): string {
   return value;
 }
 
-function paramsFor(config: Config, names: ResolveParamNames): ResolveParams {
+function paramsFor(
+  config: Config,
+  names: ResolveParamNames,
+  watch: TableWatch,
+): ResolveParams {
   return {
     names,
     localTransport: transportParam(config, names.localTransport),
@@ -106,9 +113,9 @@ function paramsFor(config: Config, names: ResolveParamNames): ResolveParams {
     relayTransport: transportParam(config, names.relayTransport),
     defaultTransport: transportParam(config, names.defaultTransport),
     relayhost: config.get(names.relayhost),
-    transportMaps: openTables(config, names.transportMaps),
-    senderRelayhostMaps: openTables(config, names.senderRelayhostMaps),
-    senderDefaultTransportMaps: openTables(config, names.senderDefaultTransportMaps),
+    transportMaps: openTables(config, names.transportMaps, watch),
+    senderRelayhostMaps: openTables(config, names.senderRelayhostMaps, watch),
+    senderDefaultTransportMaps: openTables(config, names.senderDefaultTransportMaps, watch),
   };
 }
 
@@ -117,7 +124,8 @@ export async function settingsFrom(config: Config): Promise<Settings> {
   const { settings: canonical, local: localContext, remote: remoteContext } = canonicalFrom(
     config,
   );
-  const local = await localResolver(config);
+  const watch = new TableWatch(config.configDir);
+  const local = await localResolver(config, watch);
   const names = new Set(config.list("mydestination").map((d) => d.toLowerCase()));
   const isLocalName = (domain: string) => names.has(domain.toLowerCase());
   return {
@@ -132,22 +140,31 @@ export async function settingsFrom(config: Config): Promise<Settings> {
       "virtual_alias_domains",
       config.get("virtual_alias_domains"),
       "none",
+      watch,
     ),
     virtualMailboxDomains: compileDomainList(
       config,
       "virtual_mailbox_domains",
       config.get("virtual_mailbox_domains"),
       "none",
+      watch,
     ),
-    relayDomains: compileDomainList(config, "relay_domains", config.get("relay_domains"), "parent"),
-    relocatedMaps: openTables(config, "relocated_maps"),
+    relayDomains: compileDomainList(
+      config,
+      "relay_domains",
+      config.get("relay_domains"),
+      "parent",
+      watch,
+    ),
+    relocatedMaps: openTables(config, "relocated_maps", watch),
     addressMapSettings: {
       ...addressMapSettings(config, "relocated", isLocalName),
       propagateExtension: false,
     },
     transportSettings: transportSettings(config),
-    regular: paramsFor(config, regularNames),
-    verify: paramsFor(config, verifyNames),
+    regular: paramsFor(config, regularNames, watch),
+    verify: paramsFor(config, verifyNames, watch),
+    watch,
     resolveDequoted: config.bool("resolve_dequoted_address"),
     resolveNullDomain: config.bool("resolve_null_domain"),
     resolveNumericDomain: config.bool("resolve_numeric_domain"),

@@ -198,3 +198,24 @@ Deno.test("an empty transport parameter stops the service as Postfix's does", as
     await Deno.remove(svc.dir, { recursive: true });
   }
 });
+
+Deno.test("a rebuilt table is picked up without a restart", async () => {
+  const files = { transport: "example.org smtp:[old-hop.example]\n" };
+  await withService(BASE + "transport_maps = texthash:$dir/transport\n", files, async (svc) => {
+    assertEquals(
+      (await resolveAddress(svc.config, "", "a@example.org")).nexthop,
+      "[old-hop.example]",
+    );
+    const path = `${svc.dir}/transport`;
+    await Deno.writeTextFile(path, "example.org smtp:[new-hop.example]\n");
+    const later = new Date(Date.now() + 10_000);
+    await Deno.utime(path, later, later);
+    await new Promise((r) => setTimeout(r, 1100));
+    // A new question: the client's cache would answer the old one.
+    assertEquals(
+      (await resolveAddress(svc.config, "", "b@example.org")).nexthop,
+      "[new-hop.example]",
+    );
+    assertMatch(svc.maillog(), /table texthash:\S+\/transport has changed -- reloading/);
+  });
+});
