@@ -12,7 +12,7 @@ import {
 } from "../../lib/address/mod.ts";
 import { canonicalize } from "./addresses.ts";
 import { runCheck } from "./checks.ts";
-import type { CleanupState } from "./core.ts";
+import { type CleanupState, printable } from "./core.ts";
 import { headerInfo, mailDate, makeMessageId, splitHeader } from "./headers.ts";
 import { CleanupFlag } from "./settings.ts";
 import { CleanupStat } from "./status.ts";
@@ -237,7 +237,8 @@ export class Content {
     const what = typeof context === "string" ? context : decoder.decode(context);
     if (st.writing) {
       st.info(
-        `reject: mime-error ${text}: ${what.slice(0, 100)} from local; from=<${st.sender ?? ""}>` +
+        `reject: mime-error ${text}: ${printable(what.slice(0, 100))} from local; ` +
+          `from=<${st.sender ?? ""}>` +
           (st.firstRecipient ? ` to=<${st.firstRecipient}>` : ""),
       );
     }

@@ -160,7 +160,9 @@ export class CleanupState {
   logAction(action: string, cls: string, content: string, reason: string): void {
     const tail = reason ? `: ${reason}` : "";
     this.req.log.info(
-      `${this.id}: ${action}: ${cls} ${content.slice(0, 200)} ${this.logContext()}${tail}`,
+      `${this.id}: ${action}: ${cls} ${
+        printable(content.slice(0, 200))
+      } ${this.logContext()}${tail}`,
     );
   }
 
@@ -508,6 +510,12 @@ export class CleanupState {
     ]);
     return { ...base, file: this.out.bytes(), discarded: false };
   }
+}
+
+/** Log text as Postfix's printable() leaves it: control characters become `?`. */
+export function printable(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\x00-\x1f\x7f]/g, "?");
 }
 
 /** A T record value: `seconds microseconds`. */

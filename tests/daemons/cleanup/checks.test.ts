@@ -130,12 +130,16 @@ Deno.test("PASS stops further checks", async () => {
   assertStringIncludes(r.log[0], "pass: header Subject: buy now");
 });
 
-Deno.test("header_checks see a folded header as one text with newlines", async () => {
+Deno.test("header_checks see a folded header as one text with newlines; the log shows them as ?", async () => {
   const seen: string[] = [];
-  await run({ text: "Subject: a\n\tb\n\nx" }, "", {
-    headerChecks: (l) => (seen.push(l), Promise.resolve(undefined)),
+  const r = await run({ text: "Subject: a\n\tb\n\nx" }, "", {
+    headerChecks: (
+      l,
+    ) => (seen.push(l), Promise.resolve(l.startsWith("Subject") ? "WARN w" : undefined)),
   });
   assert(seen.includes("Subject: a\n\tb"));
+  // Postfix's printable(): control characters in log text become "?".
+  assertStringIncludes(r.log[0], "warning: header Subject: a??b from local;");
 });
 
 Deno.test("headers cleanup adds are not inspected", async () => {
