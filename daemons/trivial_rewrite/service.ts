@@ -94,14 +94,14 @@ const OLD_TABLES_GRACE_MS = 5000;
  * edited regexp file), the tables are opened again first, so the new
  * contents count without a restart.
  */
-export async function currentSettings(state: ServiceState): Promise<Settings> {
-  if (state.reloading) await state.reloading;
-  const changed = state.settings.watch.changed();
-  if (changed && !state.reloading) {
+export function currentSettings(state: ServiceState): Settings | Promise<Settings> {
+  // The common case without a promise: every microtask counts per request.
+  if (!state.reloading) {
+    const changed = state.settings.watch.changed();
+    if (!changed) return state.settings;
     state.reloading = reload(state, changed).finally(() => state.reloading = undefined);
-    await state.reloading;
   }
-  return state.settings;
+  return state.reloading.then(() => state.settings);
 }
 
 async function reload(state: ServiceState, table: string): Promise<void> {
@@ -123,7 +123,8 @@ async function reload(state: ServiceState, table: string): Promise<void> {
 export function serveClient(conn: net.Socket, state: ServiceState, from: string): Promise<void> {
   return new Promise((resolve) => {
     const reader = new AttrReader();
-    let queue = Promise.resolve();
+    const pending: AttrList[] = [];
+    let working: Promise<void> | undefined;
     let done = false;
     const finish = () => {
       if (done) return;
@@ -136,27 +137,34 @@ export function serveClient(conn: net.Socket, state: ServiceState, from: string)
       conn.destroy();
       finish();
     };
+    // Requests are answered one after another, so replies keep request order
+    // even when a lookup takes time.
+    const work = async () => {
+      while (pending.length && !done) {
+        const req = pending.shift()!;
+        const current = currentSettings(state);
+        const settings = current instanceof Promise ? await current : current;
+        const outcome = await answer(settings, req, from);
+        if ("drop" in outcome) drop(outcome.drop);
+        else conn.write(outcome.reply);
+      }
+      working = undefined;
+    };
+    const settled = () => working ?? Promise.resolve();
     // Clients check the protocol name before their first request.
     conn.write(encodeAttrs({ protocol: REWRITE_PROTOCOL }));
     conn.on("data", (chunk: Uint8Array) => {
       if (done) return;
-      const lists = reader.push(chunk);
+      pending.push(...reader.push(chunk));
       if (reader.pending > MAX_REQUEST_BYTES) {
         drop(`request from ${from} exceeds ${MAX_REQUEST_BYTES} bytes -- dropping client`);
         return;
       }
-      for (const req of lists) {
-        // Replies go out in request order even when lookups take time.
-        queue = queue.then(async () => {
-          if (done) return;
-          const outcome = await answer(await currentSettings(state), req, from);
-          if ("drop" in outcome) drop(outcome.drop);
-          else conn.write(outcome.reply);
-        });
-      }
+      // work() always awaits once before it clears `working`, so this cannot stick.
+      if (!working && pending.length) working = work();
     });
     conn.on("end", () => {
-      queue.then(() => {
+      settled().then(() => {
         if (reader.pending > 0 && !done) {
           warn(`unexpected end-of-input from ${from} while reading input attribute name`);
         }
@@ -165,6 +173,6 @@ export function serveClient(conn: net.Socket, state: ServiceState, from: string)
       });
     });
     conn.on("error", () => finish());
-    conn.on("close", () => queue.then(finish));
+    conn.on("close", () => settled().then(finish));
   });
 }

@@ -219,3 +219,22 @@ Deno.test("a rebuilt table is picked up without a restart", async () => {
     assertMatch(svc.maillog(), /table texthash:\S+\/transport has changed -- reloading/);
   });
 });
+
+Deno.test("a request that arrives a few bytes at a time is answered", async () => {
+  await withService(BASE, {}, async (svc) => {
+    const client = await rawClient(svc.socket);
+    try {
+      const bytes = encodeAttrs({ request: "resolve", sender: "", address: "slow@example.org" });
+      for (let at = 0; at < bytes.length; at += 7) {
+        await client.send(bytes.subarray(at, at + 7));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assertEquals((await client.reply())?.get("recipient"), "slow@example.org");
+      // And the connection serves the next one.
+      await client.send(encodeAttrs({ request: "rewrite", rule: "local", address: "u" }));
+      assertEquals((await client.reply())?.get("address"), "u@mail.example.com");
+    } finally {
+      client.close();
+    }
+  });
+});
