@@ -14,18 +14,28 @@ type Loader = () => Promise<ProgramModule>;
 
 /** Program name → module, for every program built so far. */
 const programs: Record<string, Loader> = {
+  anvil: () => import("./daemons/anvil.ts"),
+  bounce: () => import("./daemons/bounce/mod.ts"),
   cleanup: () => import("./daemons/cleanup/mod.ts"),
+  discard: () => import("./daemons/discard.ts"),
+  error: () => import("./daemons/error.ts"),
   master: () => import("./daemons/master/master.ts"),
   pickup: () => import("./daemons/pickup/mod.ts"),
-  postfix: () => import("./cmd/postfix.ts"),
   postalias: () => import("./cmd/postalias.ts"),
   postcat: () => import("./cmd/postcat.ts"),
   postconf: () => import("./cmd/postconf.ts"),
   postdrop: () => import("./cmd/postdrop.ts"),
+  postfix: () => import("./cmd/postfix.ts"),
   postkick: () => import("./cmd/postkick.ts"),
   postlog: () => import("./cmd/postlog.ts"),
   postmap: () => import("./cmd/postmap.ts"),
+  postqueue: () => import("./cmd/postqueue.ts"),
+  postsuper: () => import("./cmd/postsuper.ts"),
+  qmgr: () => import("./daemons/qmgr/mod.ts"),
   sendmail: () => import("./cmd/sendmail.ts"),
+  showq: () => import("./daemons/showq/mod.ts"),
+  smtpd: () => import("./daemons/smtpd/mod.ts"),
+  "trivial-rewrite": () => import("./daemons/trivial_rewrite/mod.ts"),
 };
 
 /** Names that run another program's module (Postfix's aliases). */
