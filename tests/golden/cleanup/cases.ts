@@ -46,10 +46,17 @@ export const tables: Record<string, string> = {
 /^X-Ignore:/ IGNORE
 /^X-Strip:/ STRIP
 /^Subject: inner-prepend/ PREPEND X-Inner: yes
+/^From: drop@/ IGNORE
+/^Subject: prepend-from/ PREPEND From: prepended@example.com
+/^Subject: replace-to/ REPLACE To: bare-replaced
+/^X-Body-Replace:/ PREPEND X-Seen: yes
 /^Content-Type: text.x-warn/ WARN mime warned
 `,
   body_checks: `/^body-reject/ REJECT
 /^body-warn/ WARN body warned
+/^body-replace/ REPLACE replaced body line
+/^body-prepend/ PREPEND prepended body line
+/^body-ignore/ IGNORE
 `,
   canonical: `alice@example.com Alice.Smith@example.com
 bob@example.com robert@example.com
@@ -303,5 +310,12 @@ export const cases: Case[] = [
     sender: "u9@example.org",
     recipients: ["u10@example.org"],
     text: "Subject: 8bit\nMIME-Version: 1.0\n\ncaf\u00e9\n",
+  },
+  {
+    name: "actions-and-missing-headers",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "From: drop@example.org\nSubject: prepend-from\nTo: u10@example.org\n" +
+      "Cc: nobody\nSubject: replace-to\n\nbody-replace this\nbody-prepend that\nbody-ignore me\nend\n",
   },
 ];
