@@ -7,11 +7,9 @@
 // for one site.
 
 import { getopt, GetoptError } from "../lib/getopt.ts";
-import { configureLog, fatal, FatalError, warn } from "../lib/log.ts";
+import { configureLog, fatal, FatalError } from "../lib/log.ts";
 import { type Config, loadConfig, setupLogging } from "../lib/config/mod.ts";
-import { sendTrigger } from "../lib/ipc/trigger.ts";
-import { AttrReader, encodeAttrs } from "../lib/ipc/attr.ts";
-import { describe } from "../lib/queue/file.ts";
+import { flushQueue, flushQueueFile, flushSite } from "../lib/flush_client.ts";
 import { checkQueueUser, listMailQueue } from "../lib/showq_client.ts";
 import type { ProgramContext } from "../lib/program.ts";
 
@@ -88,76 +86,8 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
       if (!/^[A-Za-z0-9]{1,100}$/.test(req.arg)) {
         die(`Cannot flush queue ID - invalid name: "${req.arg}"`);
       }
-      return await askFlush(config, { request: "send_file", queue_id: req.arg }, req.arg);
+      return await flushQueueFile(config, req.arg);
     case "s":
-      return await askFlush(config, { request: "send_site", site: req.arg }, req.arg);
+      return await flushSite(config, req.arg);
   }
-}
-
-/**
- * -f: Postfix's mail_flush_deferred: tell qmgr to forget dead destinations
- * (F) and scan every queue ignoring retry times (A), then scan the deferred
- * (D) and incoming (I) queues now.
- */
-async function flushQueue(config: Config): Promise<number> {
-  const service = config.get("qmgr_service_name") || "qmgr";
-  const path = `${config.get("queue_directory")}/public/${service}`;
-  try {
-    Deno.statSync(path);
-  } catch (err) {
-    warn(`unable to look up public/${service}: ${describe(err)}`);
-    die("Cannot flush mail queue - mail system is down");
-  }
-  try {
-    await sendTrigger(path, "FADI", 1000 * config.time("trigger_timeout"));
-  } catch {
-    die("Cannot flush mail queue - mail system is down");
-  }
-  return 0;
-}
-
-/** The flush service's replies (Postfix's flush_clnt status codes). */
-const flushStatus = { ok: "0", fail: "1", bad: "3", deny: "4" };
-
-/** -i and -s: one request to the flush service (Postfix's attribute protocol). */
-async function askFlush(
-  config: Config,
-  request: Record<string, string>,
-  what: string,
-): Promise<number> {
-  const service = config.get("flush_service_name") || "flush";
-  const path = `${config.get("queue_directory")}/public/${service}`;
-  let conn: Deno.UnixConn;
-  try {
-    conn = await Deno.connect({ transport: "unix", path });
-  } catch (err) {
-    warn(`connect to public/${service}: ${describe(err)}`);
-    die("Cannot flush mail queue - mail system is down");
-  }
-  let status: string | undefined;
-  try {
-    await conn.write(encodeAttrs(request));
-    const reader = new AttrReader();
-    const buf = new Uint8Array(4096);
-    while (status === undefined) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      const [reply] = reader.push(buf.slice(0, n));
-      if (reply) status = reply.get("status") ?? "";
-    }
-  } catch {
-    status = undefined;
-  } finally {
-    conn.close();
-  }
-  if (status === flushStatus.ok) return 0;
-  if (status === flushStatus.deny) {
-    die(
-      request.request === "send_site"
-        ? `Flush service is not configured for destination "${what}"`
-        : `Cannot flush queue ID - no such message: "${what}"`,
-    );
-  }
-  if (status === flushStatus.bad) die(`Invalid request: "${what}"`);
-  die("Cannot flush mail queue - mail system is down");
 }

@@ -27,6 +27,8 @@ import {
   type TextRecord,
 } from "../lib/queue/mod.ts";
 import { sendTrigger, TRIGGER_WAKEUP } from "../lib/ipc/trigger.ts";
+import { flushQueue, flushQueueFile, flushSite } from "../lib/flush_client.ts";
+import { listMailQueue } from "../lib/showq_client.ts";
 import type { ProgramContext } from "../lib/program.ts";
 
 /** sysexits(3) codes Postfix's sendmail uses. */
@@ -79,13 +81,11 @@ async function run(args: string[], ctx: ProgramContext): Promise<number> {
       return await newaliases(config, request);
     case "p":
       if (request.recipients.length) fatal("display queue mode requires no recipient");
-      return unavailable(
-        "cannot list the queue: the showq service is not part of this Posthorn yet",
-      );
+      return await listMailQueue(config, "text", {
+        openTable: (spec) => openTable(spec, config),
+      });
     case "q":
-      return unavailable(
-        "cannot flush the queue: the queue manager (qmgr) is not part of this Posthorn yet",
-      );
+      return await flushRequest(config, request.queueArg ?? "");
     case "d":
       fatal('daemon mode (-bd) is not supported: start the mail system with "postfix start"');
       break;
@@ -94,10 +94,6 @@ async function run(args: string[], ctx: ProgramContext): Promise<number> {
       break;
   }
   fatal(`unsupported: -b${request.mode}`);
-}
-
-function unavailable(text: string): never {
-  fatalStatus(EX_UNAVAILABLE, text);
 }
 
 /** fatal() with a sysexits status. */
@@ -404,6 +400,18 @@ async function wakePickup(queueDirectory: string, config: Config): Promise<void>
   } catch {
     // As in Postfix: the file waits in maildrop for pickup's next scan.
   }
+}
+
+/**
+ * -q, -qIqueueid, -qRsite: what Postfix's sendmail runs postqueue for
+ * (-f, -i, -s); -qinterval is ignored and -qS is not implemented, as in Postfix.
+ */
+async function flushRequest(config: Config, arg: string): Promise<number> {
+  if (arg === "" || /^\d+[smhdw]?$/.test(arg)) return await flushQueue(config);
+  if (arg.startsWith("I")) return await flushQueueFile(config, arg.slice(1));
+  if (arg.startsWith("R")) return await flushSite(config, arg.slice(1));
+  if (arg.startsWith("S")) fatal("-qS is not implemented");
+  fatal(`bad -q option: -q${arg}`);
 }
 
 /** -bi / newaliases: rebuild the alias databases (maps/). */

@@ -226,15 +226,15 @@ Deno.test("sendmail wakes pickup with W on its fifo", async () => {
   removeInstance(inst);
 });
 
-Deno.test("sendmail modes that need missing services fail clearly", async () => {
+Deno.test("sendmail modes that are refused or need a running system fail clearly", async () => {
   const inst = makeInstance();
   const cases: [string, string[], number, string][] = [
     ["sendmail", ["-bd"], 75, "daemon mode (-bd) is not supported"],
     ["sendmail", ["-bs"], 75, "stand-alone SMTP mode (-bs) needs the smtpd program"],
-    ["sendmail", ["-bp"], 69, "the showq service is not part of this Posthorn yet"],
-    ["mailq", [], 69, "the showq service is not part of this Posthorn yet"],
-    ["sendmail", ["-q"], 69, "the queue manager (qmgr) is not part of this Posthorn yet"],
-    ["sendmail", ["-qRexample.com"], 69, "queue manager"],
+    ["sendmail", ["-q"], 69, "Cannot flush mail queue - mail system is down"],
+    ["sendmail", ["-qRexample.com"], 69, "Cannot flush mail queue - mail system is down"],
+    ["sendmail", ["-qIABCDEF"], 69, "Cannot flush mail queue - mail system is down"],
+    ["sendmail", ["-qSexample.com"], 75, "-qS is not implemented"],
     ["sendmail", ["-bz", "x@y"], 75, "sendmail: fatal: unsupported: -bz"],
     ["sendmail", ["-z"], 75, "sendmail: fatal: usage: sendmail [options]"],
     ["sendmail", ["-B", "9BIT", "x@y"], 75, "sendmail: fatal: -B option needs 8BITMIME or 7BIT"],
@@ -251,6 +251,27 @@ Deno.test("sendmail modes that need missing services fail clearly", async () => 
     assertStringIncludes(r.stderr, text);
   }
   assertEquals(maildropFiles(inst), []);
+  removeInstance(inst);
+});
+
+Deno.test("mailq and sendmail -bp list the queue as postqueue -p does", async () => {
+  const inst = makeInstance();
+  for (const [name, args] of [["mailq", []], ["sendmail", ["-bp"]]] as [string, string[]][]) {
+    const r = await runProgram(name, args, { stdin: "", env: inst.env });
+    assertEquals(r.code, 0, `${name} ${args.join(" ")}: ${r.stderr}`);
+    assertEquals(r.stdout, "Mail queue is empty\n");
+    assertStringIncludes(r.stderr, "Mail system is down -- accessing queue directly");
+  }
+  const sent = await runProgram("sendmail", ["-f", "a@example.com", "b@example.com"], {
+    stdin: "Subject: x\n\nbody\n",
+    env: inst.env,
+  });
+  assertEquals(sent.code, 0, sent.stderr);
+  const listed = await runProgram("mailq", [], { stdin: "", env: inst.env });
+  assertEquals(listed.code, 0, listed.stderr);
+  assertStringIncludes(listed.stdout, "a@example.com");
+  assertStringIncludes(listed.stdout, "b@example.com");
+  assertStringIncludes(listed.stdout, "-- 0 Kbytes in 1 Request.");
   removeInstance(inst);
 });
 
