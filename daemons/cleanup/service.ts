@@ -12,7 +12,7 @@
 // nothing half-written looks complete.
 
 import type * as net from "node:net";
-import { AttrReader, encodeAttrs } from "../../lib/ipc/attr.ts";
+import { decodeAttrs, encodeAttrs } from "../../lib/ipc/attr.ts";
 import { sendTrigger, TRIGGER_WAKEUP } from "../../lib/ipc/trigger.ts";
 import {
   abandonQueueFile,
@@ -80,26 +80,37 @@ class ConnReader {
   }
 }
 
-/** Reads one attribute list; null at EOF. */
+/**
+ * Reads exactly one attribute list; null at EOF. Bytes after the list (the
+ * record stream) go back to the reader untouched.
+ */
 async function readAttrs(reader: ConnReader): Promise<Map<string, string> | null> {
-  const attrs = new AttrReader();
+  let buf: Uint8Array = new Uint8Array(0);
   for (;;) {
     const chunk = await reader.next();
     if (!chunk) return null;
-    // Attribute lists end with an empty name; what follows it is record data.
-    const end = findListEnd(chunk);
-    const lists = attrs.push(end < 0 ? chunk : chunk.subarray(0, end));
-    if (lists.length) {
-      if (end >= 0) reader.unshift(chunk.subarray(end));
-      return lists[0];
-    }
+    const merged = new Uint8Array(buf.length + chunk.length);
+    merged.set(buf);
+    merged.set(chunk, buf.length);
+    buf = merged;
+    const end = listEnd(buf);
+    if (end < 0) continue;
+    reader.unshift(buf.subarray(end));
+    return decodeAttrs(buf.subarray(0, end));
   }
 }
 
-/** The offset just past a NUL NUL (end of a list) in `chunk`, or -1. */
-function findListEnd(chunk: Uint8Array): number {
-  for (let i = 1; i < chunk.length; i++) if (chunk[i] === 0 && chunk[i - 1] === 0) return i + 1;
-  return -1;
+/** The offset just past the first complete list (name/value pairs, then an empty name), or -1. */
+function listEnd(data: Uint8Array): number {
+  let at = 0;
+  for (;;) {
+    const nameEnd = data.indexOf(0, at);
+    if (nameEnd < 0) return -1;
+    if (nameEnd === at) return at + 1;
+    const valueEnd = data.indexOf(0, nameEnd + 1);
+    if (valueEnd < 0) return -1;
+    at = valueEnd + 1;
+  }
 }
 
 /** Yields the records of the stream until E or EOF. */

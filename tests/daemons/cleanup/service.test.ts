@@ -256,3 +256,29 @@ Deno.test("cleanup wakes the queue manager with W on public/qmgr after queueing"
     await stop(inst);
   }
 });
+
+Deno.test("cleanup service reads the request list and the records sent in one write", async () => {
+  const inst = await startCleanup();
+  try {
+    const c = await Client.open(inst.socket);
+    await c.attrs();
+    // An empty attribute value, then the records, all at once: nothing may be lost.
+    const parts = [
+      encodeAttrs({ flags: 50, note: "" }),
+      ...recordBytes("Subject: one write\n\nbody"),
+    ];
+    const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      all.set(p, at);
+      at += p.length;
+    }
+    await c.write(all);
+    const id = (await c.attrs()).get("queue_id")!;
+    assertEquals((await c.attrs()).get("status"), "0");
+    c.conn.close();
+    readQueueFile(queueFilePath(inst.layout, "incoming", id));
+  } finally {
+    await stop(inst);
+  }
+});
