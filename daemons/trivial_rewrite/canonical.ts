@@ -125,7 +125,7 @@ export function rewriteExternal(
     warn("rewrite_addr: null address");
     return address;
   }
-  const tokens = scanAddress(address);
+  const tokens = scanAddress(address, true);
   rewriteTokens(tokens, ctx, s);
   return externalize(tokens);
 }

@@ -29,6 +29,8 @@ interface Stripped {
   /** The remote domain's "@" index, or -1 when the address ended local. */
   remoteAt: number;
   flags: number;
+  /** The recipient Postfix makes of a quoted local part with @ or % inside (see crackQuoted). */
+  mangled?: string;
 }
 
 /** Resolves `address` (internal form) for `sender` with the request's parameters. */
@@ -73,7 +75,12 @@ async function decide(
   result.flags |= stripped.flags;
   if (stripped.remoteAt < 0) appendLocalDomain(s, stripped);
   let local = stripped.remoteAt < 0;
-  result.recipient = internalize(stripped.tokens);
+  if (stripped.mangled !== undefined) {
+    result.recipient = stripped.mangled;
+    return syntaxError(result);
+  }
+  // The address came in internal form: literal quotes in it stay (resolve_dequoted_address).
+  result.recipient = internalize(stripped.tokens, s.resolveDequoted);
   if (result.flags & ResolveFlag.FAIL) return result;
 
   // The domain is what follows the last @ of the recipient as a string.
@@ -167,16 +174,13 @@ async function stripLocal(s: Settings, address: string): Promise<Stripped> {
       continue;
     }
     const cracked = crackQuoted(s, tokens);
+    if (typeof cracked === "string") return { tokens, remoteAt: -1, flags: 0, mangled: cracked };
     if (cracked) {
       tokens = cracked;
       continue;
     }
-    if (
-      tokens.length === 0 ||
-      (tokens.length === 1 && tokens[0].type === "qstring" && !tokens[0].text)
-    ) {
-      tokens = scanAddress("MAILER-DAEMON");
-    }
+    // An empty local part stands for the local MAILER-DAEMON.
+    if (tokens.length === 0) tokens = scanAddress("MAILER-DAEMON");
     if (saved) tokens.push(...saved);
     return { tokens, remoteAt: -1, flags: 0 };
   }
@@ -204,17 +208,22 @@ function routes(s: Settings, tokens: AddrToken[]): boolean {
   );
 }
 
-/** A lone quoted local part with routing inside is opened up, as Sendmail does. */
-function crackQuoted(s: Settings, tokens: AddrToken[]): AddrToken[] | undefined {
+/**
+ * A lone quoted local part with routing inside is opened up, as Sendmail
+ * does. With a bang path inside ("site!user") the inner address is
+ * resolved. With @ or % inside, Postfix 3.7 answers with the local part
+ * opened but never closed again (`"user@site ` and bad-syntax flags); the
+ * same answer is given here, so that clients reject such an address alike.
+ */
+function crackQuoted(s: Settings, tokens: AddrToken[]): AddrToken[] | string | undefined {
   if (!s.resolveDequoted || tokens.length !== 1 || tokens[0].type !== "qstring") return undefined;
-  const text = tokens[0].text;
-  const ops = [
-    "@",
-    ...(s.canonical.allowPercentHack ? ["%"] : []),
-    ...(s.canonical.swapBangpath ? ["!"] : []),
-  ];
-  if (!ops.some((o) => text.includes(o))) return undefined;
-  const cracked = scanAddress(text);
+  const text = tokens[0].raw ?? tokens[0].text;
+  const at = text.lastIndexOf("@");
+  const pct = s.canonical.allowPercentHack ? text.lastIndexOf("%") : -1;
+  if (at >= 0) return `"${text} `;
+  if (pct >= 0) return `"${text.slice(0, pct)}@${text.slice(pct + 1)} `;
+  if (!s.canonical.swapBangpath || !text.includes("!")) return undefined;
+  const cracked = scanAddress(tokens[0].text);
   return routes(s, cracked) ? cracked : undefined;
 }
 

@@ -13,15 +13,37 @@ export interface AddrToken {
   text: string;
   /** Whether white space preceded the token in the source. */
   space: boolean;
+  /** qstring: the content as written, backslashes included. */
+  raw?: string;
 }
 
-/** Splits an address into tokens; `%` and `!` become operators of their own. */
-export function scanAddress(address: string): AddrToken[] {
+/**
+ * Splits an address into tokens; `%` and `!` become operators of their own.
+ * A quote that is never closed is an ordinary character in an internal-form
+ * address (a"b@example.org keeps its domain); in an external-form one it
+ * opens a quoted string to the end, set apart by a space (a"b rewrites to
+ * "a b"@origin). Both as the reference answers.
+ */
+export function scanAddress(address: string, external = false): AddrToken[] {
   const out: AddrToken[] = [];
   let lastEnd = -1;
   for (const tok of scanTokens(address)) {
     const space = lastEnd >= 0 && tok.start > lastEnd;
     lastEnd = tok.end;
+    if (tok.type === "qstring" && !closedQuote(address, tok.start, tok.end) && external) {
+      out.push({ type: "qstring", text: tok.text, space: out.length > 0, raw: tok.text });
+      continue;
+    }
+    if (tok.type === "qstring" && !closedQuote(address, tok.start, tok.end)) {
+      const rest = scanAddress(address.slice(tok.start + 1));
+      const first = rest[0];
+      if (first?.type === "atom" && !first.space) {
+        out.push({ type: "atom", text: `"${first.text}`, space }, ...rest.slice(1));
+      } else {
+        out.push({ type: "atom", text: '"', space }, ...rest);
+      }
+      break;
+    }
     if (tok.type === "special") {
       out.push({ type: tok.text, text: tok.text, space });
     } else if (tok.type === "atom" && /[%!]/.test(tok.text)) {
@@ -32,11 +54,23 @@ export function scanAddress(address: string): AddrToken[] {
         out.push({ type, text: part, space: first && space });
         first = false;
       }
+    } else if (tok.type === "qstring") {
+      const raw = address.slice(tok.start + 1, tok.end - 1);
+      out.push({ type: tok.type, text: tok.text, space, raw });
     } else {
       out.push({ type: tok.type, text: tok.text, space });
     }
   }
   return out;
+}
+
+/** Whether the quoted string at [start, end) ends with its own closing quote. */
+function closedQuote(address: string, start: number, end: number): boolean {
+  if (end - start < 2 || address[end - 1] !== '"') return false;
+  // The last quote must not be escaped: count the backslashes before it.
+  let slashes = 0;
+  for (let i = end - 2; i > start && address[i] === "\\"; i--) slashes++;
+  return slashes % 2 === 0;
 }
 
 /** One operator token. */
@@ -56,8 +90,24 @@ export function firstOf(tokens: AddrToken[], type: string, from = 0): number {
   return -1;
 }
 
-/** The tokens as one internal-form string: quoted strings unquoted, white space kept as one space. */
-export function internalize(tokens: AddrToken[]): string {
+/**
+ * The tokens as one string, white space kept as one space. With
+ * `keepQuotes`, quoted strings are written as they came: an internal-form
+ * address with literal quotes (`"a b"@x`) leaves as it arrived.
+ */
+export function internalize(tokens: AddrToken[], keepQuotes = false): string {
+  if (!keepQuotes) return unquoted(tokens);
+  let out = "";
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (i > 0 && t.space) out += " ";
+    out += t.type === "comment" ? `(${t.text})` : t.type === "qstring" ? `"${t.raw}"` : t.text;
+  }
+  return out;
+}
+
+/** The tokens' text with quoted strings unquoted (before external quoting). */
+function unquoted(tokens: AddrToken[]): string {
   let out = "";
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
@@ -73,7 +123,7 @@ export function internalize(tokens: AddrToken[]): string {
  * string, as Postfix prints it.
  */
 export function externalize(tokens: AddrToken[]): string {
-  const text = internalize(tokens);
+  const text = unquoted(tokens);
   // A lone @ or an empty quoted string both print as the empty quoted string.
   if (text === "@" || (text === "" && tokens.length > 0)) return '""';
   return quoteAddress(text);
