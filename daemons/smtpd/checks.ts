@@ -124,9 +124,19 @@ export class Checker {
     return v.kind === "reject" ? this.finish(v.reply, ctx, stage) : undefined;
   }
 
-  /** smtpd_data_restrictions. */
-  data(ctx: CheckContext, stage: string): Promise<SmtpReply | undefined> {
-    return this.run("data", "smtpd_data_restrictions", ctx, stage);
+  /** smtpd_data_restrictions (logged with the last recipient, as Postfix). */
+  async data(
+    ctx: CheckContext,
+    stage: string,
+    lastRecipient?: string,
+  ): Promise<SmtpReply | undefined> {
+    const saved = ctx.recipient;
+    ctx.recipient = lastRecipient;
+    try {
+      return await this.run("data", "smtpd_data_restrictions", ctx, stage);
+    } finally {
+      ctx.recipient = saved;
+    }
   }
 
   /** smtpd_end_of_data_restrictions. */
@@ -674,9 +684,9 @@ export class Checker {
         ctx.log(stage, "info", `<${name}>: ${label} ${rest}`);
         return DUNNO;
     }
-    const numeric = parseReplyText(v, "");
+    const numeric = parseReplyText(v, "5.7.1");
     if (numeric) {
-      const dsn = numeric.dsn || `${String(numeric.code)[0]}.7.1`;
+      const dsn = numeric.dsn;
       const text = Array.isArray(numeric.text) ? numeric.text.join(" ") : numeric.text;
       return this.rejectReply(what, ctx, numeric.code, dsn, text || "Access denied");
     }

@@ -162,7 +162,7 @@ async function data(s: Session, args: string): Promise<boolean> {
     );
   }
   if (args.trim()) return say(s, rep(501, "5.5.4", "Syntax: DATA"));
-  const denied = await s.env.checker.data(s, "DATA");
+  const denied = await s.env.checker.data(s, "DATA", s.recipients.at(-1)?.address);
   if (denied) return say(s, denied);
   let client;
   try {
@@ -255,7 +255,7 @@ async function bdat(s: Session, args: string): Promise<boolean> {
       : rep(503, "5.5.1", "Error: need RCPT command");
   } else if (s.bdatFailed) problem = s.bdatProblem;
   if (!problem && !s.cleanup) {
-    const denied = await s.env.checker.data(s, "DATA");
+    const denied = await s.env.checker.data(s, "DATA", s.recipients.at(-1)?.address);
     if (denied) problem = denied;
     else {
       try {
