@@ -8,6 +8,7 @@
 import type { ProgramContext } from "../lib/program.ts";
 import { multiServer } from "../lib/daemon/server.ts";
 import {
+  agentConcurrency,
   agentEnvFromConfig,
   type DeliverySession,
   handleDeliveryConnection,
@@ -27,6 +28,9 @@ export async function deliverDiscard(session: DeliverySession): Promise<void> {
 export function main(args: string[], ctx: ProgramContext): Promise<number> {
   let env: ReturnType<typeof agentEnvFromConfig>;
   return multiServer(args, ctx, (conn) => handleDeliveryConnection(conn, env, deliverDiscard), {
+    // One process takes every request qmgr sends at once (default_process_limit
+    // of them): a busy report would only make the master start another.
+    concurrency: agentConcurrency,
     init(d) {
       env = agentEnvFromConfig(d.config);
     },

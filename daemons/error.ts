@@ -7,6 +7,7 @@
 import type { ProgramContext } from "../lib/program.ts";
 import { type DaemonContext, multiServer } from "../lib/daemon/server.ts";
 import {
+  agentConcurrency,
   agentEnvFromConfig,
   type DeliverySession,
   handleDeliveryConnection,
@@ -35,6 +36,9 @@ export function main(args: string[], ctx: ProgramContext): Promise<number> {
     ctx,
     (conn, d) => handleDeliveryConnection(conn, env, (s) => deliverError(s, retry(d))),
     {
+      // One process takes every request qmgr sends at once (default_process_limit
+      // of them): a busy report would only make the master start another.
+      concurrency: agentConcurrency,
       init(d) {
         env = agentEnvFromConfig(d.config);
       },

@@ -272,6 +272,13 @@ export async function handleDeliveryConnection(
   await writeReply(conn, session.reply());
 }
 
+/**
+ * Requests one light agent process (error, discard) serves at once: above
+ * any process limit qmgr keeps per transport, so the process never reports
+ * itself busy while qmgr still sends.
+ */
+export const agentConcurrency = 10_000;
+
 /** The environment of an agent started by the master, from its configuration. */
 export function agentEnvFromConfig(
   config: {
