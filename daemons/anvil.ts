@@ -114,7 +114,8 @@ export function main(args: string[], ctx: ProgramContext): Promise<number> {
   let state: AnvilState | undefined;
   return eventServer(args, ctx, (conn) => serveAnvil(conn, state!), {
     ignoreMaxUse: true,
-    requestTimeout: 365 * 86400,
+    // A client (smtpd) keeps its connection for its whole life; setTimeout caps at 2^31 ms.
+    requestTimeout: 20 * 86400,
     init(d) {
       state = new AnvilState(d.config.time("anvil_rate_time_unit") * 1000);
       const every = d.config.time("anvil_status_update_time") * 1000;
