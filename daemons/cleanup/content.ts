@@ -73,7 +73,7 @@ export class Content {
 
   /** Accepts one content line (record data, no newline). */
   async line(raw: Line): Promise<void> {
-    const line = this.sanitize(raw);
+    const line = this.stripCharacters(this.rejectCharacters(this.sanitize(raw)));
     if (this.mode === "headers") {
       const first = line[0];
       if (this.header.length > 0 && (first === 0x20 || first === 0x09)) {
@@ -113,6 +113,30 @@ export class Content {
       }
     }
     return copy ?? line;
+  }
+
+  /**
+   * message_reject_characters: a line holding one refuses the message (the
+   * first such line is logged, as text up to a NUL, the way C prints it).
+   */
+  private rejectCharacters(line: Line): Line {
+    const st = this.state;
+    const chars = st.rejectChars;
+    if (chars.length === 0 || !line.some((b) => chars.includes(b))) return line;
+    if (st.writing) {
+      const nul = line.indexOf(0);
+      const text = decoder.decode(nul < 0 ? line : line.subarray(0, nul));
+      st.logAction("reject", "content", text, "5.7.1 disallowed character");
+    }
+    st.fail(CleanupStat.CONT, "5.7.1 disallowed character");
+    return line;
+  }
+
+  /** message_strip_characters: those bytes are removed from every content line. */
+  private stripCharacters(line: Line): Line {
+    const chars = this.state.stripChars;
+    if (chars.length === 0 || !line.some((b) => chars.includes(b))) return line;
+    return line.filter((b) => !chars.includes(b));
   }
 
   /** Processes the header collected so far, if any. */

@@ -110,9 +110,14 @@ export class CleanupState {
   private xtraOffset = 0;
   private clientInfo = new Map<string, string>();
   readonly now: Date;
+  /** message_reject_characters and message_strip_characters, as bytes. */
+  readonly rejectChars: number[];
+  readonly stripChars: number[];
 
   constructor(readonly req: CleanupRequest) {
     this.now = req.now ?? new Date();
+    this.rejectChars = unescapeBytes(req.settings.messageRejectCharacters);
+    this.stripChars = unescapeBytes(req.settings.messageStripCharacters);
     this.checking = (req.flags & CleanupFlag.FILTER) !== 0;
     if (req.flags & CleanupFlag.HOLD) this.hold = true;
     if (req.flags & CleanupFlag.DISCARD) this.discard = true;
@@ -510,6 +515,44 @@ export class CleanupState {
     ]);
     return { ...base, file: this.out.bytes(), discarded: false };
   }
+}
+
+/** The bytes of a character-set parameter, C-like escapes undone (`\\0`, `\\t`, `\\r`, `\\ddd` ...). */
+export function unescapeBytes(value: string): number[] {
+  const simple: Record<string, number> = {
+    a: 7,
+    b: 8,
+    f: 12,
+    n: 10,
+    r: 13,
+    t: 9,
+    v: 11,
+    "\\": 92,
+    '"': 34,
+    "'": 39,
+  };
+  const out: number[] = [];
+  const bytes = new TextEncoder().encode(value);
+  for (let i = 0; i < bytes.length; i++) {
+    const ch = String.fromCharCode(bytes[i]);
+    if (ch !== "\\" || i + 1 >= bytes.length) {
+      out.push(bytes[i]);
+      continue;
+    }
+    const next = String.fromCharCode(bytes[++i]);
+    if (next in simple) {
+      out.push(simple[next]);
+    } else if (/[0-7]/.test(next)) {
+      let oct = next;
+      while (oct.length < 3 && /[0-7]/.test(String.fromCharCode(bytes[i + 1] ?? 0))) {
+        oct += String.fromCharCode(bytes[++i]);
+      }
+      out.push(parseInt(oct, 8) & 0xff);
+    } else {
+      out.push(bytes[i]);
+    }
+  }
+  return out;
 }
 
 /** Log text as Postfix's printable() leaves it: control characters become `?`. */

@@ -61,9 +61,10 @@ for (const c of cases) {
     const expected = readOptional(`${golden}${c.name}.incoming`) ??
       readOptional(`${golden}${c.name}.hold`);
     const text = expected ? dec.decode(expected) : "";
-    const id = /\tid (\w+); /.exec(text)?.[1] ?? "QUEUEID";
-    const date = /\tid \w+; ([A-Z][a-z]{2}, [ 0-9]{2} [^(]*\([A-Z]+\))/.exec(text)?.[1] ??
-      "Tue, 24 Nov 2026 15:47:10 +0000 (UTC)";
+    // pickup's Received line: "\tid ID; DATE" (the tab may have been stripped).
+    const received = /id (\w+); ([A-Z][a-z]{2}, [ 0-9]{2} [^(]*\([A-Z]+\))/.exec(text);
+    const id = received?.[1] ?? "QUEUEID";
+    const date = received?.[2] ?? "Tue, 24 Nov 2026 15:47:10 +0000 (UTC)";
     const created = /create_time=(\d+)/.exec(text)?.[1];
     const config = c.cf
       ? configFromText(dir, mainCf.replaceAll("DIR", dir) + c.cf + "\n")

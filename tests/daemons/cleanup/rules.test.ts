@@ -2,6 +2,7 @@
 
 import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
 import { CleanupStat } from "../../../daemons/cleanup/status.ts";
+import { unescapeBytes } from "../../../daemons/cleanup/core.ts";
 import { rec, run, table } from "./helpers.ts";
 
 const plain = "Subject: hi\nFrom: alice@example.com\nTo: bob@example.com\n\nbody";
@@ -369,4 +370,17 @@ Deno.test("SMTPUTF8 autodetection sets the size record's flags as the reference 
   // Without the autodetect request nothing is set.
   const r = await run({ text: "X-Foo: \u00fc\n\nx" });
   assertEquals(Number(r.records[0].text.trim().split(/\s+/)[5]), 0);
+});
+
+Deno.test("unescapeBytes() undoes C-like escapes of message_*_characters", () => {
+  assertEquals(unescapeBytes("\\0\\t\\r\\n\\\\x\\101\\007"), [0, 9, 13, 10, 92, 120, 65, 7]);
+});
+
+Deno.test("message_reject_characters refuses the message; message_strip_characters removes bytes", async () => {
+  const r = await run({ text: "Subject: x\n\nok\nbad\0line" }, "message_reject_characters = \\0");
+  assertEquals(r.status, CleanupStat.CONT);
+  assertEquals(r.reason, "5.7.1 disallowed character");
+  assertStringIncludes(r.log.join("\n"), "ABC123: reject: content bad from local;");
+  const s = await run({ text: "Subject: x\n\nta\tb" }, "message_strip_characters = \\t");
+  assert(s.lines.includes("tab"));
 });

@@ -318,4 +318,18 @@ export const cases: Case[] = [
     text: "From: drop@example.org\nSubject: prepend-from\nTo: u10@example.org\n" +
       "Cc: nobody\nSubject: replace-to\n\nbody-replace this\nbody-prepend that\nbody-ignore me\nend\n",
   },
+  {
+    name: "reject-characters",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "Subject: x\n\nfine\nnul\u0000here\nbell\u0007too\n",
+    cf: "message_reject_characters = \\0\\007",
+  },
+  {
+    name: "strip-characters",
+    sender: "u9@example.org",
+    recipients: ["u10@example.org"],
+    text: "Subject:\tx\n\ntab\there\n",
+    cf: "message_strip_characters = \\t",
+  },
 ];
