@@ -85,8 +85,6 @@ async function decide(
 
   // The domain is what follows the last @ of the recipient as a string.
   let at = result.recipient.lastIndexOf("@");
-  // Routing operators left in the local part: sender-specified routing.
-  if (/[@%!]/.test(result.recipient.slice(0, at))) result.flags |= ResolveFlag.ROUTED;
   let rcptDomain = result.recipient.slice(at + 1);
   if (rcptDomain.startsWith("[")) {
     if (!isValidMailhostLiteral(rcptDomain, true)) return syntaxError(result);
@@ -100,6 +98,8 @@ async function decide(
     if (status === "match") local = true;
   }
 
+  // Routing operators left in the local part: sender-specified routing.
+  if (/[@%!]/.test(result.recipient.slice(0, at))) result.flags |= ResolveFlag.ROUTED;
   let blame = "";
   if (!local) {
     blame = await routeRemote(s, p, sender, rcptDomain, result);

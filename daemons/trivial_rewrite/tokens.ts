@@ -91,30 +91,31 @@ export function firstOf(tokens: AddrToken[], type: string, from = 0): number {
 }
 
 /**
- * The tokens as one string, white space kept as one space. With
- * `keepQuotes`, quoted strings are written as they came: an internal-form
- * address with literal quotes (`"a b"@x`) leaves as it arrived.
+ * The tokens as one string. White space from the source is kept as one
+ * space; two words in a row (and a word and a comment after it) are written
+ * apart in the domain, and everywhere with `allWords` (external form), as
+ * the reference writes them. With `keepQuotes`, quoted strings are written
+ * as they came: an internal-form address with literal quotes (`"a b"@x`)
+ * leaves as it arrived.
  */
-export function internalize(tokens: AddrToken[], keepQuotes = false): string {
-  if (!keepQuotes) return unquoted(tokens);
+export function internalize(tokens: AddrToken[], keepQuotes = false, allWords = false): string {
+  const domainFrom = allWords ? 0 : lastOf(tokens, "@") + 1;
   let out = "";
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
-    if (i > 0 && t.space) out += " ";
-    out += t.type === "comment" ? `(${t.text})` : t.type === "qstring" ? `"${t.raw}"` : t.text;
+    if (i > 0 && (t.space || (i > domainFrom && spaced(tokens[i - 1], t)))) out += " ";
+    if (t.type === "comment") out += `(${t.text})`;
+    else if (t.type === "qstring" && keepQuotes) out += `"${t.raw ?? t.text}"`;
+    else out += t.text;
   }
   return out;
 }
 
-/** The tokens' text with quoted strings unquoted (before external quoting). */
-function unquoted(tokens: AddrToken[]): string {
-  let out = "";
-  for (let i = 0; i < tokens.length; i++) {
-    const t = tokens[i];
-    if (i > 0 && t.space) out += " ";
-    out += t.type === "comment" ? `(${t.text})` : t.text;
-  }
-  return out;
+const WORDS = new Set(["atom", "qstring", "domlit"]);
+
+/** Two words in a row are written apart, as are a word and a comment after it. */
+function spaced(prev: AddrToken, t: AddrToken): boolean {
+  return WORDS.has(prev.type) && (WORDS.has(t.type) || t.type === "comment");
 }
 
 /**
@@ -123,7 +124,7 @@ function unquoted(tokens: AddrToken[]): string {
  * string, as Postfix prints it.
  */
 export function externalize(tokens: AddrToken[]): string {
-  const text = unquoted(tokens);
+  const text = internalize(tokens, false, true);
   // A lone @ or an empty quoted string both print as the empty quoted string.
   if (text === "@" || (text === "" && tokens.length > 0)) return '""';
   return quoteAddress(text);
