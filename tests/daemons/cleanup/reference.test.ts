@@ -51,10 +51,21 @@ function referenceLog(name: string): string[] {
     .map((l) => l.replace(/<\d{14}\.QUEUEID@/, "<STAMP.QUEUEID@"));
 }
 
-const dir = Deno.makeTempDirSync({ prefix: "cleanup-ref-" });
-for (const [name, text] of Object.entries(tables)) Deno.writeTextFileSync(`${dir}/${name}`, text);
-const baseConfig = configFromText(dir, mainCf.replaceAll("DIR", dir));
-const baseTables = openCleanupTables(baseConfig);
+/** The configuration and tables of a case; the table files are read at open and then removed. */
+function caseSetup(cf = "") {
+  const dir = Deno.makeTempDirSync({ prefix: "cleanup-ref-" });
+  try {
+    for (const [name, text] of Object.entries(tables)) {
+      Deno.writeTextFileSync(`${dir}/${name}`, text);
+    }
+    const config = configFromText(dir, mainCf.replaceAll("DIR", dir) + cf + "\n");
+    return { settings: settingsFrom(config), tables: openCleanupTables(config) };
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+const base = caseSetup();
 
 for (const c of cases) {
   Deno.test(`cleanup core matches the reference on the "${c.name}" case`, async () => {
@@ -66,11 +77,7 @@ for (const c of cases) {
     const id = received?.[1] ?? "QUEUEID";
     const date = received?.[2] ?? "Tue, 24 Nov 2026 15:47:10 +0000 (UTC)";
     const created = /create_time=(\d+)/.exec(text)?.[1];
-    const config = c.cf
-      ? configFromText(dir, mainCf.replaceAll("DIR", dir) + c.cf + "\n")
-      : baseConfig;
-    const settings = settingsFrom(config);
-    const cleanupTables = c.cf ? openCleanupTables(config) : baseTables;
+    const { settings, tables: cleanupTables } = c.cf ? caseSetup(c.cf) : base;
     const log: string[] = [];
     const result = await processMessage(
       pickupStream(Deno.readFileSync(`${golden}${c.name}.maildrop`), id, date),
