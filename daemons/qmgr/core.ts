@@ -16,6 +16,7 @@ import { info, warn } from "../../lib/log.ts";
 import { queueFilePath, type QueueLayout } from "../../lib/queue/layout.ts";
 import { exists, listQueue, moveFile, removeQuiet } from "./queue_files.ts";
 import { QueueFileRefused, readQueueFile, saveCorrupt } from "../../lib/queue/file.ts";
+import { RecordError } from "../../lib/queue/record.ts";
 import type { BounceService } from "../../lib/bounce_client.ts";
 import type { DeliverReply, DeliverRequest } from "../../lib/deliver/request.ts";
 import { DeliverStatus } from "../../lib/deliver/request.ts";
@@ -291,6 +292,11 @@ export class Qmgr {
     } catch (err) {
       if (err instanceof QueueFileRefused && err.reason === "corrupt") {
         warn(err.message);
+        saveCorrupt(this.deps.layout, "active", id);
+        return;
+      }
+      if (err instanceof RecordError) {
+        warn(`${id}: ${err.message}`);
         saveCorrupt(this.deps.layout, "active", id);
         return;
       }

@@ -3,7 +3,7 @@
 // every recipient not yet done, with the offset of its R record so an agent
 // can mark it D in place. Pointer records are followed, padding skipped.
 
-import { RecordReader, recordText, RecordType } from "../../lib/queue/record.ts";
+import { RecordError, RecordReader, recordText, RecordType } from "../../lib/queue/record.ts";
 import { parseNotify } from "../../lib/dsn/status.ts";
 
 /** One recipient still to deliver. */
@@ -63,6 +63,7 @@ export function parseQueuedMessage(queueId: string, data: Uint8Array): QueuedMes
   let dsnOrcpt = "";
   let notify = 0;
   let inContent = false;
+  let sizeText: string | undefined;
   for (let rec = reader.next(); rec; rec = reader.next()) {
     const type = rec.type;
     if (type === RecordType.MESG) {
@@ -77,6 +78,7 @@ export function parseQueuedMessage(queueId: string, data: Uint8Array): QueuedMes
     const text = recordText(rec);
     switch (type) {
       case RecordType.SIZE: {
+        sizeText = text;
         const f = text.trim().split(/\s+/).map(Number);
         msg.size = f[0] || 0;
         msg.dataOffset = f[1] || 0;
@@ -140,6 +142,13 @@ export function parseQueuedMessage(queueId: string, data: Uint8Array): QueuedMes
         notify = 0;
         break;
     }
+  }
+  // As the reference's qmgr: the content must be where the size record says.
+  if (
+    sizeText === undefined || !(msg.dataOffset > 0 && msg.dataOffset < data.length) ||
+    !(msg.size >= 0)
+  ) {
+    throw new RecordError(`invalid size record: ${sizeText ?? "(none)"}`);
   }
   return msg;
 }

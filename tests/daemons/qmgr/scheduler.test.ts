@@ -4,7 +4,7 @@
 
 import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
 import { queueFilePath } from "../../../lib/queue/layout.ts";
-import { decodeRecords, recordText } from "../../../lib/queue/record.ts";
+import { decodeRecords, encodeRecord, joinRecords, recordText } from "../../../lib/queue/record.ts";
 import { configFromText } from "../../../lib/config/mod.ts";
 import { Qmgr, TransportUnavailable } from "../../../daemons/qmgr/core.ts";
 import { qmgrSettings } from "../../../daemons/qmgr/settings.ts";
@@ -524,6 +524,38 @@ Deno.test("qmgr saves a corrupt queue file to the corrupt queue", opts, async ()
   });
   assertStringIncludes(log, `warning: saving corrupt file "ABCDEF12345" from queue "active"`);
   assertEquals(queueFiles(q, "corrupt"), ["ABCDEF12345"]);
+  assertEquals(agent.requests.length, 0);
+  await Deno.remove(q.dir, { recursive: true });
+});
+
+Deno.test("qmgr refuses a queue file whose size record points nowhere", opts, async () => {
+  const q = await makeQueue();
+  const bounce = recordingBounce();
+  const agent = new TestAgent(q, bounce);
+  const fields = [10, 0, 1, 0, 10, 0].map((n) => String(n).padStart(15, " ")).join(" ");
+  const path = queueFilePath(q.layout, "incoming", "ABCDEF12346");
+  Deno.writeFileSync(
+    path,
+    joinRecords([
+      encodeRecord("C", fields),
+      encodeRecord("S", "a@b.test"),
+      encodeRecord("R", "c@d.test"),
+      encodeRecord("M", ""),
+      encodeRecord("X", ""),
+      encodeRecord("E", ""),
+    ]),
+    { mode: 0o700 },
+  );
+  Deno.chmodSync(path, 0o700);
+  const log = await withLog(async (lines) => {
+    const qmgr = makeQmgr(q, agent, bounce);
+    await qmgr.start();
+    await qmgr.idle();
+    qmgr.stop();
+    return lines.join("\n");
+  });
+  assertStringIncludes(log, `warning: ABCDEF12346: invalid size record: ${fields}`);
+  assertEquals(queueFiles(q, "corrupt"), ["ABCDEF12346"]);
   assertEquals(agent.requests.length, 0);
   await Deno.remove(q.dir, { recursive: true });
 });
