@@ -13,21 +13,30 @@ export type AddressClass = keyof AddressClasses;
 /** Thrown when virtual alias expansion exceeds a limit; the message is the warning. */
 export class ExpansionError extends Error {}
 
+/** Which rewrite rule set applies: trivial-rewrite's local or remote context, or none. */
+export type RewriteRule = "local" | "remote" | "";
+
 /**
  * Rewrites an address to canonical form: through the trivial-rewrite service
  * when the tables name one (the daemon), else with lib/address's rules in
- * process (tests, benchmarks). `local` false leaves it as it is (a remote
- * client's headers with remote_header_rewrite_domain empty).
+ * process (tests, benchmarks). Rule "" leaves it as it is (a remote
+ * client's headers with remote_header_rewrite_domain empty); "remote" uses
+ * $remote_header_rewrite_domain for both the @origin and the .domain.
  */
 export function toCanonical(
   address: string,
   settings: CleanupSettings,
   tables: CleanupTables,
-  local = true,
+  rule: RewriteRule = "local",
 ): Promise<string> {
-  if (!local) return Promise.resolve(address);
-  if (tables.rewrite) return tables.rewrite("local", address);
-  return Promise.resolve(rewriteAddress(address, settings.rewrite));
+  if (rule === "") return Promise.resolve(address);
+  if (tables.rewrite) return tables.rewrite(rule, address);
+  const rules = rule === "local" ? settings.rewrite : {
+    ...settings.rewrite,
+    myorigin: settings.remoteHeaderRewriteDomain,
+    mydomain: settings.remoteHeaderRewriteDomain,
+  };
+  return Promise.resolve(rewriteAddress(address, rules));
 }
 
 /** canonical(5) nesting bound, as Postfix's one-to-one mapping loop. */
@@ -85,9 +94,9 @@ export async function canonicalize(
   tables: CleanupTables,
   warn: (text: string) => void,
   useMaps = true,
-  local = true,
+  rule: RewriteRule = "local",
 ): Promise<string> {
-  let addr = await toCanonical(address, settings, tables, local);
+  let addr = await toCanonical(address, settings, tables, rule);
   if (addr === "") return addr;
   const sender = cls === "envelopeSender" || cls === "headerSender";
   const own = sender ? tables.senderCanonical : tables.recipientCanonical;

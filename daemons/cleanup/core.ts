@@ -5,7 +5,13 @@
 // service front end (service.ts) creates the file, runs this, and commits.
 
 import { RecordType } from "../../lib/queue/record.ts";
-import { canonicalize, expandVirtual, ExpansionError, toCanonical } from "./addresses.ts";
+import {
+  canonicalize,
+  expandVirtual,
+  ExpansionError,
+  type RewriteRule,
+  toCanonical,
+} from "./addresses.ts";
 import { Content } from "./content.ts";
 import { QueueFileBuilder } from "./output.ts";
 import { CleanupFlag, type CleanupSettings } from "./settings.ts";
@@ -96,7 +102,8 @@ export class CleanupState {
   qmgrOpts = 0;
   /** SMTPUTF8 flags for the size record (requested 1, header 2, sender 4). */
   smtputf8 = 0;
-  hdrRewrite = false;
+  /** The header rewrite context: "local", "remote" (remote_header_rewrite_domain set), or none. */
+  hdrRewrite: RewriteRule = "";
   arrival: Date | undefined;
   /** Whether header/body checks still run (cleared by REJECT, DISCARD, PASS). */
   checking: boolean;
@@ -273,7 +280,14 @@ export class CleanupState {
       this.pending.dsnOrcpt = value;
       return;
     }
-    if (name === "rewrite_context") this.hdrRewrite = value === "local";
+    if (name === "rewrite_context") {
+      // A remote client's headers are rewritten only with remote_header_rewrite_domain set.
+      this.hdrRewrite = value === "local"
+        ? "local"
+        : value === "remote" && this.settings.remoteHeaderRewriteDomain
+        ? "remote"
+        : "";
+    }
     if (name === "create_time") return;
     if (name === "smtputf8") {
       this.smtputf8 |= parseInt(value, 10) || 0;

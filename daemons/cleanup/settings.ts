@@ -18,6 +18,7 @@ export interface CleanupSettings {
   myhostname: string;
   mailName: string;
   rewrite: RewriteRules;
+  remoteHeaderRewriteDomain: string;
   canonicalClasses: AddressClasses;
   senderCanonicalClasses: AddressClasses;
   recipientCanonicalClasses: AddressClasses;
@@ -83,6 +84,7 @@ export function settingsFrom(config: Config): CleanupSettings {
     myhostname: config.get("myhostname"),
     mailName: config.get("mail_name") || "Postfix",
     rewrite: rewriteRulesFrom(config),
+    remoteHeaderRewriteDomain: config.get("remote_header_rewrite_domain"),
     canonicalClasses: classes(config.list("canonical_classes")),
     senderCanonicalClasses: classes(config.list("sender_canonical_classes")),
     recipientCanonicalClasses: classes(config.list("recipient_canonical_classes")),

@@ -384,3 +384,14 @@ Deno.test("message_reject_characters refuses the message; message_strip_characte
   const s = await run({ text: "Subject: x\n\nta\tb" }, "message_strip_characters = \\t");
   assert(s.lines.includes("tab"));
 });
+
+Deno.test("remote_header_rewrite_domain: a remote client's headers get that domain and the missing headers", async () => {
+  const r = await run(
+    { rewriteContext: "remote", recipients: ["bob"], text: "To: bob\n\nb" },
+    "remote_header_rewrite_domain = remote.example",
+  );
+  assertEquals(r.lines[0], "To: bob@remote.example");
+  assert(r.lines.some((l) => l.startsWith("Message-Id:")));
+  // The envelope is rewritten in the local context all the same.
+  assertEquals(r.rcpts, ["bob@example.com"]);
+});
