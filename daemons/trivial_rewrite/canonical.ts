@@ -28,6 +28,8 @@ export interface CanonicalSettings {
   appendDotMydomain: boolean;
   /** Log the compatibility note when .$mydomain is appended by default (compatibility_level < 1). */
   warnAppendDotMydomain: boolean;
+  /** Whether mydestination names localhost (for that note). */
+  localhostListed: boolean;
   mydomain: string;
 }
 
@@ -45,6 +47,7 @@ export function canonicalFrom(
       warnAppendDotMydomain: !config.isSet("append_dot_mydomain") &&
         (parseInt(config.get("compatibility_level"), 10) || 0) < 1,
       mydomain: config.get("mydomain"),
+      localhostListed: config.list("mydestination").some((d) => d.toLowerCase() === "localhost"),
     },
     local: { name: "local", origin: config.get("myorigin"), domain: config.get("mydomain") },
     remote: { name: "remote", origin: remoteDomain, domain: remoteDomain },
@@ -103,10 +106,13 @@ function appendDotDomain(tokens: AddrToken[], ctx: RewriteContext, s: CanonicalS
   if (domain.some((t) => t.type === "domlit" || t.type === ".")) return;
   if (s.warnAppendDotMydomain && ctx.name === "local") {
     const name = domain.map((t) => t.text).join("");
-    info(
-      `using backwards-compatible default setting append_dot_mydomain=yes to rewrite ` +
-        `"${name}" to "${name}.${s.mydomain}"`,
-    );
+    const note = `using backwards-compatible default setting append_dot_mydomain=yes to rewrite ` +
+      `"${name}" to "${name}.${s.mydomain}"`;
+    // "localhost" is noted only when no address class lists it.
+    if (name.toLowerCase() !== "localhost") info(note);
+    else if (!s.localhostListed) {
+      info(`${note}; please add "localhost" to mydestination or other address class`);
+    }
   }
   tokens.push(op("."), ...scanAddress(ctx.domain));
 }

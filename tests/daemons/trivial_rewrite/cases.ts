@@ -45,12 +45,18 @@ export function caseNames(): string[] {
 /** Reads and parses NAME.cases. */
 export function readCases(name: string): CaseFile {
   const lines = Deno.readTextFileSync(`${GOLDEN_DIR}${name}.cases`).split("\n");
-  const out: CaseFile = { mainCf: BASE_MAIN_CF, files: {}, queries: [] };
+  const out: CaseFile = { mainCf: "", files: {}, queries: [] };
+  const settings = new Map<string, string>();
+  for (const line of BASE_MAIN_CF.split("\n").filter(Boolean)) {
+    settings.set(line.split("=")[0].trim(), line);
+  }
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i];
     if (line.startsWith("#") || line.trim() === "") continue;
     if (line.startsWith("= ")) {
-      out.mainCf += line.slice(2) + "\n";
+      // A case's own setting replaces the base one (no "overriding earlier entry").
+      const setting = line.slice(2);
+      settings.set(setting.split("=")[0].trim(), setting);
     } else if (line.startsWith("file ")) {
       const body: string[] = [];
       while (++i < lines.length && lines[i] !== "end") body.push(lines[i]);
@@ -60,6 +66,7 @@ export function readCases(name: string): CaseFile {
       out.queries.push({ line, request, second, address });
     }
   }
+  out.mainCf = [...settings.values()].join("\n") + "\n";
   return out;
 }
 

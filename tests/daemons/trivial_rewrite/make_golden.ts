@@ -14,6 +14,7 @@ const syslog = Deno.env.get("TR_REFERENCE_SYSLOG");
 let logStart = syslog ? Deno.readTextFileSync(syslog).length : 0;
 for (const name of Deno.args.length ? Deno.args : caseNames()) {
   const cases = readCases(name);
+  const pids: number[] = [];
   const replies = await referenceReplies(
     cases.mainCf,
     cases.files,
@@ -22,13 +23,16 @@ for (const name of Deno.args.length ? Deno.args : caseNames()) {
         ? { request: q.request, rule: q.second, address: q.address }
         : { request: q.request, sender: q.second, address: q.address }),
     })),
+    pids,
   );
   const lines = cases.queries.map((q, i) => formatAnswer(q, replies[i]));
   Deno.writeTextFileSync(`${GOLDEN_DIR}${name}.ref`, lines.join("\n") + "\n");
   if (syslog) {
     await new Promise((r) => setTimeout(r, 500));
     const logged = Deno.readTextFileSync(syslog).slice(logStart);
-    const warnings = logged.split("\n").filter((l) => l.includes("postfix/trivial-rewrite["))
+    // Only what this run's processes logged (other instances may share the log).
+    const ours = new Set(pids.map((p) => `/trivial-rewrite[${p}]:`));
+    const warnings = logged.split("\n").filter((l) => [...ours].some((tag) => l.includes(tag)))
       .map((l) =>
         l.replace(/^.*?trivial-rewrite\[\d+\]: /, "").replace(/\/tmp\/tr-ref-[^/]+/g, "$dir")
       )

@@ -27,6 +27,7 @@ export async function referenceReplies(
   mainCf: string,
   files: Record<string, string>,
   requests: Record<string, string>[],
+  pids: number[] = [],
 ): Promise<AttrList[]> {
   const dir = await Deno.makeTempDir({ prefix: "tr-ref-" });
   try {
@@ -43,7 +44,7 @@ export async function referenceReplies(
     // In stand-alone mode the reference answers one request per process.
     const replies: AttrList[] = [];
     for (let i = 0; i < requests.length; i += 8) {
-      const batch = requests.slice(i, i + 8).map((r) => askOnce(dir, r));
+      const batch = requests.slice(i, i + 8).map((r) => askOnce(dir, r, pids));
       replies.push(...await Promise.all(batch));
     }
     return replies;
@@ -52,7 +53,11 @@ export async function referenceReplies(
   }
 }
 
-async function askOnce(dir: string, request: Record<string, string>): Promise<AttrList> {
+async function askOnce(
+  dir: string,
+  request: Record<string, string>,
+  pids: number[],
+): Promise<AttrList> {
   const child = new Deno.Command(REFERENCE_DAEMON, {
     args: ["-S"],
     env: { MAIL_CONFIG: dir },
@@ -60,6 +65,7 @@ async function askOnce(dir: string, request: Record<string, string>): Promise<At
     stdout: "piped",
     stderr: "null",
   }).spawn();
+  pids.push(child.pid);
   const writer = child.stdin.getWriter();
   await writer.write(encodeAttrs(request));
   await writer.close();
