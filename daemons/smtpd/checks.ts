@@ -440,7 +440,7 @@ export class Checker {
 
   /** reject_unlisted_sender/recipient: the address must be known in its class's tables. */
   private async unlisted(
-    ctx: CheckContext,
+    _ctx: CheckContext,
     address: string,
     role: "sender" | "recipient",
   ): Promise<Verdict> {
@@ -691,7 +691,7 @@ export class Checker {
       return this.rejectReply(what, ctx, numeric.code, dsn, text || "Access denied");
     }
     // Anything else is a restriction list (a class name or restrictions).
-    return this.evaluate(v.split(/[\s,]+/).filter(Boolean), listKind, ctx, stage, depth + 1);
+    return await this.evaluate(v.split(/[\s,]+/).filter(Boolean), listKind, ctx, stage, depth + 1);
   }
 
   /** check_policy_service: ask, then treat the action like an access table result. */

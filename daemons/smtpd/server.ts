@@ -27,6 +27,7 @@ async function peerName(addr: string): Promise<string> {
 /** Serves one SMTP session on an accepted socket. */
 export async function serveConnection(conn: net.Socket, env: SmtpdEnv): Promise<void> {
   conn.setNoDelay(true);
+  // deno-lint-ignore prefer-const -- assigned once the client's name is known
   let session: Session | undefined;
   const early: Uint8Array[] = [];
   let ended = false;
