@@ -29,7 +29,10 @@ export function masterProcessLimits(config: Config): Map<string, number> {
       limits.set(e.service, parseInt(e.processLimit, 10) || 0);
     }
   } catch (err) {
-    warn(`${file}: ${(err as Error).message}; using default_process_limit for every transport`);
+    // No master.cf (a qmgr started by hand with -L): every transport gets the default.
+    if (!(err instanceof Deno.errors.NotFound)) {
+      warn(`${(err as Error).message}; using default_process_limit for every transport`);
+    }
   }
   return limits;
 }
