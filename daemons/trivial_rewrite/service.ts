@@ -20,24 +20,33 @@ export const MAX_REQUEST_BYTES = 1 << 20;
 /** A reply, or a reason to drop the client. */
 type Outcome = { reply: Uint8Array } | { drop: string };
 
-/** Checks a request's attributes: exactly `names`, in any order (Postfix scans them strictly). */
+/**
+ * Checks a request's attributes the way Postfix scans them: `names` in this
+ * order after `request`. A missing or misplaced one costs the client its
+ * connection (the reason is returned); one too many is only noted.
+ */
 function requireAttrs(req: AttrList, names: string[], from: string): string | undefined {
-  for (const name of req.keys()) {
-    if (name !== "request" && !names.includes(name)) {
-      warn(`unexpected attribute ${name} from ${from} (expecting: ${names.join(", ")})`);
+  const got = [...req.keys()].slice(1);
+  for (let i = 0; i < names.length; i++) {
+    if (i >= got.length) return `missing attribute ${names[i]} in input from ${from}`;
+    if (got[i] !== names[i]) {
+      return `unexpected attribute ${got[i]} from ${from} (expecting: ${names[i]})`;
     }
   }
-  const missing = names.find((n) => !req.has(n));
-  if (missing) return `missing attribute ${missing} in input from ${from}`;
+  if (got.length > names.length) {
+    warn(`unexpected attribute ${got[names.length]} from ${from} (expecting: (list terminator))`);
+  }
   return undefined;
 }
 
 /** Answers one request. */
 export async function answer(s: Settings, req: AttrList, from: string): Promise<Outcome> {
-  const request = req.get("request");
-  if (request === undefined) {
-    return { drop: `missing attribute request in input from ${from}` };
+  const first = req.keys().next();
+  if (first.done) return { drop: `missing attribute request in input from ${from}` };
+  if (first.value !== "request") {
+    return { drop: `unexpected attribute ${first.value} from ${from} (expecting: request)` };
   }
+  const request = req.get("request")!;
   const verify = request === RewriteRequest.RESOLVE_VERIFY || request === "resolve_verify";
   if (request === RewriteRequest.RESOLVE || verify) {
     const missing = requireAttrs(req, ["sender", "address"], from);

@@ -114,13 +114,20 @@ Deno.test("garbage on the socket: a warning, that client dropped, the others ser
       [encodeAttrs({ request: "bogus" }), /warning: bad command bogus/],
       [
         encodeAttrs({ request: "resolve", address: "x" }),
-        /warning: missing attribute sender in input from private\/rewrite socket/,
+        /warning: unexpected attribute address from private\/rewrite socket \(expecting: sender\)/,
       ],
       [
         encodeAttrs({ request: "rewrite", rule: "nonsense", address: "x" }),
         /warning: unknown context: nonsense/,
       ],
-      [encodeAttrs({ sender: "", address: "x" }), /warning: missing attribute request/],
+      [
+        encodeAttrs({ sender: "", address: "x" }),
+        /warning: unexpected attribute sender from private\/rewrite socket \(expecting: request\)/,
+      ],
+      [
+        encodeAttrs({ request: "resolve", sender: "" }),
+        /warning: missing attribute address in input from private\/rewrite socket/,
+      ],
     ];
     for (const [bytes, warning] of cases) {
       const bad = await rawClient(svc.socket);
@@ -131,6 +138,13 @@ Deno.test("garbage on the socket: a warning, that client dropped, the others ser
       await good.send(encodeAttrs({ request: "resolve", sender: "", address: "user" }));
       assertEquals((await good.reply())?.get("recipient"), "user@mail.example.com");
     }
+    // One attribute too many is noted, and the request still answered.
+    await good.send(encodeAttrs({ request: "resolve", sender: "", address: "u", extra: "y" }));
+    assertEquals((await good.reply())?.get("recipient"), "u@mail.example.com");
+    assertMatch(
+      svc.maillog(),
+      /warning: unexpected attribute extra from private\/rewrite socket \(expecting: \(list terminator\)\)/,
+    );
     // Bytes that never make an attribute list, then end of input.
     const junk = await rawClient(svc.socket);
     await junk.send(new TextEncoder().encode("garbage without any terminator"));
