@@ -94,3 +94,42 @@ s.quit()
     }
   },
 });
+
+Deno.test({
+  ...opts,
+  name: "smtpd -S runs one session on standard input and output (sendmail -bs)",
+  async fn() {
+    const inst = await start();
+    try {
+      const script = `${inst.dir}/stdio.ts`;
+      Deno.writeTextFileSync(
+        script,
+        `import { main } from "${
+          new URL("../../../daemons/smtpd/mod.ts", import.meta.url).href
+        }";\n` +
+          `Deno.exit(await main(["-S"], { name: "smtpd", program: "smtpd" }));\n`,
+      );
+      const p = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--unstable-ffi", "--unstable-net", script],
+        env: { MAIL_CONFIG: inst.dir },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      const w = p.stdin.getWriter();
+      await w.write(
+        new TextEncoder().encode(
+          "EHLO local\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<u@mx.example.com>\r\nDATA\r\n" +
+            "Subject: bs\r\n\r\nhi\r\n.\r\nQUIT\r\n",
+        ),
+      );
+      await w.close();
+      const out = new TextDecoder().decode((await p.output()).stdout);
+      assertStringIncludes(out, "220 mx.example.com ESMTP Postfix\r\n");
+      assertStringIncludes(out, "250 2.0.0 Ok: queued as ");
+      assertStringIncludes(out, "221 2.0.0 Bye\r\n");
+    } finally {
+      await stop(inst);
+    }
+  },
+});
