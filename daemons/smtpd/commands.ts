@@ -39,7 +39,7 @@ async function helo(s: Session, args: string, ehlo: boolean): Promise<boolean> {
   s.resetTransaction();
   s.helo = name;
   s.esmtp = ehlo;
-  s.protocol = ehlo ? "ESMTP" : "SMTP";
+  s.protocol = (ehlo ? "ESMTP" : "SMTP") + (s.tlsActive ? "S" : "");
   if (s.clientReject) return say(s, s.clientReject);
   if (!s.settings.smtpdDelayReject) {
     const r = await s.env.checker.helo(s, ehlo ? "EHLO" : "HELO");
@@ -459,6 +459,9 @@ const commands: Record<string, Command> = {
   QUIT: { handler: quit, last: true },
 };
 
+/** Commands allowed before STARTTLS when TLS is required. */
+const tlsExempt = new Set(["EHLO", "HELO", "STARTTLS", "QUIT", "NOOP", "RSET"]);
+
 /** Pending input as the "improper command pipelining" log line shows it. */
 function pendingText(s: Session): string {
   const bytes = s.reader.peek(100);
@@ -541,6 +544,13 @@ export async function commandLoop(s: Session): Promise<void> {
       return;
     }
     if (cmd.junk && s.junkCommands++ > st.smtpdJunkCommandLimit) s.errorCount++;
+    if (s.env.tls && st.tlsSecurityLevel === "encrypt" && !s.tlsActive && !tlsExempt.has(verb)) {
+      // smtpd_tls_security_level = encrypt: nothing but the TLS handshake's way in.
+      s.count(verb.toLowerCase(), false);
+      s.errorCount++;
+      s.reply(rep(530, "5.7.0", "Must issue a STARTTLS command first"));
+      continue;
+    }
     if (verb === "RCPT") s.rcptTried = true;
     let ok: boolean;
     try {
@@ -561,7 +571,12 @@ export async function commandLoop(s: Session): Promise<void> {
     if (s.quitting) return;
     if (s.startTls) {
       s.startTls = false;
-      await s.upgradeTls();
+      try {
+        await s.upgradeTls();
+      } catch (err) {
+        info(`SSL_accept error from ${s.client}: ${(err as Error).message}`);
+        throw new LostConnection();
+      }
     }
   }
 }

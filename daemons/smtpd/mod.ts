@@ -9,7 +9,7 @@
 
 import type { ProgramContext } from "../../lib/program.ts";
 import { multiServer } from "../../lib/daemon/server.ts";
-import { configureLog } from "../../lib/log.ts";
+import { configureLog, warn } from "../../lib/log.ts";
 import { loadConfig, setupLogging } from "../../lib/config/mod.ts";
 import { Checker } from "./checks.ts";
 import { Limits } from "./limits.ts";
@@ -25,7 +25,20 @@ export type { SmtpdEnv } from "./session.ts";
 /** smtpd's shared state for a configuration (tables, resolver, anvil). */
 export function smtpdEnv(config: Config, service = "smtp", resolver?: Resolver): SmtpdEnv {
   const settings = settingsFrom(config);
+  let tls: { cert: string; key: string } | undefined;
+  if (["may", "encrypt"].includes(settings.tlsSecurityLevel) && settings.tlsCertFile) {
+    try {
+      tls = {
+        cert: Deno.readTextFileSync(settings.tlsCertFile),
+        key: Deno.readTextFileSync(settings.tlsKeyFile || settings.tlsCertFile),
+      };
+    } catch (err) {
+      // Postfix goes on without TLS when its files are unusable, and says so.
+      warn(`cannot load TLS certificate or key: ${(err as Error).message}: disabling TLS support`);
+    }
+  }
   return {
+    tls,
     settings,
     checker: new Checker(config, resolver ?? rewriteResolver(config)),
     limits: new Limits(settings, service),

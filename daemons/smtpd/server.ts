@@ -2,7 +2,8 @@
 // connection, TCP no-delay, no web streams), or over standard input and
 // output for `sendmail -bs`. Both log connect/disconnect lines as Postfix.
 
-import * as net from "node:net";
+import type * as net from "node:net";
+import * as tls from "node:tls";
 import { lookupService } from "node:dns/promises";
 import { info } from "../../lib/log.ts";
 import { ReadTimeout } from "../../lib/smtp/line_reader.ts";
@@ -24,18 +25,29 @@ async function peerName(addr: string): Promise<string> {
   return await Promise.race([lookup, timeout]);
 }
 
-/** Serves one SMTP session on an accepted socket. */
+/** Serves one SMTP session on an accepted socket (TLS from the start in wrapper mode). */
 export async function serveConnection(conn: net.Socket, env: SmtpdEnv): Promise<void> {
   conn.setNoDelay(true);
   // deno-lint-ignore prefer-const -- assigned once the client's name is known
   let session: Session | undefined;
   const early: Uint8Array[] = [];
   let ended = false;
-  conn.on("data", (b: Uint8Array) => session ? session.reader.push(b) : early.push(b));
-  const end = () => session ? session.reader.end() : (ended = true);
-  conn.on("end", end);
-  conn.on("close", end);
-  conn.on("error", end);
+  let socket: net.Socket = conn;
+  const onData = (b: Uint8Array) => session ? session.reader.push(b) : early.push(b);
+  const onEnd = () => session ? session.reader.end() : (ended = true);
+  const attach = (sock: net.Socket) => {
+    sock.on("data", onData);
+    sock.on("end", onEnd);
+    sock.on("close", onEnd);
+    sock.on("error", onEnd);
+  };
+  const detach = (sock: net.Socket) => {
+    sock.off("data", onData);
+    sock.off("end", onEnd);
+    sock.off("close", onEnd);
+    sock.off("error", onEnd);
+  };
+  attach(conn);
   const addr = plainAddress(conn.remoteAddress);
   const name = await peerName(addr);
   const client: ClientInfo = {
@@ -48,17 +60,66 @@ export async function serveConnection(conn: net.Socket, env: SmtpdEnv): Promise<
   };
   const transport: Transport = {
     write: (d) => {
-      if (!conn.destroyed) conn.write(d);
+      if (!socket.destroyed) socket.write(d);
     },
-    close: () => conn.end(),
+    close: () => socket.end(),
   };
   session = new Session(env, transport, client, {
-    pause: () => conn.pause(),
-    resume: () => conn.resume(),
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
   });
+  const s = session;
+  s.upgradeTls = async () => {
+    s.flush();
+    // RFC 3207 4.2: nothing the client sent before the handshake counts.
+    s.reader.discard();
+    detach(conn);
+    socket = await startTls(conn, env.tls!, s);
+    attach(socket);
+  };
   for (const b of early) session.reader.push(b);
   if (ended) session.reader.end();
+  if (env.settings.tlsWrapperMode && env.tls) {
+    try {
+      await s.upgradeTls();
+    } catch (err) {
+      info(`SSL_accept error from ${s.client}: ${(err as Error).message}`);
+      conn.destroy();
+      return;
+    }
+  }
   await runSession(session);
+}
+
+/** The TLS handshake on an accepted socket; the session forgets what it knew before (RFC 3207 4.2). */
+function startTls(
+  conn: net.Socket,
+  tlsFiles: { cert: string; key: string },
+  s: Session,
+): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const secure = new tls.TLSSocket(conn, {
+      isServer: true,
+      cert: tlsFiles.cert,
+      key: tlsFiles.key,
+    });
+    secure.once("secure", () => {
+      const cipher = secure.getCipher();
+      info(
+        `Anonymous TLS connection established from ${s.client}: ${secure.getProtocol()} with cipher ` +
+          `${cipher.standardName ?? cipher.name} (${
+            cipher.version === "TLSv1.3" ? 256 : 128
+          }/256 bits)`,
+      );
+      s.tlsActive = true;
+      s.helo = "";
+      s.esmtp = false;
+      s.pipeliningOffered = false;
+      s.resetTransaction();
+      resolve(secure);
+    });
+    secure.once("error", reject);
+  });
 }
 
 /** Runs a whole session: limits, greeting, commands, and the closing log lines. */
