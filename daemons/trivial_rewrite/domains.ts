@@ -10,6 +10,7 @@ import type { Config } from "../../lib/config/mod.ts";
 import { splitList } from "../../lib/config/mod.ts";
 import { type Dict, DictError, openMap } from "../../maps/mod.ts";
 import type { TableWatch } from "./watch.ts";
+import { warn } from "../../lib/log.ts";
 
 /** What a list answers: matched, not matched, or a table failed (Postfix's list->error). */
 export type MatchResult = "match" | "none" | "error";
@@ -38,6 +39,7 @@ export function compileDomainList(
   const parentStyle = subdomains === "parent" &&
     config.list("parent_domain_matches_subdomains").includes(name);
   const patterns = expandPatterns(config, splitList(value), watch);
+  const listName = name;
   const match = async (domain: string): Promise<MatchResult> => {
     const name = domain.toLowerCase();
     for (const p of patterns) {
@@ -47,8 +49,9 @@ export function compileDomainList(
           ? await matchTable(p.table, name, subdomains === "parent", parentStyle)
           : matchName(p.text, name, subdomains === "parent", parentStyle);
       } catch (err) {
-        if (err instanceof DictError) return "error";
-        throw err;
+        if (!(err instanceof DictError)) throw err;
+        warn(`${listName}: ${p.text}: table lookup problem`);
+        return "error";
       }
       if (hit) return p.negate ? "none" : "match";
     }

@@ -22,6 +22,7 @@ export type { Settings };
 
 const CHANNEL_NOT_UPDATED = "CHANNEL NOT UPDATED";
 const NEXTHOP_NOT_UPDATED = "NEXTHOP NOT UPDATED";
+const NEXTRCPT_NOT_UPDATED = "NEXTRCPT NOT UPDATED";
 
 /** The recipient after local domains and routing are stripped, and how that went. */
 interface Stripped {
@@ -73,6 +74,11 @@ async function decide(
 ): Promise<ResolveResult> {
   const stripped = await stripLocal(s, address);
   result.flags |= stripped.flags;
+  // A failed mydestination lookup stops resolution before there is a recipient.
+  if (result.flags & ResolveFlag.FAIL) {
+    result.recipient = NEXTRCPT_NOT_UPDATED;
+    return result;
+  }
   if (stripped.remoteAt < 0) appendLocalDomain(s, stripped);
   let local = stripped.remoteAt < 0;
   if (stripped.mangled !== undefined) {
@@ -81,7 +87,6 @@ async function decide(
   }
   // The address came in internal form: literal quotes in it stay (resolve_dequoted_address).
   result.recipient = internalize(stripped.tokens, s.resolveDequoted);
-  if (result.flags & ResolveFlag.FAIL) return result;
 
   // The domain is what follows the last @ of the recipient as a string.
   let at = result.recipient.lastIndexOf("@");

@@ -3,11 +3,12 @@
 // the resolver (regular and address_verify_*), with their tables opened.
 
 import type { Config } from "../../lib/config/mod.ts";
-import { fatal } from "../../lib/log.ts";
+import { fatal, warn } from "../../lib/log.ts";
 import {
   type AddressMapSettings,
   addressMapSettings,
   type Dict,
+  DictError,
   openMap,
   type TransportSettings,
   transportSettings,

@@ -1,7 +1,7 @@
 // Resolution and rewriting answers, in process, compared with the golden
 // files made from the reference trivial-rewrite(8) (make_golden.ts).
 
-import { assertEquals } from "../../assert.ts";
+import { assert, assertEquals } from "../../assert.ts";
 import { configFromText } from "../../../lib/config/mod.ts";
 import { AttrReader } from "../../../lib/ipc/attr.ts";
 import { captureLog } from "../../../lib/log.ts";
@@ -40,7 +40,13 @@ for (const name of caseNames()) {
     const { lines, log } = await answerCases(name);
     assertEquals(lines, expected);
     // The warnings too (the reference's, sorted, in NAME.log when it logged any).
-    assertEquals(log.sort(), readLog(name));
+    if (!readCases(name).logSubset) {
+      assertEquals(log.sort(), readLog(name));
+    } else {
+      const theirs = new Set(readLog(name));
+      assertEquals(log.filter((line) => !theirs.has(line)), [], "lines the reference never logged");
+      assert(log.length > 0);
+    }
   });
 }
 
