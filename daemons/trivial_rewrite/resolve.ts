@@ -331,9 +331,24 @@ function senderLookup(
   name: string,
 ): Promise<string | undefined> {
   if (tables.length === 0) return Promise.resolve(undefined);
-  // The null sender's stand-in key ("<>") is looked up as it is.
-  const probe = key.includes("@") ? quoteAddress(key) : key;
-  return checked(name, () => searchRelocated(tables, probe, s.addressMapSettings));
+  return checked(name, () => searchAddress(s, tables, key));
+}
+
+/**
+ * The address order of canonical(5) for an internal-form address: the
+ * external (quoted) form first, then the internal one, as Postfix's
+ * mail_addr_find tries them (the null sender's stand-in "<>" is found as
+ * "<>" after "\"<>\"").
+ */
+async function searchAddress(
+  s: Settings,
+  tables: Dict[],
+  address: string,
+): Promise<SearchResult | undefined> {
+  const external = quoteAddress(address);
+  const hit = await searchRelocated(tables, external, s.addressMapSettings);
+  if (hit || external === address) return hit;
+  return searchRelocated(tables, address, s.addressMapSettings);
 }
 
 /**
@@ -375,10 +390,9 @@ async function overrides(
     if (value !== undefined) applyTransportEntry(value, rcptDomain, result);
   }
   if (s.relocatedMaps.length) {
-    const external = quoteAddress(result.recipient);
     const moved = await checked(
       "relocated_maps",
-      () => searchRelocated(s.relocatedMaps, external, s.addressMapSettings),
+      () => searchAddress(s, s.relocatedMaps, result.recipient),
     );
     if (moved !== undefined) {
       result.transport = "error";

@@ -92,7 +92,24 @@ const verifyNames: ResolveParamNames = Object.fromEntries(
 ) as unknown as ResolveParamNames;
 
 function openTables(config: Config, name: string, watch: TableWatch): Dict[] {
-  return config.list(name).map((spec) => watch.add(spec, openMap(spec, { cwd: config.configDir })));
+  return config.list(name).map((spec) =>
+    watch.add(spec, reportingErrors(spec, openMap(spec, { cwd: config.configDir })))
+  );
+}
+
+/** A table whose failed lookups are logged with the key, as Postfix's maps_find logs them. */
+function reportingErrors(spec: string, table: Dict): Dict {
+  const lookup = table.lookup.bind(table);
+  return Object.assign(Object.create(table), {
+    lookup: async (key: string) => {
+      try {
+        return await lookup(key);
+      } catch (err) {
+        if (err instanceof DictError) warn(`${spec} lookup error for "${key}"`);
+        throw err;
+      }
+    },
+  }) as Dict;
 }
 
 /** A transport parameter may not be empty (Postfix's minimum length 1). */
