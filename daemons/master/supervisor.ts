@@ -346,7 +346,8 @@ export class Supervisor {
   retire(s: RunningService, closeSockets: boolean): void {
     s.stopped = true;
     s.clearTimers();
-    this.stopProcesses(s);
+    // SIGHUP: each process finishes the clients it has, then exits (master(8) on reload).
+    this.stopProcesses(s, "SIGHUP");
     if (closeSockets) { for (const fd of s.fds) closeFd(fd); }
     closeFd(s.statusWrite);
     // The read end stays until the children are gone; it is closed at exit.

@@ -12,7 +12,6 @@ import { type Config, loadConfig, setupLogging } from "../config/mod.ts";
 import {
   acceptFd,
   closeFd,
-  dupFd,
   isOpen,
   listenInet,
   listenUnix,
@@ -243,6 +242,7 @@ class Runtime {
   private active = 0;
   private used = 0;
   private exiting = false;
+  private draining = false;
   private reported: ChildStatus = "available";
   private listeners: Listener[] = [];
   private idleTimer?: ReturnType<typeof setTimeout>;
@@ -265,7 +265,10 @@ class Runtime {
   run(fds: Endpoint[], handler: StreamHandler | TriggerHandler): Promise<number> {
     const finished = new Promise<number>((resolve) => this.done = resolve);
     this.containErrors();
+    // SIGTERM (postfix stop): exit now. SIGHUP (the master's reload retired
+    // this configuration): take no new client, finish the current ones, exit.
     Deno.addSignalListener("SIGTERM", () => this.exit(0));
+    Deno.addSignalListener("SIGHUP", () => this.drain());
     if (this.ctx.managed) this.watchMaster();
     for (const fd of fds) this.listeners.push(this.listen(fd, handler));
     this.armIdle();
@@ -273,8 +276,9 @@ class Runtime {
   }
 
   private listen({ fd, kind }: Endpoint, handler: StreamHandler | TriggerHandler): Listener {
-    if (kind === "dgram") return this.listenDgram(fd, handler as TriggerHandler);
-    if (kind === "fifo") return this.listenFifo(fd, handler as TriggerHandler);
+    if (kind === "dgram" || kind === "fifo") {
+      return this.listenPolled(fd, handler as TriggerHandler);
+    }
     if (this.kind === "pass") return this.listenPass(fd, handler as StreamHandler);
     const onConnection = this.kind === "trigger"
       ? (conn: net.Socket) => this.triggerOnSocket(conn, handler as TriggerHandler)
@@ -348,37 +352,37 @@ class Runtime {
     }, true);
   }
 
-  /** A fifo: every chunk written to it is one trigger. */
-  private listenFifo(fd: number, handler: TriggerHandler): Listener {
-    const socket = new net.Socket({ fd: dupFd(fd), readable: true, writable: false });
-    socket.on("data", (chunk: Uint8Array) => {
-      socket.pause();
-      this.request(() => handler(chunk, this.ctx)).finally(() => {
-        if (!this.exiting && this.active < this.concurrency && !this.usedUp()) socket.resume();
-      });
-    });
-    socket.on("error", (err) => warn(`read fifo: ${err.message}`));
-    return { pause: () => socket.pause(), resume: () => socket.resume() };
-  }
-
-  /** A unix-dgram socket: read datagrams on a poll thread, one handler call each. */
-  private listenDgram(fd: number, handler: TriggerHandler): Listener {
+  /**
+   * A fifo or a unix-dgram socket: poll on a worker thread and read(2)
+   * through FFI; each read (a datagram, or what was written to the fifo) is
+   * one handler call. (A node:net socket over an inherited descriptor was
+   * seen to miss data that arrived while it was being set up.)
+   */
+  private listenPolled(fd: number, handler: TriggerHandler): Listener {
     let paused = false;
+    let polling = false;
     const buf = new Uint8Array(65536);
     const loop = async () => {
-      while (!this.exiting) {
-        if (paused) {
-          await new Promise((r) => setTimeout(r, 100));
-          continue;
+      if (polling) return;
+      polling = true;
+      try {
+        while (!paused && !this.exiting) {
+          const ready = await pollAsync([{ fd, events: POLLIN }], 5000);
+          if (ready <= 0 || paused || this.exiting) continue;
+          const n = readFd(fd, buf);
+          // -1: a sibling read it first; 0 cannot happen (the master holds a writer).
+          if (n > 0) this.request(() => handler(buf.slice(0, n), this.ctx));
         }
-        const ready = await pollAsync([{ fd, events: POLLIN }], 1000);
-        if (ready <= 0 || this.exiting || paused) continue;
-        const n = readFd(fd, buf);
-        if (n > 0) await this.request(() => handler(buf.slice(0, n), this.ctx));
+      } finally {
+        polling = false;
       }
     };
-    loop();
-    return { pause: () => paused = true, resume: () => paused = false };
+    const resume = () => {
+      paused = false;
+      loop();
+    };
+    resume();
+    return { pause: () => paused = true, resume };
   }
 
   /** A trigger over a stream socket: read what the client sends, then handle it. */
@@ -440,9 +444,9 @@ class Runtime {
 
   private end(): void {
     this.active--;
-    if (this.usedUp()) {
+    if (this.usedUp() || this.draining) {
       if (this.active === 0) {
-        debug(`${this.ctx.service}: max_use ${this.maxUse} reached -- exiting`);
+        debug(`${this.ctx.service}: ${this.draining ? "reload" : "max_use reached"} -- exiting`);
         this.exit(0);
       }
       return;
@@ -452,6 +456,14 @@ class Runtime {
       this.report("available");
     }
     this.armIdle();
+  }
+
+  /** Stops accepting and exits once the clients in progress are done. */
+  private drain(): void {
+    this.draining = true;
+    for (const l of this.listeners) l.pause();
+    this.report("taken");
+    if (this.active === 0) this.exit(0);
   }
 
   private usedUp(): boolean {
@@ -484,12 +496,15 @@ class Runtime {
   /** Exits when the master's lifeline pipe reaches end of file. */
   private watchMaster(): void {
     if (!isOpen(MASTER_LIFELINE_FD)) return;
-    const lifeline = new net.Socket({ fd: MASTER_LIFELINE_FD, readable: true, writable: false });
-    const orphaned = () => this.exit(0);
-    lifeline.on("end", orphaned);
-    lifeline.on("close", orphaned);
-    lifeline.on("error", orphaned);
-    lifeline.resume();
+    // Nothing is ever written: the pipe becomes readable (end of file) or
+    // hangs up only when the master's end is closed.
+    const watch = async () => {
+      while (!this.exiting) {
+        const ready = await pollAsync([{ fd: MASTER_LIFELINE_FD, events: POLLIN }], 60_000);
+        if (ready > 0) return this.exit(0);
+      }
+    };
+    watch();
   }
 
   /** Unexpected errors anywhere end the process with a logged fatal line. */

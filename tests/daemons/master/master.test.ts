@@ -285,3 +285,26 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "master: a client in progress finishes when reload changes its service",
+  opts,
+  async () => {
+    const inst = await Instance.create("echo unix - - n - - echo\n");
+    try {
+      assertEquals((await inst.postfix("start")).code, 0);
+      const path = `${inst.queue}/private/echo`;
+      const slow = ask({ path }, "sleep 2000");
+      await new Promise((r) => setTimeout(r, 500));
+      await Deno.writeTextFile(
+        `${inst.dir}/master.cf`,
+        "echo unix - - n - - echo -o echo_greeting=new\n",
+      );
+      assertEquals((await inst.postfix("reload")).code, 0);
+      assertMatch(await ask({ path }, "param"), / param new$/);
+      assertMatch(await slow, / echo sleep 2000$/);
+    } finally {
+      await inst.destroy();
+    }
+  },
+);
