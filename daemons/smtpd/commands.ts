@@ -65,7 +65,7 @@ async function ehloKeywords(s: Session): Promise<string[]> {
   if (await s.env.checker.hostAuthorized(s, "smtpd_authorized_xclient_hosts")) {
     words.push("XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT");
   }
-  if (await s.env.checker.hostAuthorized(s, "smtpd_authorized_xforward_hosts")) {
+  if (await xforwardAllowed(s)) {
     words.push("XFORWARD NAME ADDR PROTO HELO SOURCE PORT IDENT");
   }
   words.push("ENHANCEDSTATUSCODES", "8BITMIME", "DSN");
@@ -382,14 +382,15 @@ const xclientNames = new Set([
 const xforwardNames = new Set(["NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE"]);
 
 /** name=xtext pairs of XCLIENT/XFORWARD, or undefined on bad syntax. */
-function xattrs(args: string, known: Set<string>): Record<string, string> | undefined {
+function xattrs(args: string, known: Set<string>): Record<string, string> | string | undefined {
   const out: Record<string, string> = {};
   const words = args.trim().split(/\s+/).filter(Boolean);
   if (words.length === 0) return undefined;
   for (const w of words) {
     const eq = w.indexOf("=");
     const name = w.slice(0, eq).toUpperCase();
-    if (eq <= 0 || !known.has(name)) return undefined;
+    if (eq <= 0) return undefined;
+    if (!known.has(name)) return name;
     let value = w.slice(eq + 1).replace(
       /\+([0-9A-F]{2})/g,
       (_, h) => String.fromCharCode(parseInt(h, 16)),
@@ -411,6 +412,7 @@ async function xclient(s: Session, args: string): Promise<boolean> {
   }
   const a = xattrs(args, xclientNames);
   if (!a) return say(s, rep(501, "5.5.4", "Syntax: XCLIENT attribute=value..."));
+  if (typeof a === "string") return say(s, rep(501, "5.5.4", `Bad XCLIENT attribute name: ${a}`));
   if (a.NAME !== undefined) s.clientName = a.NAME || "unknown";
   if (a.REVERSE_NAME !== undefined) s.reverseName = a.REVERSE_NAME || "unknown";
   else if (a.NAME !== undefined) s.reverseName = s.clientName;
@@ -428,7 +430,7 @@ async function xclient(s: Session, args: string): Promise<boolean> {
 }
 
 async function xforward(s: Session, args: string): Promise<boolean> {
-  if (!(await s.env.checker.hostAuthorized(s, "smtpd_authorized_xforward_hosts"))) {
+  if (!(await xforwardAllowed(s))) {
     return say(s, rep(550, "5.7.0", "Error: insufficient authorization"));
   }
   if (s.sender !== undefined) {
@@ -436,8 +438,15 @@ async function xforward(s: Session, args: string): Promise<boolean> {
   }
   const a = xattrs(args, xforwardNames);
   if (!a) return say(s, rep(501, "5.5.4", "Syntax: XFORWARD attribute=value..."));
+  if (typeof a === "string") return say(s, rep(501, "5.5.4", `Bad XFORWARD attribute name: ${a}`));
   Object.assign(s.xforward, a);
   return say(s, rep(250, "2.0.0", "Ok"));
+}
+
+/** XFORWARD permission belongs to the real client, decided once (XCLIENT does not change it). */
+async function xforwardAllowed(s: Session): Promise<boolean> {
+  s.xforwardAllowed ??= await s.env.checker.hostAuthorized(s, "smtpd_authorized_xforward_hosts");
+  return s.xforwardAllowed;
 }
 
 /** The command table, in Postfix's order (the disconnect line counts in this order). */

@@ -130,6 +130,9 @@ export async function runSession(s: Session): Promise<void> {
   try {
     if (await env.limits.connect(s)) {
       if (!st.smtpdDelayReject) s.clientReject = await env.checker.client(s, "CONNECT");
+      await env.checker.hostAuthorized(s, "smtpd_authorized_xforward_hosts").then((ok) =>
+        s.xforwardAllowed = ok
+      );
       if (!greetingViolation(s)) {
         s.replyLine(`220 ${st.smtpdBanner}`);
         await commandLoop(s);

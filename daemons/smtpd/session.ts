@@ -88,6 +88,8 @@ export class Session implements CheckContext {
   illPipelining = false;
   saslUsername?: string;
   xforward: Record<string, string> = {};
+  /** Whether the real client may send XFORWARD (decided at first use). */
+  xforwardAllowed?: boolean;
   /** anvil counted this connection (a disconnect is owed). */
   anvilRegistered = false;
   /** EHLO announced PIPELINING: pipelined MAIL/RCPT/RSET groups are allowed. */

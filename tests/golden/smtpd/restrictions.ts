@@ -170,4 +170,35 @@ export const restrictionCases: RestrictionCase[] = [
     cf: "smtpd_data_restrictions = reject_unauth_pipelining, reject\n",
     lines: ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<u@MYHOST>", "DATA", "QUIT"],
   },
+  {
+    name: "vrfy-disabled-ehlo-discard",
+    cf: "disable_vrfy_command = yes\nsmtpd_discard_ehlo_keywords = pipelining, dsn, silent-discard\n",
+    lines: ["EHLO x", "VRFY u@MYHOST", "QUIT"],
+  },
+  {
+    name: "xclient-xforward",
+    cf: "smtpd_authorized_xclient_hosts = 127.0.0.1\nsmtpd_authorized_xforward_hosts = 127.0.0.0/8\n",
+    lines: [
+      "EHLO x",
+      "XCLIENT NAME=client.example ADDR=10.1.2.3 HELO=fake.example",
+      "EHLO y",
+      "MAIL FROM:<a@example.org>",
+      "RCPT TO:<x@elsewhere.example>",
+      "XFORWARD NAME=a.example",
+      "RSET",
+      "XFORWARD NAME=a.example ADDR=192.0.2.1",
+      "XFORWARD BOGUS=1",
+      "QUIT",
+    ],
+  },
+  {
+    name: "recipient-limit",
+    cf: "smtpd_recipient_limit = 2\n",
+    lines: ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<a@MYHOST>", "RCPT TO:<b@MYHOST>", "RCPT TO:<c@MYHOST>", "QUIT"],
+  },
+  {
+    name: "junk-limit",
+    cf: "smtpd_junk_command_limit = 2\nsmtpd_hard_error_limit = 3\n",
+    lines: ["NOOP", "NOOP", "NOOP", "NOOP", "NOOP", "NOOP", "NOOP"],
+  },
 ];
