@@ -61,7 +61,7 @@ for (let i = 0; i < count; i++) {
       : { request: "rewrite", rule: random() < 0.8 ? "local" : "remote", address },
   );
 }
-const theirs = await referenceReplies(mainCf, {}, requests);
+const theirs = await referenceReplies(mainCf, {}, requests, [], true);
 let same = 0;
 for (let i = 0; i < count; i++) {
   const outcome = await answer(settings, new Map(Object.entries(requests[i])), "fuzz");

@@ -28,6 +28,7 @@ export async function referenceReplies(
   files: Record<string, string>,
   requests: Record<string, string>[],
   pids: number[] = [],
+  allowNoAnswer = false,
 ): Promise<AttrList[]> {
   const dir = await Deno.makeTempDir({ prefix: "tr-ref-" });
   try {
@@ -44,7 +45,7 @@ export async function referenceReplies(
     // In stand-alone mode the reference answers one request per process.
     const replies: AttrList[] = [];
     for (let i = 0; i < requests.length; i += 8) {
-      const batch = requests.slice(i, i + 8).map((r) => askOnce(dir, r, pids));
+      const batch = requests.slice(i, i + 8).map((r) => askOnce(dir, r, pids, allowNoAnswer));
       replies.push(...await Promise.all(batch));
     }
     return replies;
@@ -57,6 +58,7 @@ async function askOnce(
   dir: string,
   request: Record<string, string>,
   pids: number[],
+  allowNoAnswer: boolean,
 ): Promise<AttrList> {
   const child = new Deno.Command(REFERENCE_DAEMON, {
     args: ["-S"],
@@ -71,6 +73,8 @@ async function askOnce(
   await writer.close();
   const out = await child.output();
   const replies = new AttrReader().push(out.stdout);
+  // The reference panics on some inputs (a rewrite of white space only).
+  if (replies.length !== 1 && allowNoAnswer) return new Map([["(no answer)", "daemon died"]]);
   if (replies.length !== 1) {
     throw new Error(`reference gave no answer to ${JSON.stringify(request)}`);
   }
