@@ -43,13 +43,29 @@ export class MessageWriter {
   }
 }
 
+/** The public cleanup socket, or the private one when only that exists (stand-alone test set-ups). */
+function cleanupPath(publicPath: string): string {
+  try {
+    Deno.statSync(publicPath);
+    return publicPath;
+  } catch {
+    const alt = publicPath.replace(/\/public\/([^/]+)$/, "/private/$1");
+    try {
+      Deno.statSync(alt);
+      return alt;
+    } catch {
+      return publicPath;
+    }
+  }
+}
+
 /** Opens the cleanup stream for the session's transaction and writes the envelope and headers. */
 export async function openMessage(s: Session): Promise<CleanupClient> {
   const st = s.settings;
   let flags = cleanupFlagsFor(st.receiveFlags);
   if (s.actions.hold) flags |= FLAG_HOLD;
   if (s.actions.discard) flags |= FLAG_DISCARD;
-  const client = await CleanupClient.open(st.cleanupSocket, flags);
+  const client = await CleanupClient.open(cleanupPath(st.cleanupSocket), flags);
   s.queueId = client.queueId;
   info(`${s.queueId}: client=${s.client}`);
   const now = Date.now();

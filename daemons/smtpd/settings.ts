@@ -27,6 +27,7 @@ export interface SmtpdSettings {
   smtpdAuthorizedXforwardHosts: string[];
   mynetworks: string[];
   softBounce: boolean;
+  /** public/cleanup, as Postfix's smtpd connects (private/cleanup when only that exists). */
   cleanupSocket: string;
   anvilSocket: string;
   receiveFlags: string[];
@@ -77,7 +78,7 @@ export function settingsFrom(config: Config): SmtpdSettings {
     smtpdAuthorizedXforwardHosts: config.list("smtpd_authorized_xforward_hosts"),
     mynetworks: config.list("mynetworks"),
     softBounce: config.bool("soft_bounce"),
-    cleanupSocket: `${queue}/private/${config.get("cleanup_service_name") || "cleanup"}`,
+    cleanupSocket: `${queue}/public/${config.get("cleanup_service_name") || "cleanup"}`,
     anvilSocket: `${queue}/private/anvil`,
     receiveFlags: config.list("receive_override_options"),
     smtpdClientConnectionCountLimit: config.int("smtpd_client_connection_count_limit"),
