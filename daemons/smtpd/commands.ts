@@ -8,6 +8,7 @@ import { ReadTimeout } from "../../lib/smtp/line_reader.ts";
 import type { SmtpReply } from "../../lib/smtp/reply.ts";
 import { parseAddressArg, parseMailParams, parseRcptParams } from "./params.ts";
 import { finishMessage, MessageWriter, openMessage } from "./queue.ts";
+import { DovecotAuth } from "./sasl.ts";
 import { type Session, SessionEnd } from "./session.ts";
 
 /** A handler queues its reply and says whether the command succeeded. */
@@ -62,6 +63,8 @@ async function ehloKeywords(s: Session): Promise<string[]> {
   if (!st.disableVrfyCommand) words.push("VRFY");
   words.push("ETRN");
   if (s.env.tls && !s.tlsActive) words.push("STARTTLS");
+  const mechs = await saslMechanisms(s);
+  if (mechs.length) words.push(`AUTH ${mechs.join(" ")}`);
   if (await s.env.checker.hostAuthorized(s, "smtpd_authorized_xclient_hosts")) {
     words.push("XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT");
   }
@@ -364,8 +367,73 @@ function starttls(s: Session, args: string): Promise<boolean> {
   return Promise.resolve(true);
 }
 
-function auth(s: Session): Promise<boolean> {
-  return Promise.resolve(say(s, rep(503, "5.5.1", "Error: authentication not enabled")));
+/** The mechanisms to offer: none without SASL or, with smtpd_tls_auth_only, before TLS. */
+async function saslMechanisms(s: Session): Promise<string[]> {
+  const st = s.settings;
+  if (!st.saslEnable || (st.tlsAuthOnly && !s.tlsActive)) return [];
+  if (!s.sasl) {
+    const auth = new DovecotAuth(st.saslPath);
+    try {
+      await auth.open();
+    } catch (err) {
+      warn(`SASL: connect to ${st.saslPath} failed: ${(err as Error).message}`);
+      auth.close();
+      return [];
+    }
+    s.sasl = auth;
+  }
+  const opts = st.saslSecurityOptions;
+  return s.sasl.mechanisms.filter((m) =>
+    !(opts.includes("noanonymous") && m === "ANONYMOUS") &&
+    !(opts.includes("noplaintext") && (m === "PLAIN" || m === "LOGIN"))
+  );
+}
+
+async function auth(s: Session, args: string): Promise<boolean> {
+  const mechs = await saslMechanisms(s);
+  if (mechs.length === 0) return say(s, rep(503, "5.5.1", "Error: authentication not enabled"));
+  if (s.saslUsername) return say(s, rep(503, "5.5.1", "Error: already authenticated"));
+  if (s.sender !== undefined) {
+    return say(s, rep(503, "5.5.1", "Error: MAIL transaction in progress"));
+  }
+  const [mech, initial] = args.trim().split(/\s+/);
+  if (!mech) return say(s, rep(501, "5.5.4", "Syntax: AUTH mechanism"));
+  const name = mech.toUpperCase();
+  if (!mechs.includes(name)) {
+    return say(
+      s,
+      rep(535, "5.7.8", "Error: authentication failed: Invalid authentication mechanism"),
+    );
+  }
+  let started;
+  try {
+    started = await s.sasl!.start(name, initial === "=" ? "" : initial, {
+      service: "smtp",
+      localIp: s.serverAddr,
+      remoteIp: s.clientAddr,
+      secured: s.tlsActive,
+    });
+  } catch (err) {
+    warn(`SASL: ${(err as Error).message}`);
+    return say(s, rep(454, "4.7.0", "Temporary authentication failure"));
+  }
+  let step = started.step;
+  while (step.kind === "continue") {
+    s.replyLine(`334 ${step.challenge}`);
+    const line = await s.readLine(s.settings.lineLengthLimit);
+    if (line === null) throw new LostConnection();
+    const text = new TextDecoder().decode(line.bytes).trim();
+    if (text === "*") return say(s, rep(501, "5.7.0", "Authentication aborted"));
+    step = await s.sasl!.continue(started.id, text);
+  }
+  if (step.kind === "fail") {
+    const reason = step.reason || "authentication failure";
+    warn(`${s.client}: SASL ${name} authentication failed: ${reason}`);
+    return say(s, rep(535, "5.7.8", `Error: authentication failed: ${reason}`));
+  }
+  s.saslUsername = step.user;
+  s.saslMethod = name;
+  return say(s, rep(235, "2.7.0", "Authentication successful"));
 }
 
 const xclientNames = new Set([

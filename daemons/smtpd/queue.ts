@@ -67,7 +67,10 @@ export async function openMessage(s: Session): Promise<CleanupClient> {
   if (s.actions.discard) flags |= FLAG_DISCARD;
   const client = await CleanupClient.open(cleanupPath(st.cleanupSocket), flags);
   s.queueId = client.queueId;
-  info(`${s.queueId}: client=${s.client}`);
+  const sasl = s.saslUsername
+    ? `, sasl_method=${s.saslMethod}, sasl_username=${s.saslUsername}`
+    : "";
+  info(`${s.queueId}: client=${s.client}${sasl}`);
   const now = Date.now();
   await client.record(RecordType.TIME, `${Math.floor(now / 1000)} ${(now % 1000) * 1000}`);
   const localRewrite = await s.env.checker.localRewriteClient(s);
@@ -127,6 +130,8 @@ function clientAttributes(s: Session): [string, string][] {
     ["helo_name", s.helo],
     ["protocol_name", s.protocol],
     ["client_address_type", s.clientAddr.includes(":") ? "10" : "2"],
+    ["sasl_method", s.saslUsername ? s.saslMethod : ""],
+    ["sasl_username", s.saslUsername ?? ""],
   ].filter(([, v]) => v !== "") as [string, string][];
 }
 

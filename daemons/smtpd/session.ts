@@ -10,6 +10,7 @@ import type { CleanupClient } from "../../lib/cleanup_client.ts";
 import { type CheckContext, type Checker, type MessageActions, noActions } from "./checks.ts";
 import type { SmtpdSettings } from "./settings.ts";
 import type { MessageWriter } from "./queue.ts";
+import type { DovecotAuth } from "./sasl.ts";
 import type { Limits } from "./limits.ts";
 
 /** Where bytes go and how the session ends; a socket or standard input/output. */
@@ -88,6 +89,9 @@ export class Session implements CheckContext {
   illPipelining = false;
   saslUsername?: string;
   xforward: Record<string, string> = {};
+  /** The Dovecot auth connection, and the mechanism that authenticated the client. */
+  sasl?: DovecotAuth;
+  saslMethod = "";
   /** Whether the real client may send XFORWARD (decided at first use). */
   xforwardAllowed?: boolean;
   /** anvil counted this connection (a disconnect is owed). */
@@ -266,6 +270,7 @@ export class Session implements CheckContext {
   end(): void {
     if (this.ending) return;
     this.ending = true;
+    this.sasl?.close();
     this.flush();
     this.transport.close();
   }

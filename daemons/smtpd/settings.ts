@@ -45,6 +45,10 @@ export interface SmtpdSettings {
   tlsWrapperMode: boolean;
   tlsAuthOnly: boolean;
   smtpdTlsReceivedHeader: boolean;
+  /** SASL through Dovecot's auth socket (smtpd_sasl_auth_enable, _type, _path). */
+  saslEnable: boolean;
+  saslPath: string;
+  saslSecurityOptions: string[];
 }
 
 /** Reads the settings from a configuration. */
@@ -94,5 +98,15 @@ export function settingsFrom(config: Config): SmtpdSettings {
     tlsWrapperMode: config.bool("smtpd_tls_wrappermode"),
     tlsAuthOnly: config.bool("smtpd_tls_auth_only"),
     smtpdTlsReceivedHeader: config.bool("smtpd_tls_received_header"),
+    saslEnable: config.bool("smtpd_sasl_auth_enable") &&
+      config.get("smtpd_sasl_type") === "dovecot",
+    saslPath: saslSocket(queue, config.get("smtpd_sasl_path")),
+    saslSecurityOptions: config.list("smtpd_sasl_security_options").map((o) => o.toLowerCase()),
   };
+}
+
+/** smtpd_sasl_path: absolute, or relative to the queue directory (private/auth). */
+function saslSocket(queue: string, path: string): string {
+  const p = path.replace(/^unix:/, "");
+  return p.startsWith("/") ? p : `${queue}/${p}`;
 }
