@@ -47,7 +47,18 @@ export async function serveConnection(conn: net.Socket, env: SmtpdEnv): Promise<
     sock.off("close", onEnd);
     sock.off("error", onEnd);
   };
-  attach(conn);
+  // Wrapper mode: the handshake comes first, before any byte is read as SMTP.
+  const wrapped = env.settings.tlsWrapperMode && env.tls !== undefined;
+  if (wrapped) {
+    try {
+      socket = await handshake(conn, env.tls!);
+    } catch (err) {
+      info(`SSL_accept error from ${plainAddress(conn.remoteAddress)}: ${(err as Error).message}`);
+      conn.destroy();
+      return;
+    }
+  }
+  attach(socket);
   const addr = plainAddress(conn.remoteAddress);
   const name = await peerName(addr);
   const client: ClientInfo = {
@@ -74,52 +85,43 @@ export async function serveConnection(conn: net.Socket, env: SmtpdEnv): Promise<
     // RFC 3207 4.2: nothing the client sent before the handshake counts.
     s.reader.discard();
     detach(conn);
-    socket = await startTls(conn, env.tls!, s);
+    socket = await handshake(conn, env.tls!);
     attach(socket);
+    tlsEstablished(s, socket as tls.TLSSocket);
+    s.helo = "";
+    s.esmtp = false;
+    s.pipeliningOffered = false;
+    s.resetTransaction();
   };
   for (const b of early) session.reader.push(b);
   if (ended) session.reader.end();
-  if (env.settings.tlsWrapperMode && env.tls) {
-    try {
-      await s.upgradeTls();
-    } catch (err) {
-      info(`SSL_accept error from ${s.client}: ${(err as Error).message}`);
-      conn.destroy();
-      return;
-    }
-  }
+  if (wrapped) tlsEstablished(s, socket as tls.TLSSocket);
   await runSession(session);
 }
 
-/** The TLS handshake on an accepted socket; the session forgets what it knew before (RFC 3207 4.2). */
-function startTls(
-  conn: net.Socket,
-  tlsFiles: { cert: string; key: string },
-  s: Session,
-): Promise<net.Socket> {
+/** The TLS handshake on an accepted socket. */
+function handshake(conn: net.Socket, tlsFiles: { cert: string; key: string }): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const secure = new tls.TLSSocket(conn, {
       isServer: true,
       cert: tlsFiles.cert,
       key: tlsFiles.key,
     });
-    secure.once("secure", () => {
-      const cipher = secure.getCipher();
-      info(
-        `Anonymous TLS connection established from ${s.client}: ${secure.getProtocol()} with cipher ` +
-          `${cipher.standardName ?? cipher.name} (${
-            cipher.version === "TLSv1.3" ? 256 : 128
-          }/256 bits)`,
-      );
-      s.tlsActive = true;
-      s.helo = "";
-      s.esmtp = false;
-      s.pipeliningOffered = false;
-      s.resetTransaction();
-      resolve(secure);
-    });
+    secure.once("secure", () => resolve(secure));
     secure.once("error", reject);
   });
+}
+
+/** Marks the session encrypted and logs it as Postfix does. */
+function tlsEstablished(s: Session, secure: tls.TLSSocket): void {
+  const cipher = secure.getCipher();
+  info(
+    `Anonymous TLS connection established from ${s.client}: ${secure.getProtocol()} with cipher ` +
+      `${cipher.standardName ?? cipher.name} (${
+        cipher.version === "TLSv1.3" ? 256 : 128
+      }/256 bits)`,
+  );
+  s.tlsActive = true;
 }
 
 /** Runs a whole session: limits, greeting, commands, and the closing log lines. */
