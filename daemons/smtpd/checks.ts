@@ -5,6 +5,7 @@
 // service; soft_bounce and the *_reject_code parameters.
 
 import { networkInterfaces } from "node:os";
+import * as dns from "node:dns/promises";
 import type { Config } from "../../lib/config/mod.ts";
 import { warn } from "../../lib/log.ts";
 import {
@@ -376,6 +377,27 @@ export class Checker {
             },
           }
           : DUNNO;
+      case "reject_unknown_sender_domain":
+        return ctx.sender
+          ? await this.unknownDomain(ctx.sender, "sender", "4.1.8", "Sender address")
+          : DUNNO;
+      case "reject_unknown_recipient_domain":
+        return ctx.recipient
+          ? await this.unknownDomain(ctx.recipient, "recipient", "4.1.2", "Recipient address")
+          : DUNNO;
+      case "reject_unknown_helo_hostname":
+      case "reject_unknown_hostname":
+        if (!ctx.helo || validAddressLiteral(ctx.helo)) return DUNNO;
+        return (await domainExists(ctx.helo)) === false
+          ? {
+            kind: "reject",
+            reply: {
+              code: c.int("unknown_hostname_reject_code"),
+              dsn: matchDsnClass(c.int("unknown_hostname_reject_code"), "4.7.1"),
+              text: `<${ctx.helo}>: Helo command rejected: Host not found`,
+            },
+          }
+          : DUNNO;
       case "reject_unlisted_sender":
         return ctx.sender ? await this.unlisted(ctx, ctx.sender, "sender") : DUNNO;
       case "reject_unlisted_recipient":
@@ -434,6 +456,36 @@ export class Checker {
         code,
         dsn: matchDsnClass(code, "5.7.1"),
         text: `<${ctx.recipient}>: Relay access denied`,
+      },
+    };
+  }
+
+  /**
+   * reject_unknown_sender/recipient_domain with the system resolver: a
+   * domain with no MX, A or AAAA record is rejected; a lookup that fails
+   * for another reason passes (Postfix's unknown_address_tempfail_action
+   * would defer it). Domains this host receives mail for are not looked up.
+   */
+  private async unknownDomain(
+    address: string,
+    _role: string,
+    dsn: string,
+    label: string,
+  ): Promise<Verdict> {
+    const at = address.lastIndexOf("@");
+    if (at < 0) return DUNNO;
+    const domain = address.slice(at + 1);
+    if (validAddressLiteral(domain)) return DUNNO;
+    const cls = await this.classify(address);
+    if (cls !== undefined && cls !== "default") return DUNNO;
+    if ((await domainExists(domain)) !== false) return DUNNO;
+    const code = this.config.int("unknown_address_reject_code");
+    return {
+      kind: "reject",
+      reply: {
+        code,
+        dsn: matchDsnClass(code, dsn),
+        text: `<${address}>: ${label} rejected: Domain not found`,
       },
     };
   }
@@ -758,6 +810,29 @@ export class Checker {
     };
     return this.accessResult(action, what, labels[what], ctx, stage, depth, kind);
   }
+}
+
+/** Whether a domain has an MX, A or AAAA record: false when none, undefined when the lookup failed. */
+async function domainExists(domain: string): Promise<boolean | undefined> {
+  const gone = (err: unknown) => {
+    const code = (err as { code?: string }).code;
+    return code === "ENOTFOUND" || code === "ENODATA" || code === "NXDOMAIN";
+  };
+  let failed = false;
+  for (const lookup of [dns.resolveMx, dns.resolve4, dns.resolve6]) {
+    try {
+      const found = await Promise.race([
+        lookup(domain) as Promise<unknown[]>,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(Object.assign(new Error("timeout"), { code: "ETIMEOUT" })), 10000)
+        ),
+      ]);
+      if (found.length > 0) return true;
+    } catch (err) {
+      if (!gone(err)) failed = true;
+    }
+  }
+  return failed ? undefined : false;
 }
 
 /** Whether `addr` is one of the addresses smtpd receives mail on (inet_interfaces). */
