@@ -21,7 +21,7 @@ function environment(ctx: DaemonContext): PickupEnv {
   const queue = c.get("queue_directory");
   return {
     maildrop: `${queue}/maildrop`,
-    cleanupSocket: `${queue}/private/${c.get("cleanup_service_name") || "cleanup"}`,
+    cleanupSocket: `${queue}/public/${c.get("cleanup_service_name") || "cleanup"}`,
     flags: cleanupFlagsFor(c.list("receive_override_options")) |
       // Local submissions are the "sendmail" class of smtputf8_autodetect_classes.
       (c.bool("smtputf8_enable") && c.list("smtputf8_autodetect_classes").includes("sendmail")

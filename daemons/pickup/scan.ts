@@ -23,7 +23,7 @@ import { rfc822Date } from "../../lib/dsn/report.ts";
 export interface PickupEnv {
   /** The maildrop folder. */
   maildrop: string;
-  /** The cleanup service socket (private/cleanup). */
+  /** The cleanup service socket (public/cleanup, as Postfix clients use it). */
   cleanupSocket: string;
   /** Request flags for cleanup (receive_override_options). */
   flags: number;

@@ -61,7 +61,7 @@ export async function start(mainCf: string | ((dir: string) => string) = ""): Pr
   const inst: Instance = { dir, layout, children: [] };
   // cleanup asks trivial-rewrite for canonical forms, as in Postfix.
   await daemon(inst, "trivial-rewrite", `${dir}/queue/private/rewrite`, "trivial_rewrite");
-  await daemon(inst, "cleanup", `${dir}/queue/private/cleanup`);
+  await daemon(inst, "cleanup", `${dir}/queue/public/cleanup`);
   await daemon(inst, "pickup", `${dir}/queue/public/pickup`);
   return inst;
 }

@@ -119,16 +119,16 @@ Deno.test("pickup keeps a maildrop file while cleanup is unavailable, and queues
   try {
     const q = inst.layout.queueDirectory;
     // Take cleanup away: its socket is gone, as when the service is down.
-    Deno.renameSync(`${q}/private/cleanup`, `${q}/private/cleanup.away`);
+    Deno.renameSync(`${q}/public/cleanup`, `${q}/public/cleanup.away`);
     const dropId = submit(inst, "alice@example.com", ["bob@example.com"], "Subject: later\n\nbody");
     await sendTrigger(`${q}/public/pickup`, "W");
     const log = await readLog(inst, "connect to subsystem");
     assertStringIncludes(
       log,
-      "warning: connect to subsystem private/cleanup: No such file or directory",
+      "warning: connect to subsystem public/cleanup: No such file or directory",
     );
     Deno.statSync(`${q}/maildrop/${dropId}`);
-    Deno.renameSync(`${q}/private/cleanup.away`, `${q}/private/cleanup`);
+    Deno.renameSync(`${q}/public/cleanup.away`, `${q}/public/cleanup`);
     await sendTrigger(`${q}/public/pickup`, "W");
     await waitIncoming(inst, 1);
     await waitGone(`${q}/maildrop/${dropId}`);
