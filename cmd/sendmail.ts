@@ -29,11 +29,14 @@ import {
 import { sendTrigger, TRIGGER_WAKEUP } from "../lib/ipc/trigger.ts";
 import { flushQueue, flushQueueFile, flushSite } from "../lib/flush_client.ts";
 import { listMailQueue } from "../lib/showq_client.ts";
+import { launchCommand } from "../lib/daemon/launcher.ts";
+import { spawn } from "node:child_process";
 import type { ProgramContext } from "../lib/program.ts";
 
 /** sysexits(3) codes Postfix's sendmail uses. */
 export const EX_UNAVAILABLE = 69;
 export const EX_TEMPFAIL = 75;
+export const EX_SOFTWARE = 70;
 
 /** What the command line asked for. */
 interface Request {
@@ -90,8 +93,7 @@ async function run(args: string[], ctx: ProgramContext): Promise<number> {
       fatal('daemon mode (-bd) is not supported: start the mail system with "postfix start"');
       break;
     case "s":
-      fatal("stand-alone SMTP mode (-bs) needs the smtpd program, which is not built yet");
-      break;
+      return await smtpSession(config);
   }
   fatal(`unsupported: -b${request.mode}`);
 }
@@ -400,6 +402,26 @@ async function wakePickup(queueDirectory: string, config: Config): Promise<void>
   } catch {
     // As in Postfix: the file waits in maildrop for pickup's next scan.
   }
+}
+
+/**
+ * -bs: an SMTP session on standard input and output, by running
+ * `smtpd -S` from daemon_directory (or the launcher), as Postfix's sendmail
+ * does; the child inherits standard input and output.
+ */
+async function smtpSession(config: Config): Promise<number> {
+  const cmd = launchCommand(config, "smtpd", ["-S"]);
+  const child = spawn(cmd.file, cmd.args, { argv0: cmd.argv0, stdio: "inherit" });
+  return await new Promise<number>((resolve) => {
+    child.on("error", (err) => {
+      try {
+        fatalStatus(EX_UNAVAILABLE, `execvp ${cmd.path}: ${err.message}`);
+      } catch {
+        resolve(EX_UNAVAILABLE);
+      }
+    });
+    child.on("exit", (code) => resolve(code ?? EX_SOFTWARE));
+  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
-import { runProgram } from "../run.ts";
+import { projectRoot, runProgram } from "../run.ts";
 import { decodeRecords } from "../../lib/queue/record.ts";
 import { submitterLogin } from "../../lib/queue/submitter.ts";
 import {
@@ -230,7 +230,6 @@ Deno.test("sendmail modes that are refused or need a running system fail clearly
   const inst = makeInstance();
   const cases: [string, string[], number, string][] = [
     ["sendmail", ["-bd"], 75, "daemon mode (-bd) is not supported"],
-    ["sendmail", ["-bs"], 75, "stand-alone SMTP mode (-bs) needs the smtpd program"],
     ["sendmail", ["-q"], 69, "Cannot flush mail queue - mail system is down"],
     ["sendmail", ["-qRexample.com"], 69, "Cannot flush mail queue - mail system is down"],
     ["sendmail", ["-qIABCDEF"], 69, "Cannot flush mail queue - mail system is down"],
@@ -251,6 +250,23 @@ Deno.test("sendmail modes that are refused or need a running system fail clearly
     assertStringIncludes(r.stderr, text);
   }
   assertEquals(maildropFiles(inst), []);
+  removeInstance(inst);
+});
+
+Deno.test("sendmail -bs runs an SMTP session on standard input and output", async () => {
+  const inst = makeInstance();
+  const r = await runProgram("sendmail", ["-bs"], {
+    stdin: "EHLO client.example\r\nQUIT\r\n",
+    env: {
+      ...inst.env,
+      POSTHORN_LAUNCHER:
+        `${Deno.execPath()} run -A --unstable-ffi --unstable-net ${projectRoot}mod.ts`,
+    },
+  });
+  assertEquals(r.code, 0, r.stderr);
+  assertStringIncludes(r.stdout, "220 ");
+  assertStringIncludes(r.stdout, "250-PIPELINING");
+  assertStringIncludes(r.stdout, "221 2.0.0 Bye");
   removeInstance(inst);
 });
 
