@@ -69,7 +69,7 @@ export function bounceEnv(d: DaemonContext): BounceEnv {
     templates[name] = expandTemplate(raw[name], c);
   }
   const queue = c.get("queue_directory");
-  const cleanup = `${queue}/private/${c.get("cleanup_service_name") || "cleanup"}`;
+  const cleanup = `${queue}/public/${c.get("cleanup_service_name") || "cleanup"}`;
   return {
     layout: layoutFromConfig(c),
     myhostname: c.get("myhostname"),

@@ -14,7 +14,7 @@ const flags = "run -A --unstable-ffi --unstable-net";
 
 const masterCf = `
 pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  -       -       n       -       0       cleanup
+cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
 bounce    unix  -       -       n       -       0       bounce
