@@ -194,21 +194,38 @@ export function closeFd(fd: number): void {
   if (fd >= 0) lib().close(fd);
 }
 
-/** Creates a listening UNIX-domain socket at `path` (an old socket file is removed). */
+/**
+ * Creates a listening UNIX-domain socket at `path`, replacing an old socket
+ * file. The socket is bound under a temporary name beside `path`, made to
+ * listen, then renamed into place: a client never finds the name before the
+ * socket accepts connections (between bind(2) and listen(2) it would be
+ * refused).
+ */
 export function listenUnix(path: string, backlog: number, type = SOCK_STREAM): number {
   const fd = check("socket", lib().socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+  const slash = path.lastIndexOf("/");
+  let temp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${Deno.pid}`;
+  if (encoder.encode(temp).length > 107) temp = path;
   try {
     try {
-      Deno.removeSync(path);
+      Deno.removeSync(temp);
     } catch {
       // Nothing to remove: the usual case.
     }
-    const addr = sockaddrUn(path);
+    const addr = sockaddrUn(temp);
     check("bind", lib().bind(fd, addr, addr.length));
     if (type === SOCK_STREAM) check("listen", lib().listen(fd, backlog));
+    if (temp !== path) Deno.renameSync(temp, path);
     return fd;
   } catch (err) {
     closeFd(fd);
+    if (temp !== path) {
+      try {
+        Deno.removeSync(temp);
+      } catch {
+        // Never bound.
+      }
+    }
     throw err;
   }
 }
