@@ -4,6 +4,11 @@
 // (`Mon DD HH:MM:SS host syslog_name/program[pid]: text`), and to standard
 // error as `program: warning: text` for commands. Writes are synchronous and
 // appended with O_APPEND, so concurrent processes never interleave a line.
+// Without maillog_file, lines go to syslog as Postfix's do: one datagram
+// each to /dev/log, `<PRI>Mmm dd HH:MM:SS syslog_name/program[pid]: text`,
+// with syslog_facility and the level's severity (info, warning, err, crit).
+
+import { closeFd, connectDatagram, writeFd } from "./ffi/libc.ts";
 
 /** Where and under which name this process logs. */
 export interface LogSettings {
@@ -23,6 +28,10 @@ export interface LogSettings {
   stderrTag: string;
   /** The tag in maillog_file lines; `syslog_name/program` when empty. */
   tag: string;
+  /** syslog_facility; lines go to syslog when there is no maillog_file. */
+  facility: string;
+  /** The syslog socket; "" turns syslog off. */
+  syslogPath: string;
 }
 
 /** Thrown by fatal() and panic(): the program logs and exits with status 1. */
@@ -42,12 +51,18 @@ const settings: LogSettings = {
   hostname: shortHostname(),
   stderrTag: "",
   tag: "",
+  facility: "mail",
+  syslogPath: "",
 };
 
 const encoder = new TextEncoder();
 let maillog: Deno.FsFile | undefined;
 let maillogPath = "";
 let sink: ((line: string) => void) | undefined;
+let syslogFd = -1;
+let syslogFdPath = "";
+/** When the syslog socket last failed: it is tried again after a pause, not per line. */
+let syslogFailedAt = -Infinity;
 
 function shortHostname(): string {
   try {
@@ -103,6 +118,81 @@ function emit(level: string, text: string): void {
   }
   if (settings.maillogFile) {
     appendMaillog(formatLogLine(body) + "\n");
+  } else if (settings.syslogPath) {
+    sendSyslog(level, body);
+  }
+}
+
+/** syslog(3) facility codes by syslog_facility name. */
+const facilities: Record<string, number> = {
+  kern: 0,
+  user: 1,
+  mail: 2,
+  daemon: 3,
+  auth: 4,
+  syslog: 5,
+  lpr: 6,
+  news: 7,
+  uucp: 8,
+  cron: 9,
+  authpriv: 10,
+  ftp: 11,
+  local0: 16,
+  local1: 17,
+  local2: 18,
+  local3: 19,
+  local4: 20,
+  local5: 21,
+  local6: 22,
+  local7: 23,
+};
+
+/** Whether `name` is a syslog_facility value Postfix accepts. */
+export function isSyslogFacility(name: string): boolean {
+  return Object.hasOwn(facilities, name.toLowerCase());
+}
+
+/** Severity by level: fatal and panic are LOG_CRIT, as Postfix logs them. */
+function severity(level: string): number {
+  if (level === "warning") return 4;
+  if (level === "error") return 3;
+  if (level === "fatal" || level === "panic") return 2;
+  return 6;
+}
+
+/** The syslog datagram for one line: `<PRI>Nov  4 09:05:01 tag[pid]: text`. */
+export function formatSyslogMessage(level: string, text: string, when = new Date()): string {
+  const facility = facilities[settings.facility.toLowerCase()] ?? facilities.mail;
+  const month = months[when.getMonth()];
+  const day = String(when.getDate()).padStart(2, " ");
+  const time = [when.getHours(), when.getMinutes(), when.getSeconds()]
+    .map((n) => String(n).padStart(2, "0")).join(":");
+  const tag = settings.tag || `${settings.syslogName}/${settings.program}`;
+  return `<${facility * 8 + severity(level)}>${month} ${day} ${time} ${tag}[${Deno.pid}]: ${text}`;
+}
+
+function sendSyslog(level: string, body: string): void {
+  if (
+    syslogFd < 0 && Date.now() - syslogFailedAt < 10_000 && syslogFdPath === settings.syslogPath
+  ) {
+    return;
+  }
+  try {
+    if (syslogFd < 0 || syslogFdPath !== settings.syslogPath) {
+      if (syslogFd >= 0) closeFd(syslogFd);
+      syslogFd = -1;
+      syslogFd = connectDatagram(settings.syslogPath);
+      syslogFdPath = settings.syslogPath;
+    }
+    if (writeFd(syslogFd, encoder.encode(formatSyslogMessage(level, body))) < 0) {
+      // A full syslog socket drops the line, as syslog(3) does.
+    }
+  } catch {
+    // No syslog daemon (or it went away): the line is lost, as with syslog(3).
+    if (syslogFd >= 0) closeFd(syslogFd);
+    syslogFd = -1;
+    syslogFdPath = settings.syslogPath;
+    syslogFailedAt = Date.now();
   }
 }
 

@@ -255,5 +255,11 @@ export function setupLogging(
     hostname: config.get("myhostname"),
     stderr: options.stderr ?? true,
     verbose: options.verbose ?? 0,
+    facility: config.get("syslog_facility") || "mail",
+    // POSTHORN_SYSLOG_SOCKET names another syslog socket (tests, containers).
+    syslogPath: Deno.env.get(SYSLOG_SOCKET_ENV) ?? "/dev/log",
   });
 }
+
+/** The environment variable naming the syslog socket instead of /dev/log. */
+export const SYSLOG_SOCKET_ENV = "POSTHORN_SYSLOG_SOCKET";

@@ -451,6 +451,19 @@ export function getpwnam(name: string): PasswdEntry | undefined {
   };
 }
 
+/** A unix-dgram socket connected to `path`, for sending datagrams again and again (syslog). */
+export function connectDatagram(path: string): number {
+  const fd = check("socket", lib().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  try {
+    const addr = sockaddrUn(path);
+    check("connect", lib().connect(fd, addr, addr.length));
+    return fd;
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
+}
+
 /** Sends one datagram to the unix-dgram socket at `path` (postlog-style clients). */
 export function sendDatagram(path: string, data: Uint8Array<ArrayBuffer>): void {
   const fd = check("socket", lib().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));

@@ -78,3 +78,33 @@ Deno.test("postlog rejects an unknown flag with the usage line", async () => {
   assertStringIncludes(r.stderr, "invalid option -- 'z'");
   assertStringIncludes(r.stderr, "usage: postlog");
 });
+
+Deno.test("without maillog_file, postlog sends syslog datagrams with syslog_facility and the level's severity", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "posthorn-syslog-" });
+  await Deno.writeTextFile(`${dir}/main.cf`, "syslog_facility = local3\nsyslog_name = relay\n");
+  const path = `${dir}/log`;
+  const listener = Deno.listenDatagram({ transport: "unixpacket", path });
+  try {
+    const env = { POSTHORN_SYSLOG_SOCKET: path };
+    const got: string[] = [];
+    const receive = (async () => {
+      const dec = new TextDecoder();
+      for (let i = 0; i < 2; i++) got.push(dec.decode((await listener.receive())[0]));
+    })();
+    assertEquals((await runProgram("postlog", ["-c", dir, "hello"], { env })).code, 0);
+    assertEquals(
+      (await runProgram("postlog", ["-c", dir, "-p", "warn", "careful"], { env })).code,
+      0,
+    );
+    await receive;
+    // local3 = 19: info 19*8+6 = 158, warning 19*8+4 = 156; the day padded with a space as syslog(3) does.
+    assertMatch(got[0], /^<158>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d relay\/postlog\[\d+\]: hello$/);
+    assertMatch(
+      got[1],
+      /^<156>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d relay\/postlog\[\d+\]: warning: careful$/,
+    );
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
