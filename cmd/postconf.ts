@@ -11,6 +11,7 @@
 // lists "dovecot"; its SMTP client has no SASL plug-in (Postfix's client side
 // is Cyrus only), so -A lists nothing.
 
+import process from "node:process";
 import { getopt, GetoptError } from "../lib/getopt.ts";
 import { configureLog, fatal, warn } from "../lib/log.ts";
 import type { ProgramContext } from "../lib/program.ts";
@@ -85,7 +86,10 @@ interface Flags {
     | "sasl-server"
     | "sasl-client"
     | "templates"
-    | "expanded-templates";
+    | "expanded-templates"
+    | "tls";
+  /** -T mode. */
+  tls?: string;
   verbose: number;
 }
 
@@ -104,6 +108,8 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
       return 0;
     case "sasl-client":
       return 0;
+    case "tls":
+      return showTls(flags.tls!);
     case "maps": {
       readMainCf(configDirectory(flags.configDir));
       // Loaded only for -m: the table modules are not needed for anything else.
@@ -120,6 +126,25 @@ export async function main(args: string[], ctx: ProgramContext): Promise<number>
     operands.some((o) => o.includes("="));
   if (editing) return runEdit(flags, operands);
   return show(flags, operands);
+}
+
+/**
+ * -T: facts about the TLS library. The runtime's node:tls reports an OpenSSL
+ * API version (process.versions.openssl), printed as `openssl version` would;
+ * its certificates may be RSA or ECDSA keys (no DSA).
+ */
+function showTls(mode: string): number {
+  const version = `OpenSSL ${process.versions.openssl ?? "unknown"}`;
+  if (mode === "compile-version" || mode === "run-version") {
+    console.log(version);
+    return 0;
+  }
+  if (mode === "public-key-algorithms") {
+    console.log("ecdsa\nrsa");
+    return 0;
+  }
+  warn(`unknown 'postconf -T' mode: ${mode}`);
+  return 1;
 }
 
 function parseFlags(args: string[]): Flags & { operands: string[] } {
@@ -177,10 +202,12 @@ function parseFlags(args: string[]): Flags & { operands: string[] } {
       const eq = arg!.indexOf("=");
       if (eq < 0) fatal(`missing '=' after attribute name: "${arg}"`);
       flags.overrides.push([arg!.slice(0, eq).trim(), arg!.slice(eq + 1).trim()]);
+    } else if (flag === "T") {
+      flags.mode = "tls";
+      flags.tls = arg;
     } else if (flag === "E") {
       fatal(usageText); // accepted by the reference's getopt, then refused with its usage
     } else {
-      // -T (TLS library facts) is not built.
       fatal(`option -${flag} is not supported by this postconf`);
     }
   }

@@ -3,7 +3,7 @@
 // Posthorn's answers for -a/-A/-l/-m, and the overlap of `postconf -d` with
 // the reference's (tests/golden/postconf/postconf-d.ref).
 
-import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
 import { projectRoot, runProgram } from "../run.ts";
 
 const golden = `${projectRoot}tests/golden/postconf/`;
@@ -190,6 +190,20 @@ Deno.test("postconf -a lists dovecot, -A nothing, -l the lock methods", async ()
   const client = await runProgram("postconf", ["-A"]);
   assertEquals([client.code, client.stdout], [0, ""]);
   assertEquals((await runProgram("postconf", ["-l"])).stdout, "flock\nfcntl\ndotlock\n");
+});
+
+Deno.test("postconf -T tells the TLS library's version and key algorithms; a bad mode fails", async () => {
+  const version = await runProgram("postconf", ["-T", "compile-version"]);
+  assertEquals(version.code, 0);
+  assertMatch(version.stdout, /^OpenSSL \S+\n$/);
+  assertEquals((await runProgram("postconf", ["-T", "run-version"])).stdout, version.stdout);
+  assertEquals(
+    (await runProgram("postconf", ["-T", "public-key-algorithms"])).stdout,
+    "ecdsa\nrsa\n",
+  );
+  const bad = await runProgram("postconf", ["-T", "bogus"]);
+  assertEquals([bad.code, bad.stdout], [1, ""]);
+  assertStringIncludes(bad.stderr, "postconf: warning: unknown 'postconf -T' mode: bogus");
 });
 
 Deno.test("postconf -m lists the table types the maps registry provides", async () => {
