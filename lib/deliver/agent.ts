@@ -4,6 +4,17 @@
 // daemon (bounce/defer/trace logs), marks finished recipients done in the
 // queue file (the R type byte becomes D, so a restarted qmgr never delivers
 // them twice), and builds the reply.
+//
+// Address verification (Postfix's sent/bounce_append/defer_append with trace
+// flags): a request flagged MTA_VRFY (a verify(8) probe) or USR_VRFY
+// (sendmail -bv) is never delivered. The agent checks `session.verifyOnly`
+// before delivering and reports what it would do through the same calls:
+// sent() with the would-be text, bounced() or deferred() with the reason.
+// The session then tells the verify service (deliverable/undeliverable) or
+// the trace log instead of the bounce and defer logs, logs
+// `status=deliverable (...)` or `status=undeliverable (...)`, and marks the
+// recipient done: probes are never retried from the queue. With RECORD
+// (sendmail -v) each real outcome is also written to the trace log.
 
 import type * as net from "node:net";
 import { AttrReader, encodeAttrs } from "../ipc/attr.ts";
@@ -12,6 +23,7 @@ import { actionFor, type DsnStatus, wantsNotice } from "../dsn/status.ts";
 import { layoutFromConfig, queueFilePath, type QueueLayout } from "../queue/layout.ts";
 import { info, warn } from "../log.ts";
 import { deliveryLogLine } from "./log_line.ts";
+import { AddrStatus, VerifyStat, verifyUpdateAt } from "../verify_client.ts";
 import {
   DeliverFlag,
   type DeliverRecipient,
@@ -21,6 +33,7 @@ import {
   parseRecipient,
   parseRequestHead,
   replyList,
+  TRACE_ONLY_MASK,
 } from "./request.ts";
 
 /** What a session needs from the agent's environment. */
@@ -31,7 +44,21 @@ export interface AgentEnv {
   resolution: number;
   /** Seconds since the epoch (tests replace it). */
   now?: () => number;
+  /**
+   * Records a probe's result with the verify service (verify_clnt_update);
+   * false when the service failed. Default: private/verify under the queue.
+   */
+  verify?: (address: string, status: number, why: string) => Promise<boolean>;
+  /** address_verify_negative_cache: whether undeliverable probe results are recorded (default yes). */
+  verifyNegativeCache?: boolean;
 }
+
+/** The outcome names of the verify log line and trace entries, by outcome. */
+const verifyActions = {
+  sent: { status: AddrStatus.OK, action: "deliverable" },
+  bounced: { status: AddrStatus.BOUNCE, action: "undeliverable" },
+  deferred: { status: AddrStatus.DEFER, action: "undeliverable" },
+} as const;
 
 /** How one recipient's delivery ended, as the agent reports it. */
 export interface RecipientStatus {
@@ -106,14 +133,49 @@ export class DeliverySession {
     };
   }
 
+  /**
+   * Whether this request only verifies (a verify probe or sendmail -bv):
+   * the agent must not deliver, only say what it would do (sent() with the
+   * would-be text, bounced() or deferred() with the reason).
+   */
+  get verifyOnly(): boolean {
+    return (this.request.flags & TRACE_ONLY_MASK) !== 0;
+  }
+
+  /** Whether every outcome is also to be recorded in the trace log (sendmail -v). */
+  private get recording(): boolean {
+    return (this.request.flags & DeliverFlag.RECORD) !== 0;
+  }
+
+  /**
+   * Appends to the trace log, as Postfix's trace_append(): the reason says
+   * which agent delivered (`delivery via RELAY: `) unless there was none.
+   */
+  private async traceAppend(
+    rcpt: DeliverRecipient,
+    s: RecipientStatus,
+    action: string,
+  ): Promise<boolean> {
+    const reason = s.relay && s.relay !== "none" ? `delivery via ${s.relay}: ${s.text}` : s.text;
+    const dsn: DsnStatus = {
+      status: s.dsn,
+      action,
+      reason,
+      diagType: s.diagType ?? "",
+      diagText: s.diagText ?? "",
+      mtaType: s.mtaType ?? "",
+      mtaName: s.mtaName ?? "",
+    };
+    const ok = await this.env.bounce.append("trace", this.request.queueId, rcpt, dsn);
+    if (ok) this.traced = true;
+    return ok;
+  }
+
   /** The recipient was delivered: log, trace when asked, mark done. */
   async sent(rcpt: DeliverRecipient, s: RecipientStatus): Promise<void> {
-    if (wantsNotice(rcpt.notify, "success") || (this.request.flags & DeliverFlag.RECORD)) {
-      if (
-        await this.env.bounce.append("trace", this.request.queueId, rcpt, this.dsnOf("sent", s))
-      ) {
-        this.traced = true;
-      }
+    if (this.verifyOnly) return await this.verified(rcpt, s, "sent");
+    if (wantsNotice(rcpt.notify, "success") || this.recording) {
+      await this.traceAppend(rcpt, s, actionFor("sent"));
     }
     this.log(rcpt, "sent", s);
     this.markDone(rcpt);
@@ -122,6 +184,8 @@ export class DeliverySession {
 
   /** The recipient cannot be delivered: bounce log, mark done (defer when bounce fails). */
   async bounced(rcpt: DeliverRecipient, s: RecipientStatus): Promise<void> {
+    if (this.verifyOnly) return await this.verified(rcpt, s, "bounced");
+    if (this.recording) await this.traceAppend(rcpt, s, actionFor("bounced"));
     if (
       !await this.env.bounce.append("bounce", this.request.queueId, rcpt, this.dsnOf("bounced", s))
     ) {
@@ -141,9 +205,66 @@ export class DeliverySession {
 
   /** The recipient is to be tried again later: defer log. */
   async deferred(rcpt: DeliverRecipient, s: RecipientStatus): Promise<void> {
+    if (this.verifyOnly) return await this.verified(rcpt, s, "deferred");
+    if (this.recording) await this.traceAppend(rcpt, s, actionFor("deferred"));
     await this.env.bounce.append("defer", this.request.queueId, rcpt, this.dsnOf("deferred", s));
     this.log(rcpt, "deferred", s);
     this.results.set(rcpt.offset, "deferred");
+  }
+
+  /**
+   * What a verification request would have done: to the verify service
+   * (MTA_VRFY, as Postfix's verify_append()) or the trace log (USR_VRFY),
+   * logged as deliverable or undeliverable; the recipient is done. When
+   * the service fails the recipient stays deferred in the queue.
+   */
+  private async verified(
+    rcpt: DeliverRecipient,
+    s: RecipientStatus,
+    kind: "sent" | "bounced" | "deferred",
+  ): Promise<void> {
+    const v = verifyActions[kind];
+    let action: string = v.action;
+    let ok: boolean;
+    let service: string;
+    if (this.request.flags & DeliverFlag.MTA_VRFY) {
+      service = "verify";
+      if (this.env.verifyNegativeCache === false && v.status !== AddrStatus.OK) {
+        action = "undeliverable-but-not-cached";
+        ok = true;
+      } else {
+        ok = await this.verifyUpdates(rcpt, v.status, s.text);
+      }
+    } else {
+      service = "trace";
+      ok = await this.traceAppend(rcpt, s, action);
+    }
+    if (!ok) {
+      warn(`${this.request.queueId}: ${service} service failure`);
+      this.log(rcpt, "deferred", { ...s, dsn: "4.3.0", text: `${service} service failure` });
+      this.results.set(rcpt.offset, "deferred");
+      return;
+    }
+    this.log(rcpt, action, s);
+    this.markDone(rcpt);
+    this.results.set(rcpt.offset, "sent");
+  }
+
+  /** The original recipient's status, then the address's when it differs (two updates for one probe, as Postfix). */
+  private async verifyUpdates(
+    rcpt: DeliverRecipient,
+    status: number,
+    why: string,
+  ): Promise<boolean> {
+    const update = this.env.verify ??
+      ((address: string, st: number, text: string) =>
+        verifyUpdateAt(`${this.env.layout.queueDirectory}/private/verify`, address, st, text)
+          .then((r) => r === VerifyStat.OK));
+    if (rcpt.origRcpt && !await update(rcpt.origRcpt, status, why)) return false;
+    if (rcpt.address.toLowerCase() !== rcpt.origRcpt.toLowerCase()) {
+      return await update(rcpt.address, status, why);
+    }
+    return true;
   }
 
   /** The destination failed as a whole: every recipient deferred, negative feedback for qmgr. */
@@ -285,10 +406,15 @@ export function agentEnvFromConfig(
     get(name: string): string;
     list(name: string): string[];
     int(name: string): number;
+    bool?(name: string): boolean;
   },
 ): AgentEnv {
   const queue = config.get("queue_directory");
+  const verifyPath = `${queue}/private/${config.get("address_verify_service_name") || "verify"}`;
   return {
+    verify: async (address, status, why) =>
+      await verifyUpdateAt(verifyPath, address, status, why) === VerifyStat.OK,
+    verifyNegativeCache: config.bool?.("address_verify_negative_cache") ?? true,
     layout: layoutFromConfig(config),
     bounce: bounceClient(queue, {
       bounce: config.get("bounce_service_name") || "bounce",

@@ -15,15 +15,26 @@
 
 import type { AttrList } from "../ipc/attr.ts";
 
-/** DEL_REQ_FLAG_* bits. */
+/** DEL_REQ_FLAG_* bits, with Postfix's values (deliver_request.h). */
 export const DeliverFlag = {
-  /** Record delivery in the trace log (sendmail -v). */
+  /** An address probe from the verify service: report deliverable/undeliverable to it, do not deliver. */
+  MTA_VRFY: 1 << 8,
+  /** An address probe from sendmail -bv: record what would happen in the trace log, do not deliver. */
+  USR_VRFY: 1 << 9,
+  /** Deliver and record each delivery in the trace log (sendmail -v). */
   RECORD: 1 << 10,
-  /** Address verification only: do not deliver (sendmail -bv). */
+  /** @deprecated Old name of MTA_VRFY. */
   VERIFY: 1 << 8,
-  /** Expand only (sendmail -bv). */
+  /** @deprecated Old name of USR_VRFY. */
   EXPAND: 1 << 9,
 } as const;
+
+/** The trace flags a message carries (the queue file's trace_flags attribute): DEL_REQ_TRACE_FLAGS_MASK. */
+export const TRACE_FLAGS_MASK: number = DeliverFlag.MTA_VRFY | DeliverFlag.USR_VRFY |
+  DeliverFlag.RECORD;
+
+/** The flags of a request that only verifies: DEL_REQ_TRACE_ONLY_MASK. */
+export const TRACE_ONLY_MASK: number = DeliverFlag.MTA_VRFY | DeliverFlag.USR_VRFY;
 
 /** Reply status values. */
 export const DeliverStatus = { OK: 0, DEFER: 1 } as const;
