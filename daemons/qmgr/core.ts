@@ -19,11 +19,13 @@ import { QueueFileRefused, readQueueFile, saveCorrupt } from "../../lib/queue/fi
 import { RecordError } from "../../lib/queue/record.ts";
 import type { BounceService } from "../../lib/bounce_client.ts";
 import type { DeliverReply, DeliverRequest } from "../../lib/deliver/request.ts";
-import { DeliverStatus } from "../../lib/deliver/request.ts";
+import { DeliverFlag, DeliverStatus, TRACE_ONLY_MASK } from "../../lib/deliver/request.ts";
+import { AddrStatus } from "../../lib/verify_client.ts";
 import { deliveryLogLine } from "../../lib/deliver/log_line.ts";
 import { ConcurrencyWindow } from "./feedback.ts";
 import {
   clearWarnRecord,
+  killTraceRecord,
   parseQueuedMessage,
   type QueuedMessage,
   type QueuedRecipient,
@@ -54,9 +56,15 @@ export interface QmgrDeps {
   layout: QueueLayout;
   settings: QmgrSettings;
   resolve(sender: string, address: string): Promise<Resolved>;
+  /** Resolves for a verify probe (address_verify_* routing); resolve() when absent. */
+  resolveVerify?(sender: string, address: string): Promise<Resolved>;
   /** Sends one request to the transport's agent; rejects with TransportUnavailable when it cannot connect. */
   deliver(transport: string, request: DeliverRequest): Promise<DeliverReply>;
   bounce: BounceService;
+  /** Records a probe's result with the verify service; false when it failed. */
+  verify?(address: string, status: number, why: string): Promise<boolean>;
+  /** address_verify_negative_cache (default yes). */
+  verifyNegativeCache?: boolean;
   /** Seconds since the epoch. */
   now?: () => number;
 }
@@ -328,10 +336,15 @@ export class Qmgr {
   /** Resolves every recipient (once per distinct address) and queues it. */
   private async resolveAll(msg: ActiveMessage): Promise<void> {
     const cache = new Map<string, Promise<Resolved | null>>();
+    // Probes from the verify service take the address_verify_* routes.
+    const probe = (msg.q.traceFlags & DeliverFlag.MTA_VRFY) !== 0 && this.deps.resolveVerify;
+    const resolve = probe
+      ? this.deps.resolveVerify!.bind(this.deps)
+      : this.deps.resolve.bind(this.deps);
     const resolveOne = (address: string) => {
       let p = cache.get(address);
       if (!p) {
-        p = this.deps.resolve(msg.q.sender, address).catch((err) => {
+        p = resolve(msg.q.sender, address).catch((err) => {
           warn(`${msg.q.queueId}: resolve ${address}: ${(err as Error).message}`);
           return null;
         });
@@ -549,7 +562,8 @@ export class Qmgr {
     this.inFlight++;
     const m = entry.msg.q;
     const req: DeliverRequest = {
-      flags: 0,
+      // The message's trace flags: verify only (probe, sendmail -bv) or record (sendmail -v).
+      flags: m.traceFlags,
       queueName: "active",
       queueId: m.queueId,
       dataOffset: m.dataOffset,
@@ -686,21 +700,40 @@ export class Qmgr {
     this.timers.add(timer);
   }
 
-  /** A recipient qmgr defers itself: defer log and the delivery log line (relay=none). */
+  /**
+   * A recipient qmgr defers itself: defer log and the delivery log line
+   * (relay=none). For a verification request this settles the probe
+   * instead (undeliverable), as Postfix's qmgr does through defer_append.
+   */
   private async deferByQmgr(
     msg: ActiveMessage,
     rcpt: QueuedRecipient,
     dsn: string,
     reason: string,
   ): Promise<void> {
-    msg.deferred = true;
-    await this.deps.bounce.append("defer", msg.q.queueId, rcpt, {
+    const flags = msg.q.traceFlags;
+    const entry = (action: string) => ({
       status: dsn,
-      action: "delayed",
+      action,
       reason,
       diagType: "",
       diagText: "",
     });
+    let status = "deferred";
+    const verified = (flags & TRACE_ONLY_MASK)
+      ? await this.verifyByQmgr(msg, rcpt, dsn, reason)
+      : null;
+    if (verified) {
+      status = verified;
+    } else {
+      msg.deferred = true;
+      if (flags & DeliverFlag.RECORD) {
+        if (await this.deps.bounce.append("trace", msg.q.queueId, rcpt, entry("delayed"))) {
+          msg.traced = true;
+        }
+      }
+      await this.deps.bounce.append("defer", msg.q.queueId, rcpt, entry("delayed"));
+    }
     const now = this.now();
     info(deliveryLogLine(
       {
@@ -710,12 +743,51 @@ export class Qmgr {
         relay: "none",
         times: { arrival: msg.q.arrival, active: msg.activeTime, agentStart: now, connSetup: now },
         dsn,
-        status: "deferred",
+        status,
         text: reason,
       },
       now,
       this.deps.settings.resolution,
     ));
+  }
+
+  /**
+   * Reports an undeliverable probe recipient: to the verify service (a
+   * probe) or the trace log (sendmail -bv). The log status, or null when
+   * the service failed (the recipient is then deferred as usual).
+   */
+  private async verifyByQmgr(
+    msg: ActiveMessage,
+    rcpt: QueuedRecipient,
+    dsn: string,
+    reason: string,
+  ): Promise<string | null> {
+    const id = msg.q.queueId;
+    if (msg.q.traceFlags & DeliverFlag.MTA_VRFY) {
+      if (this.deps.verifyNegativeCache === false) return "undeliverable-but-not-cached";
+      const update = this.deps.verify;
+      let ok = !!update;
+      if (ok && rcpt.origRcpt) ok = await update!(rcpt.origRcpt, AddrStatus.DEFER, reason);
+      if (ok && rcpt.address.toLowerCase() !== rcpt.origRcpt.toLowerCase()) {
+        ok = await update!(rcpt.address, AddrStatus.DEFER, reason);
+      }
+      if (ok) return "undeliverable";
+      warn(`${id}: verify service failure`);
+      return null;
+    }
+    const ok = await this.deps.bounce.append("trace", id, rcpt, {
+      status: dsn,
+      action: "undeliverable",
+      reason,
+      diagType: "",
+      diagText: "",
+    });
+    if (ok) {
+      msg.traced = true;
+      return "undeliverable";
+    }
+    warn(`${id}: trace service failure`);
+    return null;
   }
 
   /**
@@ -745,10 +817,10 @@ export class Qmgr {
         keep = true;
       }
     }
+    let traceSent = false;
     if (msg.traced || exists(queueFilePath(layout, "trace", id))) {
-      if (!await this.deps.bounce.notify("flush", "trace", info_)) {
-        warn(`${id}: trace service failure`);
-      }
+      traceSent = await this.deps.bounce.notify("flush", "trace", info_);
+      if (!traceSent) warn(`${id}: trace service failure`);
     }
     const now = this.now();
     if (msg.deferred) {
@@ -773,8 +845,19 @@ export class Qmgr {
       }
       keep = true;
     }
-    if (keep) this.defer(msg, now);
-    else this.remove(msg);
+    if (keep) {
+      // The sendmail -v report went out: later attempts are not recorded again.
+      if (traceSent && (msg.q.traceFlags & DeliverFlag.RECORD)) {
+        try {
+          killTraceRecord(msg.path, msg.q);
+        } catch (err) {
+          warn(`${id}: update ${msg.path}: ${(err as Error).message}`);
+        }
+      }
+      this.defer(msg, now);
+    } else {
+      this.remove(msg);
+    }
     this.afterDone();
   }
 

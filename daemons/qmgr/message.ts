@@ -5,6 +5,7 @@
 
 import { RecordError, RecordReader, recordText, RecordType } from "../../lib/queue/record.ts";
 import { parseNotify } from "../../lib/dsn/status.ts";
+import { TRACE_FLAGS_MASK } from "../../lib/deliver/request.ts";
 
 /** One recipient still to deliver. */
 export interface QueuedRecipient {
@@ -34,6 +35,9 @@ export interface QueuedMessage {
   warnOffset: number;
   /** Request attributes (A records other than the per-recipient ones). */
   attrs: Record<string, string>;
+  /** The trace_flags attribute (DEL_REQ_FLAG_MTA_VRFY, _USR_VRFY, _RECORD), and its record's offset (-1: none). */
+  traceFlags: number;
+  traceOffset: number;
   recipients: QueuedRecipient[];
 }
 
@@ -56,6 +60,8 @@ export function parseQueuedMessage(queueId: string, data: Uint8Array): QueuedMes
     warnTime: 0,
     warnOffset: -1,
     attrs: {},
+    traceFlags: 0,
+    traceOffset: -1,
     recipients: [],
   };
   const reader = new RecordReader(data);
@@ -122,7 +128,13 @@ export function parseQueuedMessage(queueId: string, data: Uint8Array): QueuedMes
         else if (name === "dsn_envid") msg.envid = value;
         else if (name === "dsn_ret") msg.ret = Number(value) || 0;
         else if (name === "encoding") msg.encoding = value;
-        else if (!recipientAttrs.has(name)) msg.attrs[name] = value;
+        else if (name === "trace_flags") {
+          // The first one counts; a bad value is ignored, as Postfix's qmgr does.
+          if (msg.traceOffset < 0 && /^\d+$/.test(value)) {
+            msg.traceFlags = Number(value) & TRACE_FLAGS_MASK;
+            msg.traceOffset = rec.offset;
+          }
+        } else if (!recipientAttrs.has(name)) msg.attrs[name] = value;
         break;
       }
       case RecordType.RCPT:
@@ -153,17 +165,39 @@ export function parseQueuedMessage(queueId: string, data: Uint8Array): QueuedMes
   return msg;
 }
 
-/** Rewrites the W record's value to 0 in place: the delay warning was sent. */
+/** Rewrites the W record's value to -1 in place: the delay warning was sent (as the reference's qmgr). */
 export function clearWarnRecord(path: string, msg: QueuedMessage): void {
   if (msg.warnOffset < 0) return;
   const file = Deno.openSync(path, { read: true, write: true });
   try {
     // Type byte, one length byte (15 < 128), then 15 characters.
     file.seekSync(msg.warnOffset + 2, Deno.SeekMode.Start);
-    file.writeSync(new TextEncoder().encode("0".padStart(15, " ")));
+    file.writeSync(new TextEncoder().encode("-1".padStart(15, " ")));
     file.syncDataSync();
   } finally {
     file.close();
   }
-  msg.warnTime = 0;
+  msg.warnTime = -1;
+}
+
+/**
+ * Kills the trace_flags record in place (its type byte A becomes K): the
+ * sendmail -v report was sent, later delivery attempts are not recorded
+ * again (as the reference's qmgr).
+ */
+export function killTraceRecord(path: string, msg: QueuedMessage): void {
+  if (msg.traceOffset < 0) return;
+  const file = Deno.openSync(path, { read: true, write: true });
+  try {
+    const type = new Uint8Array(1);
+    file.seekSync(msg.traceOffset, Deno.SeekMode.Start);
+    file.readSync(type);
+    if (type[0] !== 0x41) return; // "A"
+    file.seekSync(msg.traceOffset, Deno.SeekMode.Start);
+    file.writeSync(new Uint8Array([0x4b])); // "K"
+    file.syncDataSync();
+  } finally {
+    file.close();
+  }
+  msg.traceOffset = -1;
 }

@@ -9,7 +9,8 @@
 
 import type { ProgramContext } from "../../lib/program.ts";
 import { type DaemonContext, triggerServer } from "../../lib/daemon/server.ts";
-import { resolveAddress } from "../../lib/rewrite_client.ts";
+import { resolveAddress, resolveVerifyAddress } from "../../lib/rewrite_client.ts";
+import { VerifyStat, verifyUpdate } from "../../lib/verify_client.ts";
 import { bounceClient } from "../../lib/bounce_client.ts";
 import { sendDeliverRequest } from "../../lib/deliver/client.ts";
 import { layoutFromConfig } from "../../lib/queue/layout.ts";
@@ -46,6 +47,10 @@ export function daemonDeps(d: DaemonContext): QmgrDeps {
     layout,
     settings: qmgrSettings(config, masterProcessLimits(config)),
     resolve: (sender, address) => resolveAddress(config, sender, address),
+    resolveVerify: (sender, address) => resolveVerifyAddress(config, sender, address),
+    verify: async (address, status, why) =>
+      await verifyUpdate(config, address, status, why) === VerifyStat.OK,
+    verifyNegativeCache: config.bool("address_verify_negative_cache"),
     async deliver(transport, request) {
       const path = `${queue}/private/${transport}`;
       try {
