@@ -209,6 +209,26 @@ export class CleanupState {
   }
 
   private createTimePending = false;
+  /** The delay-warning time from the client's W record, if any. */
+  private warnTime: number | undefined;
+  private warnWritten = false;
+  private traceFlagsSeen = false;
+
+  /**
+   * The W record, once, before the first recipient (where the reference
+   * writes it): the client's value, else arrival + delay_warning_time,
+   * in the fixed 15-character form qmgr rewrites in place.
+   */
+  private writeWarn(): void {
+    if (this.warnWritten) return;
+    this.warnWritten = true;
+    let when = this.warnTime;
+    if (when === undefined && this.settings.delayWarningTime > 0) {
+      const arrival = Math.floor((this.arrival ?? this.now).getTime() / 1000);
+      when = arrival + this.settings.delayWarningTime;
+    }
+    if (when !== undefined) this.out.record(RecordType.WARN, String(when).padStart(15, " "));
+  }
 
   private writeCreateTime(): void {
     this.out.record(RecordType.ATTR, `create_time=${Math.floor(this.now.getTime() / 1000)}`);
@@ -245,10 +265,15 @@ export class CleanupState {
         return await this.recipient(data);
       case RecordType.MESG:
         return this.startContent();
+      case RecordType.WARN: {
+        // The first instance wins; written with the recipients (writeWarn).
+        const value = Number(data.trim());
+        if (this.warnTime === undefined && Number.isInteger(value)) this.warnTime = value;
+        return;
+      }
       case RecordType.VERP:
       case RecordType.DSN_RET:
       case RecordType.DSN_ENVID:
-      case RecordType.WARN:
       case RecordType.CTIME:
       case RecordType.INSPECT:
       case RecordType.FILTER:
@@ -289,6 +314,15 @@ export class CleanupState {
         : "";
     }
     if (name === "create_time") return;
+    if (name === "trace_flags") {
+      // Only the first, and only a number (the reference ignores others).
+      if (!/^\d+$/.test(value)) {
+        this.warn(`bad ${name} attribute value: ${value.slice(0, 100)}`);
+        return;
+      }
+      if (this.traceFlagsSeen) return;
+      this.traceFlagsSeen = true;
+    }
     if (name === "smtputf8") {
       this.smtputf8 |= parseInt(value, 10) || 0;
       return;
@@ -328,6 +362,7 @@ export class CleanupState {
 
   /** Processes one R record: canonical mapping, recipient BCC, virtual aliases, output. */
   private async recipient(raw: string): Promise<void> {
+    if (this.segment === "envelope") this.writeWarn();
     const pending = this.pending;
     this.pending = { notify: 0 };
     const s = this.settings;
@@ -395,6 +430,7 @@ export class CleanupState {
       this.createTimePending = false;
       this.writeCreateTime();
     }
+    this.writeWarn();
     this.out.record(RecordType.MESG, "");
     this.dataOffset = this.out.offset;
     this.segment = "content";

@@ -46,6 +46,8 @@ export interface CleanupSettings {
   disableMimeInputProcessing: boolean;
   cleanupReplaceStrayCrLf: boolean;
   contentFilter: string;
+  /** delay_warning_time in seconds; 0: no W record. */
+  delayWarningTime: number;
   headerFromFormat: string;
   messageStripCharacters: string;
   messageRejectCharacters: string;
@@ -114,6 +116,7 @@ export function settingsFrom(config: Config): CleanupSettings {
       ? config.bool("cleanup_replace_stray_cr_lf")
       : true,
     contentFilter: config.get("content_filter"),
+    delayWarningTime: config.time("delay_warning_time"),
     headerFromFormat: config.get("header_from_format") || "standard",
     messageStripCharacters: config.get("message_strip_characters"),
     messageRejectCharacters: config.get("message_reject_characters"),
