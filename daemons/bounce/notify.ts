@@ -48,6 +48,8 @@ interface Original {
   size: number;
   arrival: Date;
   eightBit: boolean;
+  /** The trace_flags attribute (sendmail -bv 512, sendmail -v 1024), 0 when none. */
+  traceFlags: number;
 }
 
 const dec = new TextDecoder();
@@ -69,8 +71,13 @@ export function readOriginal(path: string): Original | null {
   let size = 0;
   let arrival = 0;
   let eightBit = false;
+  let traceFlags = 0;
   for (let rec = reader.next(); rec; rec = reader.next()) {
     if (!inContent) {
+      if (rec.type === RecordType.ATTR) {
+        const m = /^trace_flags=(\d+)$/.exec(dec.decode(rec.data));
+        if (m && !traceFlags) traceFlags = Number(m[1]);
+      }
       if (rec.type === RecordType.TIME) arrival = Number(dec.decode(rec.data).split(" ")[0]) || 0;
       if (rec.type === RecordType.SIZE) {
         size = Number(dec.decode(rec.data).trim().split(/\s+/)[0]) || 0;
@@ -94,7 +101,7 @@ export function readOriginal(path: string): Original | null {
     }
     (inHeaders ? headers : body).push(line);
   }
-  return { headers, body, size, arrival: new Date(arrival * 1000), eightBit };
+  return { headers, body, size, arrival: new Date(arrival * 1000), eightBit, traceFlags };
 }
 
 /** Handles one request list; returns the reply status (0 done). */
@@ -158,7 +165,9 @@ async function flush(env: BounceEnv, log: string, msg: NoticeMessage): Promise<n
   const original = readOriginal(queueFilePath(env.layout, msg.queueName, msg.queueId));
   let ok: boolean;
   if (log === "trace") {
-    ok = await success(env, msg, entries, original);
+    ok = (original?.traceFlags ?? 0) & reportFlags
+      ? await deliveryReport(env, msg, entries, original)
+      : await success(env, msg, entries, original);
   } else {
     // An expired message's delayed recipients are failed now.
     const failed = entries.map((e) => (log === "defer" ? { ...e, action: "failed" } : e));
@@ -249,6 +258,33 @@ async function delayWarning(env: BounceEnv, msg: NoticeMessage): Promise<number>
     });
   }
   return 0;
+}
+
+/** DEL_REQ_FLAG_USR_VRFY (sendmail -bv) and DEL_REQ_FLAG_RECORD (sendmail -v): the sender asked for a report. */
+const reportFlags = (1 << 9) | (1 << 10);
+
+/**
+ * The report sendmail -bv and -v ask for ("Mail Delivery Status Report",
+ * the verify template): every recipient the trace log holds, whatever
+ * became of it, to the sender; headers only.
+ */
+async function deliveryReport(
+  env: BounceEnv,
+  msg: NoticeMessage,
+  entries: LogEntry[],
+  original: Original | null,
+): Promise<boolean> {
+  if (msg.sender === "" || isDoubleBounceSender(env, msg.sender)) {
+    info(`${msg.queueId}: delivery status report for the null sender discarded`);
+    return true;
+  }
+  return await send(env, msg, "verify", entries, original, {
+    to: msg.sender,
+    sender: "",
+    postmaster: false,
+    returnBody: false,
+    what: "sender delivery status notification",
+  });
 }
 
 /** The success notice for NOTIFY=SUCCESS recipients. */
