@@ -53,14 +53,34 @@ export async function flushQueue(config: Config): Promise<number> {
   return 0;
 }
 
-/** The flush service's replies (Postfix's flush_clnt status codes). */
-const flushStatus = { ok: "0", fail: "1", bad: "3", deny: "4" };
+/** The flush service's protocol name, announced when a client connects. */
+export const FLUSH_PROTOCOL = "queue_flush_protocol";
 
-/** -i and -s: one request to the flush service (Postfix's attribute protocol). */
-async function askFlush(
+/** The flush service's status codes (Postfix's FLUSH_STAT_*). */
+export const FlushStatus = {
+  /** The request could not be completed (the service or a table failed). */
+  fail: -1,
+  ok: 0,
+  unknown: 2,
+  /** A malformed request (bad site or queue id syntax). */
+  bad: 3,
+  /** The site is not listed in fast_flush_domains. */
+  deny: 4,
+} as const;
+
+/** sysexits EX_USAGE and EX_SOFTWARE. */
+const exUsage = 64;
+const exSoftware = 70;
+
+/**
+ * One request to the flush service: connects to public/flush, skips the
+ * protocol announcement, sends the request and returns the status (FAIL
+ * when the service cannot be reached or does not answer).
+ */
+export async function flushRequest(
   config: Config,
   request: Record<string, string>,
-  what: string,
+  onConnectError?: (err: unknown, service: string) => void,
 ): Promise<number> {
   const service = config.get("flush_service_name") || "flush";
   const path = `${config.get("queue_directory")}/public/${service}`;
@@ -68,33 +88,102 @@ async function askFlush(
   try {
     conn = await Deno.connect({ transport: "unix", path });
   } catch (err) {
-    warn(`connect to public/${service}: ${describe(err)}`);
-    die("Cannot flush mail queue - mail system is down");
+    onConnectError?.(err, service);
+    return FlushStatus.fail;
   }
-  let status: string | undefined;
+  const timeoutMs = 1000 * (config.time("ipc_timeout") || 3600);
+  const timer = setTimeout(() => conn.close(), timeoutMs);
+  let status: number = FlushStatus.fail;
   try {
     await conn.write(encodeAttrs(request));
     const reader = new AttrReader();
     const buf = new Uint8Array(4096);
-    while (status === undefined) {
+    let answered = false;
+    while (!answered) {
       const n = await conn.read(buf);
       if (n === null) break;
-      const [reply] = reader.push(buf.slice(0, n));
-      if (reply) status = reply.get("status") ?? "";
+      for (const reply of reader.push(buf.slice(0, n))) {
+        const value = reply.get("status");
+        if (value === undefined) continue; // the protocol announcement
+        // Postfix prints the status unsigned: 4294967295 is -1 (FAIL).
+        const code = Number(value);
+        status = code === 4294967295 ? FlushStatus.fail : Number.isInteger(code) ? code : -1;
+        answered = true;
+      }
     }
   } catch {
-    status = undefined;
+    status = FlushStatus.fail;
   } finally {
-    conn.close();
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // Closed by the timer.
+    }
   }
-  if (status === flushStatus.ok) return 0;
-  if (status === flushStatus.deny) {
-    die(
-      request.request === "send_site"
-        ? `Flush service is not configured for destination "${what}"`
-        : `Cannot flush queue ID - no such message: "${what}"`,
-    );
+  return status;
+}
+
+/** -i and -s: one request, the answer turned into postqueue's exit or diagnostic. */
+async function askFlush(
+  config: Config,
+  request: Record<string, string>,
+  what: string,
+): Promise<number> {
+  const status = await flushRequest(config, request, (err, service) => {
+    warn(`connect to public/${service}: ${describe(err)}`);
+  });
+  switch (status) {
+    case FlushStatus.ok:
+      return 0;
+    case FlushStatus.deny:
+      die(
+        request.request === "send_site"
+          ? `Flush service is not configured for destination "${what}"`
+          : `Cannot flush queue ID - no such message: "${what}"`,
+      );
+      break;
+    case FlushStatus.bad:
+      try {
+        fatal(`Invalid request: "${what}"`);
+      } catch (err) {
+        if (err instanceof FatalError) throw new FatalError(err.message, exUsage);
+        throw err;
+      }
+      break;
+    case FlushStatus.fail:
+      die("Cannot flush mail queue - mail system is down");
+      break;
   }
-  if (status === flushStatus.bad) die(`Invalid request: "${what}"`);
-  die("Cannot flush mail queue - mail system is down");
+  try {
+    fatal(`Unknown flush server reply status ${status}`);
+  } catch (err) {
+    if (err instanceof FatalError) throw new FatalError(err.message, exSoftware);
+    throw err;
+  }
+}
+
+/**
+ * Tells the flush service that message `queueId` has mail deferred to
+ * `site` (Postfix's flush_add, called where a delivery agent defers a
+ * recipient). Never fatal: a delivery agent goes on whatever the answer.
+ * With fast_flush_domains empty no site is eligible and nothing is sent.
+ */
+export async function flushAdd(config: Config, site: string, queueId: string): Promise<number> {
+  if (config.list("fast_flush_domains").length === 0) return FlushStatus.deny;
+  const status = await flushRequest(config, { request: "add", site, queue_id: queueId });
+  if (status === FlushStatus.fail) {
+    warn(`${queueId}: unable to update fast flush logfile for ${site}`);
+  }
+  return status;
+}
+
+/** Asks the flush service to refresh its logfiles (Postfix's flush_refresh). */
+export function flushRefresh(config: Config): Promise<number> {
+  return flushRequest(config, { request: "rfrsh" });
+}
+
+/** Asks the flush service to send every logfile (Postfix's flush_purge). */
+export function flushPurge(config: Config): Promise<number> {
+  return flushRequest(config, { request: "purge" });
 }
