@@ -82,6 +82,14 @@ export async function flushRequest(
   request: Record<string, string>,
   onConnectError?: (err: unknown, service: string) => void,
 ): Promise<number> {
+  // Postfix's client matches fast_flush_domains before it connects; the
+  // server matches again. An empty list makes no site eligible.
+  if (
+    (request.request === "send_site" || request.request === "add") &&
+    config.list("fast_flush_domains").length === 0
+  ) {
+    return FlushStatus.deny;
+  }
   const service = config.get("flush_service_name") || "flush";
   const path = `${config.get("queue_directory")}/public/${service}`;
   let conn: Deno.UnixConn;
@@ -170,7 +178,6 @@ async function askFlush(
  * With fast_flush_domains empty no site is eligible and nothing is sent.
  */
 export async function flushAdd(config: Config, site: string, queueId: string): Promise<number> {
-  if (config.list("fast_flush_domains").length === 0) return FlushStatus.deny;
   const status = await flushRequest(config, { request: "add", site, queue_id: queueId });
   if (status === FlushStatus.fail) {
     warn(`${queueId}: unable to update fast flush logfile for ${site}`);

@@ -5,11 +5,13 @@
 
 import { info, warn } from "../../lib/log.ts";
 import { ReadTimeout } from "../../lib/smtp/line_reader.ts";
+import { flushRequest, FlushStatus } from "../../lib/flush_client.ts";
 import type { SmtpReply } from "../../lib/smtp/reply.ts";
 import { parseAddressArg, parseMailParams, parseRcptParams } from "./params.ts";
 import { finishMessage, MessageWriter, openMessage } from "./queue.ts";
 import { DovecotAuth } from "./sasl.ts";
 import { type Session, SessionEnd } from "./session.ts";
+import { validAddressLiteral, validHostname } from "./checks.ts";
 
 /** A handler queues its reply and says whether the command succeeded. */
 type Handler = (s: Session, args: string) => Promise<boolean>;
@@ -338,9 +340,17 @@ async function vrfy(s: Session, args: string): Promise<boolean> {
   return say(s, rep(252, "2.0.0", raw));
 }
 
+/**
+ * ETRN (RFC 1985): asks the flush service to deliver the mail deferred to
+ * a fast_flush_domains site now; the replies and warnings are Postfix's.
+ */
 async function etrn(s: Session, args: string): Promise<boolean> {
-  const arg = args.trim();
-  if (!arg) {
+  if (s.settings.smtpdHeloRequired && !s.helo) {
+    s.replyLine("503 Error: send HELO/EHLO first");
+    return false;
+  }
+  const words = args.trim().split(/\s+/).filter(Boolean);
+  if (words.length !== 1) {
     s.replyLine("500 Syntax: ETRN domain");
     return false;
   }
@@ -348,13 +358,34 @@ async function etrn(s: Session, args: string): Promise<boolean> {
     s.replyLine("503 Error: MAIL transaction in progress");
     return false;
   }
-  const domain = arg.replace(/^[@#]/, "");
+  const arg = words[0];
+  // RFC 1985: "@domain" asks for subdomains too, "#queue" names a queue;
+  // the flush service takes the domain part.
+  const domain = /^[A-Za-z0-9]/.test(arg) ? arg : arg.slice(1);
+  if (!validHostname(domain) && !validAddressLiteral(domain)) {
+    s.replyLine("501 Error: invalid parameter syntax");
+    return false;
+  }
   s.etrnDomain = domain;
   const r = await s.env.checker.etrn(s, "ETRN");
   if (r) return say(s, r);
-  // There is no flush service to run a deferred-mail queue for the domain.
-  s.replyLine(`459 <${domain}>: service unavailable`);
-  return false;
+  switch (await flushRequest(s.settings.config, { request: "send_site", site: domain })) {
+    case FlushStatus.ok:
+      s.replyLine("250 Queuing started");
+      return true;
+    case FlushStatus.deny:
+      warn(`reject: ETRN ${arg.slice(0, 100)}... from ${s.client}`);
+      s.replyLine(`459 <${domain}>: service unavailable`);
+      return false;
+    case FlushStatus.bad:
+      warn(`bad ETRN ${arg.slice(0, 100)}... from ${s.client}`);
+      s.replyLine("458 Unable to queue messages");
+      return false;
+    default:
+      warn("unable to talk to fast flush service");
+      s.replyLine("458 Unable to queue messages");
+      return false;
+  }
 }
 
 function starttls(s: Session, args: string): Promise<boolean> {
