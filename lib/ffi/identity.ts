@@ -130,7 +130,8 @@ function switchBack(gid: number, groups: number[]): void {
  * result, restoring root afterwards (also when it throws). The section must
  * be synchronous: no await inside, so that no other task of the process can
  * run while the identity is switched (a section that returns a promise is
- * an error). When the process does not run as root, or `id` is undefined,
+ * an error), and no asynchronous call either (the runtime may start it on a
+ * thread it creates then, which would keep the identity). When the process does not run as root, or `id` is undefined,
  * or `id` is root itself, the section runs as it is; so does a section
  * nested in a section of the same user (another user there is an error).
  */
