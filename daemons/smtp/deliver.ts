@@ -1,0 +1,249 @@
+// The smtp/lmtp delivery procedure for one request: next hop to server
+// addresses, servers tried in order until every recipient is decided
+// (smtp_mx_address_limit addresses, smtp_mx_session_limit sessions), each
+// recipient sent, bounced or deferred with Postfix's log text. A temporary
+// failure at a server that is not the last leaves the recipient for the
+// next one, as Postfix does; the last server's failure is final.
+
+import type { DeliverRecipient } from "../../lib/deliver/request.ts";
+import type { DeliverySession, RecipientStatus } from "../../lib/deliver/agent.ts";
+import { readMessage } from "../../lib/deliver/message.ts";
+import { queueFilePath } from "../../lib/queue/layout.ts";
+import type { QueueLayout } from "../../lib/queue/layout.ts";
+import { info } from "../../lib/log.ts";
+import {
+  type Destination,
+  parseDestination,
+  parseNexthop,
+  type ResolveDeps,
+  resolveDestination,
+  type ServerAddress,
+} from "./nexthop.ts";
+import type { SmtpSettings } from "./settings.ts";
+import { connectSocket, SmtpStream } from "./stream.ts";
+import { Conversation, type ConversationHooks, type ServerFeatures } from "./session.ts";
+import { type Failure, localFailure, serverName, softenedFailure } from "./failure.ts";
+import { tlsHook, type TlsPolicy, tlsPolicyFor, wrapperTls } from "./tls.ts";
+import { saslHook, saslPasswordFor } from "./sasl.ts";
+import { outgoingMessage } from "./content.ts";
+import type { GenericMapper } from "./generic.ts";
+import { cachedConnection } from "./cache.ts";
+
+/** What the delivery procedure needs besides the request. */
+export interface SmtpEnv {
+  settings: SmtpSettings;
+  resolve: ResolveDeps;
+  layout: QueueLayout;
+  generic: GenericMapper;
+}
+
+/** Delivers one request over SMTP or LMTP. */
+export async function deliverSmtp(session: DeliverySession, env: SmtpEnv): Promise<void> {
+  const s = env.settings;
+  const req = session.request;
+  let dests: Destination[];
+  try {
+    dests = parseNexthop(req.nexthop, s);
+    if (!s.lmtp) {
+      for (const relay of s.fallbackRelay) dests.push(parseDestination(relay, s));
+    }
+  } catch (err) {
+    await session.deferSite({ dsn: "4.3.5", relay: "none", text: (err as Error).message });
+    return;
+  }
+  if (!dests.length) {
+    await session.deferSite({ dsn: "4.3.5", relay: "none", text: "empty next-hop destination" });
+    return;
+  }
+  const pending = new Set<DeliverRecipient>(req.recipients);
+  const lastFailure = new Map<DeliverRecipient, Failure>();
+  let siteFailure: Failure | undefined;
+  let messageBytes: ((features: ServerFeatures) => Uint8Array | Failure) | undefined;
+  outer:
+  for (let di = 0; di < dests.length; di++) {
+    const lastDest = di === dests.length - 1;
+    const resolved = await resolveDestination(dests[di], s, env.resolve);
+    if (!Array.isArray(resolved)) {
+      siteFailure = {
+        dsn: resolved.dsn,
+        text: resolved.text,
+        hard: !resolved.soft,
+        relay: "none",
+        diagType: "X-Postfix",
+        diagText: resolved.text,
+      };
+      continue;
+    }
+    // smtp_mx_address_limit addresses, of which smtp_mx_session_limit may talk.
+    const list = s.mxAddressLimit > 0 ? resolved.slice(0, s.mxAddressLimit) : resolved;
+    let sessions = 0;
+    for (let ai = 0; ai < list.length; ai++) {
+      if (!pending.size) break outer;
+      const server = list[ai];
+      const final = lastDest &&
+        (ai === list.length - 1 || (s.mxSessionLimit > 0 && sessions + 1 >= s.mxSessionLimit));
+      const policy = await tlsPolicyFor(s, dests[di], server, req.nexthop);
+      if ("failure" in policy) {
+        siteFailure = policy.failure;
+        continue;
+      }
+      const opened = await openStream(server, s, policy, env.layout.queueDirectory);
+      if (!(opened instanceof SmtpStream)) {
+        siteFailure = opened;
+        if (!final) info(opened.text);
+        continue;
+      }
+      sessions++;
+      messageBytes ??= messageFor(env, req.queueName, req.queueId, req.dataOffset, req.encoding);
+      const hooks: ConversationHooks = {
+        tls: policy.level === "none" || s.tls.wrapperMode
+          ? undefined
+          : tlsHook(opened, server, s, policy),
+        auth: s.sasl.enable
+          ? saslHook(opened, server, s, await saslPasswordFor(s, req, dests[di], server))
+          : undefined,
+        message: messageBytes,
+        envelope: (a) => env.generic(a),
+        setupDone: () => session.connSetup = Date.now() / 1000,
+      };
+      const end = await new Conversation(opened, server, s, req, [...pending], hooks).run();
+      for (const r of end.results) {
+        if (r.sent) {
+          pending.delete(r.rcpt);
+          await session.sent(r.rcpt, {
+            dsn: r.sent.dsn,
+            relay: r.sent.relay,
+            text: r.sent.text,
+            diagType: "smtp",
+            diagText: r.sent.reply,
+            mtaType: "dns",
+            mtaName: r.sent.host,
+          });
+          continue;
+        }
+        const f = s.softBounce ? softenedFailure(r.failure!) : r.failure!;
+        if (f.hard) {
+          pending.delete(r.rcpt);
+          await session.bounced(r.rcpt, statusOf(f));
+        } else if (final) {
+          pending.delete(r.rcpt);
+          await session.deferred(r.rcpt, statusOf(f));
+        } else lastFailure.set(r.rcpt, f);
+      }
+      if (end.siteFailure) {
+        const f = s.softBounce ? softenedFailure(end.siteFailure) : end.siteFailure;
+        siteFailure = f;
+        if (f.hard) {
+          // A permanent refusal (5xx greeting without skipping, HELO refused) is final.
+          for (const r of [...pending]) {
+            pending.delete(r);
+            await session.bounced(r, statusOf(f));
+          }
+          break outer;
+        }
+        if (!final) info(f.text);
+      }
+      if (s.mxSessionLimit > 0 && sessions >= s.mxSessionLimit) continue outer;
+    }
+  }
+  if (!pending.size) return;
+  const site = siteFailure ?? localFailure(
+    { host: req.nexthop, addr: "", port: 0, unix: false, pref: 0 },
+    "4.4.1",
+    "no server available",
+    false,
+  );
+  // A recipient a server refused for now keeps that server's reason.
+  for (const r of [...pending]) {
+    const own = lastFailure.get(r);
+    if (own) {
+      pending.delete(r);
+      await session.deferred(r, statusOf(own));
+    }
+  }
+  if (!pending.size) return;
+  if (site.hard) {
+    for (const r of pending) await session.bounced(r, statusOf(site));
+  } else await session.deferSite(statusOf(site));
+}
+
+function statusOf(f: Failure): RecipientStatus {
+  return {
+    dsn: f.dsn,
+    relay: f.relay,
+    text: f.text,
+    diagType: f.diagType,
+    diagText: f.diagText,
+    mtaType: f.mtaType,
+    mtaName: f.mtaName,
+  };
+}
+
+/** The message bytes for a server, read once per request. */
+function messageFor(
+  env: SmtpEnv,
+  queueName: string,
+  queueId: string,
+  dataOffset: number,
+  encoding: string,
+): (features: ServerFeatures) => Uint8Array | Failure {
+  let content: ReturnType<typeof readMessage> | undefined;
+  let error = "";
+  try {
+    content = readMessage(queueFilePath(env.layout, queueName, queueId), dataOffset);
+  } catch (err) {
+    error = (err as Error).message;
+  }
+  const cache = new Map<boolean, Uint8Array>();
+  return (features) => {
+    if (!content) {
+      return localFailure(
+        { host: "", addr: "", port: 0, unix: false, pref: 0 },
+        "4.3.0",
+        `queue file read error: ${error}`,
+        false,
+      );
+    }
+    const convert = !features.eightBitMime && !env.settings.disableMimeOutputConversion &&
+      /^8bit/i.test(encoding);
+    let bytes = cache.get(convert);
+    if (!bytes) {
+      bytes = outgoingMessage(content, env.settings.lineLengthLimit, convert);
+      cache.set(convert, bytes);
+    }
+    return bytes;
+  };
+}
+
+/** A connected stream to `server` (from the cache, or new), or why not. */
+async function openStream(
+  server: ServerAddress,
+  s: SmtpSettings,
+  policy: TlsPolicy,
+  queueDirectory: string,
+): Promise<SmtpStream | Failure> {
+  const cached = cachedConnection(server);
+  if (cached) return cached;
+  let socket;
+  try {
+    socket = await connectSocket(
+      server.unix
+        // A relative socket path (unix:private/lmtp) is under the queue directory.
+        ? { path: server.addr.startsWith("/") ? server.addr : `${queueDirectory}/${server.addr}` }
+        : { host: server.addr, port: server.port },
+      s.timeouts.connect,
+    );
+  } catch (err) {
+    const where = server.unix ? serverName(server) : `${serverName(server)}:${server.port}`;
+    return localFailure(server, "4.4.1", `connect to ${where}: ${(err as Error).message}`, false);
+  }
+  const stream = new SmtpStream(socket, s.replyLineLimit);
+  if (s.tls.wrapperMode && policy.level !== "none") {
+    const failure = await wrapperTls(stream, server, s, policy);
+    if (failure) {
+      stream.close();
+      return failure;
+    }
+  }
+  return stream;
+}

@@ -1,0 +1,422 @@
+// One conversation with one SMTP or LMTP server, as smtp(8) holds it: the
+// greeting, EHLO (HELO when EHLO is refused or not wanted; LHLO for LMTP),
+// STARTTLS and AUTH when the policy asks, then MAIL FROM, RCPT TO and DATA
+// (as one batch when the server offers PIPELINING), the message, and QUIT.
+// The conversation decides recipients through callbacks; a failure of the
+// whole server is returned so the caller can try the next one.
+
+import type { DeliverRecipient, DeliverRequest } from "../../lib/deliver/request.ts";
+import { DsnNotify, DsnRet } from "../../lib/dsn/status.ts";
+import { info } from "../../lib/log.ts";
+import type { ServerAddress } from "./nexthop.ts";
+import type { SmtpSettings } from "./settings.ts";
+import {
+  ConversationTimeout,
+  LostConnection,
+  type ServerReply,
+  type SmtpStream,
+} from "./stream.ts";
+import {
+  conversationFailure,
+  type Failure,
+  localFailure,
+  relayName,
+  replyDsn,
+  saidFailure,
+  serverName,
+  softenedFailure,
+} from "./failure.ts";
+
+/** What the server announced in its EHLO/LHLO reply. */
+export interface ServerFeatures {
+  esmtp: boolean;
+  pipelining: boolean;
+  size: number | undefined;
+  eightBitMime: boolean;
+  dsn: boolean;
+  smtputf8: boolean;
+  starttls: boolean;
+  auth: string[];
+}
+
+/** The outcome of one recipient in a conversation. */
+export interface RecipientResult {
+  rcpt: DeliverRecipient;
+  /** Accepted (sent) with the server's final reply text; or failed. */
+  sent?: { dsn: string; text: string; relay: string; reply: string; host: string };
+  failure?: Failure;
+}
+
+/** Steps a conversation asks of its owner (TLS, SASL, message bytes). */
+export interface ConversationHooks {
+  /** Runs STARTTLS (or checks wrapper-mode TLS) per policy; a failure ends the conversation. */
+  tls?(features: ServerFeatures): Promise<Failure | "restart" | undefined>;
+  /** Authenticates when configured; a failure ends the conversation. */
+  auth?(features: ServerFeatures): Promise<Failure | undefined>;
+  /** The message as it goes after DATA (CRLF, dot-stuffed, without the final dot). */
+  message(features: ServerFeatures): Uint8Array | Failure;
+  /** The envelope sender and recipients as sent (smtp_generic_maps). */
+  envelope(address: string): Promise<string>;
+  /** Connection setup finished (delays= c). */
+  setupDone(): void;
+}
+
+/** A conversation's end: failures that apply to every recipient not yet decided. */
+export interface ConversationEnd {
+  results: RecipientResult[];
+  /** A failure of the session as a whole (undecided recipients take it). */
+  siteFailure?: Failure;
+}
+
+const enc = new TextEncoder();
+
+/** Holds the conversation with `server` over `stream` for `recipients`. */
+export class Conversation {
+  private features: ServerFeatures = {
+    esmtp: false,
+    pipelining: false,
+    size: undefined,
+    eightBitMime: false,
+    dsn: false,
+    smtputf8: false,
+    starttls: false,
+    auth: [],
+  };
+  private stage = "receiving the initial server greeting";
+  private results: RecipientResult[] = [];
+
+  constructor(
+    private readonly stream: SmtpStream,
+    private readonly server: ServerAddress,
+    private readonly s: SmtpSettings,
+    private readonly request: DeliverRequest,
+    private readonly recipients: DeliverRecipient[],
+    private readonly hooks: ConversationHooks,
+  ) {}
+
+  /** The server's features after the handshake. */
+  get serverFeatures(): ServerFeatures {
+    return this.features;
+  }
+
+  /** Runs the whole conversation; never throws for what the server does. */
+  async run(): Promise<ConversationEnd> {
+    try {
+      const failure = await this.handshake();
+      if (failure) {
+        await this.quit();
+        return { results: this.results, siteFailure: failure };
+      }
+      this.hooks.setupDone();
+      const end = await this.transaction();
+      await this.quit();
+      return end;
+    } catch (err) {
+      if (err instanceof ConversationTimeout || err instanceof LostConnection) {
+        this.stream.close();
+        return {
+          results: this.results,
+          siteFailure: conversationFailure(
+            this.server,
+            err instanceof ConversationTimeout,
+            this.stage,
+          ),
+        };
+      }
+      throw err;
+    }
+  }
+
+  private async command(line: string, timeoutMs: number): Promise<ServerReply> {
+    await this.stream.write(line + "\r\n", timeoutMs);
+    return await this.stream.readReply(timeoutMs);
+  }
+
+  /** Greeting, EHLO/HELO/LHLO, STARTTLS, AUTH; a failure of the server, or undefined. */
+  private async handshake(): Promise<Failure | undefined> {
+    const t = this.s.timeouts;
+    const greeting = await this.stream.readReply(t.helo);
+    if (Math.floor(greeting.code / 100) !== 2) {
+      const f: Failure = {
+        ...saidFailure(this.server, greeting, ""),
+        text: `host ${serverName(this.server)} refused to talk to me: ${greeting.text}`,
+      };
+      return this.s.skip5xxGreeting ? softenedFailure(f) : f;
+    }
+    const hello = await this.hello(greeting);
+    if (hello) return hello;
+    if (this.hooks.tls) {
+      const tls = await this.hooks.tls(this.features);
+      if (tls === "restart") {
+        // A new TLS session starts with a new EHLO (RFC 3207 4.2).
+        const again = await this.hello(greeting);
+        if (again) return again;
+      } else if (tls) return tls;
+    }
+    if (this.hooks.auth) {
+      this.stage = "performing the AUTH handshake";
+      const auth = await this.hooks.auth(this.features);
+      if (auth) return auth;
+    }
+    return undefined;
+  }
+
+  /** The EHLO (or HELO, LHLO) exchange; sets the features. */
+  private async hello(greeting: ServerReply): Promise<Failure | undefined> {
+    const t = this.s.timeouts;
+    const name = this.s.heloName;
+    if (this.s.lmtp) {
+      this.stage = "performing the LHLO handshake";
+      const r = await this.command(`LHLO ${name}`, t.helo);
+      if (Math.floor(r.code / 100) !== 2) return saidFailure(this.server, r, "LHLO command");
+      this.parseFeatures(r);
+      return undefined;
+    }
+    const esmtpGreeting = /\bESMTP\b/i.test(greeting.lines.join(" "));
+    const useEhlo = !this.s.neverSendEhlo && (this.s.alwaysSendEhlo || esmtpGreeting);
+    if (useEhlo) {
+      this.stage = "performing the EHLO handshake";
+      const r = await this.command(`EHLO ${name}`, t.helo);
+      if (Math.floor(r.code / 100) === 2) {
+        this.parseFeatures(r);
+        return undefined;
+      }
+      // A server that does not know EHLO says 5xx; anything else is a failure.
+      if (Math.floor(r.code / 100) !== 5) return saidFailure(this.server, r, "EHLO command");
+    }
+    this.stage = "performing the HELO handshake";
+    const r = await this.command(`HELO ${name}`, t.helo);
+    if (Math.floor(r.code / 100) !== 2) return saidFailure(this.server, r, "HELO command");
+    this.features = { ...this.features, esmtp: false };
+    return undefined;
+  }
+
+  private parseFeatures(r: ServerReply): void {
+    const f: ServerFeatures = {
+      esmtp: true,
+      pipelining: false,
+      size: undefined,
+      eightBitMime: false,
+      dsn: false,
+      smtputf8: false,
+      starttls: false,
+      auth: [],
+    };
+    for (const line of r.lines.slice(1)) {
+      const words = line.trim().split(/[\s=]+/);
+      const key = (words[0] ?? "").toUpperCase();
+      if (this.s.discardEhloKeywords.includes(key)) continue;
+      if (key === "PIPELINING") f.pipelining = true;
+      else if (key === "SIZE") {
+        const n = Number(words[1] ?? "0");
+        f.size = Number.isFinite(n) && n > 0 ? n : undefined;
+      } else if (key === "8BITMIME") f.eightBitMime = true;
+      else if (key === "DSN") f.dsn = true;
+      else if (key === "SMTPUTF8") f.smtputf8 = true;
+      else if (key === "STARTTLS") f.starttls = true;
+      else if (key === "AUTH") {
+        for (const m of words.slice(1)) {
+          if (!f.auth.includes(m.toUpperCase())) f.auth.push(m.toUpperCase());
+        }
+      }
+    }
+    this.features = f;
+  }
+
+  /** Checks that must pass before MAIL FROM; a failure for the whole message. */
+  private precheck(): Failure | undefined {
+    const req = this.request;
+    const f = this.features;
+    if ((req.smtputf8 & 1) && !f.smtputf8) {
+      return localFailure(
+        this.server,
+        "5.6.7",
+        `SMTPUTF8 is required, but was not offered by host ${serverName(this.server)}`,
+      );
+    }
+    if (f.size !== undefined && req.dataSize > f.size) {
+      return localFailure(
+        this.server,
+        "5.3.4",
+        `message size ${req.dataSize} exceeds size limit ${f.size} of server ${
+          serverName(this.server)
+        }`,
+      );
+    }
+    return undefined;
+  }
+
+  private async mailCommand(): Promise<string> {
+    const req = this.request;
+    const f = this.features;
+    let cmd = `MAIL FROM:<${await this.hooks.envelope(req.sender)}>`;
+    if (f.size !== undefined) cmd += ` SIZE=${req.dataSize}`;
+    if (f.eightBitMime && isEightBit(req.encoding)) cmd += " BODY=8BITMIME";
+    if (f.smtputf8 && (req.smtputf8 & 1)) cmd += " SMTPUTF8";
+    if (f.dsn) {
+      if (req.ret & DsnRet.FULL) cmd += " RET=FULL";
+      else if (req.ret & DsnRet.HDRS) cmd += " RET=HDRS";
+      if (req.envid) cmd += ` ENVID=${xtext(req.envid)}`;
+    }
+    return cmd;
+  }
+
+  private async rcptCommand(rcpt: DeliverRecipient): Promise<string> {
+    let cmd = `RCPT TO:<${await this.hooks.envelope(rcpt.address)}>`;
+    if (this.features.dsn) {
+      const n = rcpt.notify;
+      if (n & DsnNotify.NEVER) cmd += " NOTIFY=NEVER";
+      else if (n) {
+        const kinds: string[] = [];
+        if (n & DsnNotify.SUCCESS) kinds.push("SUCCESS");
+        if (n & DsnNotify.FAILURE) kinds.push("FAILURE");
+        if (n & DsnNotify.DELAY) kinds.push("DELAY");
+        cmd += ` NOTIFY=${kinds.join(",")}`;
+      }
+      if (rcpt.dsnOrcpt) {
+        const semi = rcpt.dsnOrcpt.indexOf(";");
+        cmd += semi > 0
+          ? ` ORCPT=${rcpt.dsnOrcpt.slice(0, semi)};${xtext(rcpt.dsnOrcpt.slice(semi + 1))}`
+          : ` ORCPT=rfc822;${xtext(rcpt.dsnOrcpt)}`;
+      } else if (rcpt.origRcpt) cmd += ` ORCPT=rfc822;${xtext(rcpt.origRcpt)}`;
+    }
+    return cmd;
+  }
+
+  /** MAIL, RCPT, DATA, the message and its reply(ies). */
+  private async transaction(): Promise<ConversationEnd> {
+    const t = this.s.timeouts;
+    const pre = this.precheck();
+    if (pre) return this.failAll(pre);
+    const message = this.hooks.message(this.features);
+    if (!(message instanceof Uint8Array)) return this.failAll(message);
+    const mail = await this.mailCommand();
+    const rcpts: string[] = [];
+    for (const r of this.recipients) rcpts.push(await this.rcptCommand(r));
+    const accepted: DeliverRecipient[] = [];
+    let dataReply: ServerReply | undefined;
+    if (this.features.pipelining) {
+      // One batch: MAIL, every RCPT, DATA; replies read in order (RFC 2920).
+      this.stage = "sending MAIL FROM";
+      await this.stream.write([mail, ...rcpts, "DATA"].join("\r\n") + "\r\n", t.mail);
+      const mailReply = await this.stream.readReply(t.mail);
+      this.stage = "sending RCPT TO";
+      const rcptReplies: ServerReply[] = [];
+      for (const _ of rcpts) rcptReplies.push(await this.stream.readReply(t.rcpt));
+      this.stage = "sending DATA command";
+      dataReply = await this.stream.readReply(t.dataInit);
+      if (Math.floor(mailReply.code / 100) !== 2) {
+        if (dataReply.code === 354) await this.abortData();
+        return this.failAll(saidFailure(this.server, mailReply, "MAIL FROM command"));
+      }
+      this.recipients.forEach((r, i) => this.rcptResult(r, rcptReplies[i], accepted));
+    } else {
+      this.stage = "sending MAIL FROM";
+      const mailReply = await this.command(mail, t.mail);
+      if (Math.floor(mailReply.code / 100) !== 2) {
+        return this.failAll(saidFailure(this.server, mailReply, "MAIL FROM command"));
+      }
+      this.stage = "sending RCPT TO";
+      for (let i = 0; i < rcpts.length; i++) {
+        this.rcptResult(this.recipients[i], await this.command(rcpts[i], t.rcpt), accepted);
+      }
+      if (!accepted.length) return { results: this.results };
+      this.stage = "sending DATA command";
+      dataReply = await this.command("DATA", t.dataInit);
+    }
+    if (!accepted.length) {
+      // Every recipient refused: a 354 (broken server) gets an empty message ended.
+      if (dataReply.code === 354) await this.abortData();
+      return { results: this.results };
+    }
+    if (dataReply.code !== 354) {
+      const f = saidFailure(this.server, dataReply, "DATA command");
+      for (const r of accepted) this.results.push({ rcpt: r, failure: f });
+      return { results: this.results };
+    }
+    this.stage = "sending message body";
+    await this.stream.write(message, t.dataXfer);
+    this.stage = "sending end of data -- message may be sent more than once";
+    await this.stream.write(".\r\n", t.dataXfer);
+    if (this.s.lmtp) {
+      // LMTP: one reply per accepted recipient, in RCPT order (RFC 2033 4.2).
+      for (const r of accepted) this.finalResult(r, await this.stream.readReply(t.dataDone));
+    } else {
+      const end = await this.stream.readReply(t.dataDone);
+      for (const r of accepted) this.finalResult(r, end);
+    }
+    return { results: this.results };
+  }
+
+  private rcptResult(rcpt: DeliverRecipient, r: ServerReply, accepted: DeliverRecipient[]): void {
+    if (Math.floor(r.code / 100) === 2) accepted.push(rcpt);
+    else this.results.push({ rcpt, failure: saidFailure(this.server, r, "RCPT TO command") });
+  }
+
+  private finalResult(rcpt: DeliverRecipient, r: ServerReply): void {
+    if (Math.floor(r.code / 100) === 2) {
+      this.results.push({
+        rcpt,
+        sent: {
+          dsn: replyDsn(r),
+          text: r.text,
+          relay: relayName(this.server),
+          reply: r.text,
+          host: this.server.host,
+        },
+      });
+    } else {
+      this.results.push({ rcpt, failure: saidFailure(this.server, r, "end of DATA command") });
+    }
+  }
+
+  /** Ends a DATA phase the server opened although nothing is to be sent. */
+  private async abortData(): Promise<void> {
+    this.stage = "sending end of data -- message may be sent more than once";
+    await this.stream.write(".\r\n", this.s.timeouts.dataXfer);
+    await this.stream.readReply(this.s.timeouts.dataDone);
+  }
+
+  private failAll(f: Failure): ConversationEnd {
+    for (const r of this.recipients) {
+      if (!this.results.some((x) => x.rcpt === r)) this.results.push({ rcpt: r, failure: f });
+    }
+    return { results: this.results };
+  }
+
+  /** QUIT, best effort (the reply is awaited unless smtp_skip_quit_response). */
+  private async quit(): Promise<void> {
+    try {
+      if (!this.stream.socket.destroyed) {
+        this.stage = "sending QUIT";
+        await this.stream.write("QUIT\r\n", this.s.timeouts.quit);
+        if (!this.s.skipQuitResponse) await this.stream.readReply(this.s.timeouts.quit);
+      }
+    } catch {
+      // The server went away first: nothing more to say to it.
+    } finally {
+      this.stream.close();
+    }
+  }
+}
+
+/** Whether the request's body encoding is 8-bit (cleanup's encoding attribute). */
+export function isEightBit(encoding: string): boolean {
+  return /^8bit/i.test(encoding);
+}
+
+/** RFC 3461 4: xtext encoding ("+" and "=", controls and non-ASCII as +HH). */
+export function xtext(text: string): string {
+  let out = "";
+  for (const b of enc.encode(text)) {
+    if (b < 33 || b > 126 || b === 0x2b || b === 0x3d) {
+      out += "+" + b.toString(16).toUpperCase().padStart(2, "0");
+    } else out += String.fromCharCode(b);
+  }
+  return out;
+}
+
+/** Logs a server failure the delivery moves past (another server is tried). */
+export function logSkipped(f: Failure): void {
+  info(f.text);
+}

@@ -1,0 +1,307 @@
+// The SMTP client's TLS (node:tls), as TLS_README describes for Postfix:
+// the security level (smtp_tls_security_level, or a smtp_tls_policy_maps
+// entry for the next hop with its match= attribute), STARTTLS or wrapper
+// mode, certificate checks per level (encrypt: none; verify: trusted chain
+// and the server's host name; secure: trusted chain and the next-hop domain;
+// fingerprint: the certificate or public-key digest), and Postfix's log line
+// `Verified TLS connection established to h[a]:25: TLSv1.3 with cipher ...`.
+//
+// DANE (levels dane and dane-only) needs DNSSEC-validated TLSA records,
+// which this client does not check: `dane` is treated as `may` (Postfix's
+// own fallback when TLSA records cannot be had securely), `dane-only`
+// defers the mail.
+
+import * as tls from "node:tls";
+import { createHash, X509Certificate } from "node:crypto";
+import { info, warn } from "../../lib/log.ts";
+import { openMap } from "../../maps/mod.ts";
+import type { Dict } from "../../maps/mod.ts";
+import type { Destination, ServerAddress } from "./nexthop.ts";
+import type { SmtpSettings } from "./settings.ts";
+import type { ServerFeatures } from "./session.ts";
+import { ConversationTimeout, type SmtpStream } from "./stream.ts";
+import { type Failure, localFailure, saidFailure, serverName } from "./failure.ts";
+
+/** The TLS policy for one server. */
+export interface TlsPolicy {
+  level: string;
+  /** match= patterns (secure: host names; fingerprint: digests). */
+  match: string[];
+  /** The next-hop domain (secure level's `nexthop` and `dot-nexthop`). */
+  nexthop: string;
+}
+
+const LEVELS = new Set([
+  "none",
+  "may",
+  "encrypt",
+  "verify",
+  "secure",
+  "fingerprint",
+  "dane",
+  "dane-only",
+]);
+
+let policyTables: Dict[] | undefined;
+let tableCwd = "";
+
+/** Sets the directory relative table names are opened from. */
+export function setTlsTableDirectory(dir: string): void {
+  tableCwd = dir;
+}
+
+/** The policy for a destination: smtp_tls_policy_maps first, then the level parameter. */
+export async function tlsPolicyFor(
+  s: SmtpSettings,
+  dest: Destination,
+  server: ServerAddress,
+  _nexthop: string,
+): Promise<TlsPolicy | { failure: Failure }> {
+  let text = s.tls.level || "none";
+  if (s.tls.policyMaps.length) {
+    policyTables ??= s.tls.policyMaps.map((spec) => openMap(spec, { cwd: tableCwd || undefined }));
+    const keys = [dest.text, dest.name];
+    const labels = dest.name.split(".");
+    for (let i = 1; i < labels.length; i++) keys.push("." + labels.slice(i).join("."));
+    try {
+      search:
+      for (const key of keys) {
+        for (const t of policyTables) {
+          const v = await t.lookup(key);
+          if (v !== undefined) {
+            text = v;
+            break search;
+          }
+        }
+      }
+    } catch (err) {
+      const msg = `TLS policy lookup error for ${dest.text}: ${(err as Error).message}`;
+      warn(msg);
+      return { failure: localFailure(server, "4.7.5", msg, false) };
+    }
+  }
+  const words = text.trim().split(/\s+/);
+  let level = (words[0] || "none").toLowerCase();
+  if (!LEVELS.has(level)) {
+    const msg = `${dest.text}: unknown TLS policy '${words[0]}' for ${dest.text}`;
+    warn(msg);
+    return { failure: localFailure(server, "4.7.5", "client TLS configuration problem", false) };
+  }
+  const match: string[] = [];
+  for (const w of words.slice(1)) {
+    const m = /^match=(.*)$/i.exec(w);
+    if (m) match.push(...m[1].split(/[|:]/).filter(Boolean));
+  }
+  if (level === "dane") level = "may";
+  if (server.unix && level === "may") level = "none";
+  if (level === "fingerprint") {
+    // Fingerprints are colon-separated hex: rejoin what the split above broke up.
+    const fps = words.slice(1).filter((w) => /^match=/i.test(w)).flatMap((w) =>
+      w.slice(6).split("|")
+    );
+    const all = [...fps, ...s.tls.fingerprintCertMatch];
+    if (!all.length) {
+      warn(
+        `nexthop domain ${dest.name}: configured at fingerprint security level, but with no fingerprints to match.`,
+      );
+    }
+    return { level, match: all.map(normalFingerprint), nexthop: dest.name };
+  }
+  return { level, match, nexthop: dest.name };
+}
+
+function normalFingerprint(text: string): string {
+  return text.replace(/:/g, "").toLowerCase();
+}
+
+/** The STARTTLS step of a conversation. */
+export function tlsHook(
+  stream: SmtpStream,
+  server: ServerAddress,
+  s: SmtpSettings,
+  policy: TlsPolicy,
+): (features: ServerFeatures) => Promise<Failure | "restart" | undefined> {
+  return async (features) => {
+    const mandatory = policy.level !== "may";
+    if (policy.level === "dane-only") {
+      return localFailure(server, "4.7.5", "TLS is required, but no usable TLSA records (DANE)");
+    }
+    if (!features.starttls) {
+      if (!mandatory) return undefined;
+      return localFailure(
+        server,
+        "4.7.4",
+        `TLS is required, but was not offered by host ${serverName(server)}`,
+      );
+    }
+    await stream.write("STARTTLS\r\n", s.timeouts.starttls);
+    const r = await stream.readReply(s.timeouts.starttls);
+    if (r.code !== 220) {
+      if (!mandatory) return undefined;
+      return {
+        ...saidFailure(server, r, "STARTTLS command"),
+        dsn: "4.7.5",
+        hard: false,
+        text: `TLS is required, but host ${serverName(server)} refused to start TLS: ${r.text}`,
+      };
+    }
+    const failure = await handshake(stream, server, s, policy);
+    return failure ?? "restart";
+  };
+}
+
+/** TLS at once after connecting (smtp_tls_wrappermode). */
+export function wrapperTls(
+  stream: SmtpStream,
+  server: ServerAddress,
+  s: SmtpSettings,
+  policy: TlsPolicy,
+): Promise<Failure | undefined> {
+  return handshake(stream, server, s, policy);
+}
+
+function readPem(path: string): string[] {
+  try {
+    return [Deno.readTextFileSync(path)];
+  } catch (err) {
+    warn(`cannot read CA file ${path}: ${(err as Error).message}`);
+    return [];
+  }
+}
+
+/** Trust anchors: smtp_tls_CAfile and the certificates in smtp_tls_CApath. */
+function trustAnchors(s: SmtpSettings): string[] {
+  const out: string[] = [];
+  if (s.tls.caFile) out.push(...readPem(s.tls.caFile));
+  if (s.tls.caPath) {
+    try {
+      for (const e of Deno.readDirSync(s.tls.caPath)) {
+        if (e.isFile || e.isSymlink) out.push(...readPem(`${s.tls.caPath}/${e.name}`));
+      }
+    } catch (err) {
+      warn(`cannot read CA directory ${s.tls.caPath}: ${(err as Error).message}`);
+    }
+  }
+  return out;
+}
+
+function clientCertificate(s: SmtpSettings): { cert?: string; key?: string } {
+  if (!s.tls.certFile) return {};
+  try {
+    return {
+      cert: Deno.readTextFileSync(s.tls.certFile),
+      key: Deno.readTextFileSync(s.tls.keyFile || s.tls.certFile),
+    };
+  } catch (err) {
+    warn(`cannot load client certificate ${s.tls.certFile}: ${(err as Error).message}`);
+    return {};
+  }
+}
+
+/** Names a verified certificate must match at this level. */
+function namesToMatch(server: ServerAddress, s: SmtpSettings, policy: TlsPolicy, nexthop: string) {
+  const strategies = policy.match.length
+    ? policy.match
+    : policy.level === "secure"
+    ? s.tls.secureCertMatch
+    : s.tls.verifyCertMatch;
+  const names: string[] = [];
+  for (const m of strategies) {
+    if (m === "hostname") names.push(server.host);
+    else if (m === "nexthop") names.push(nexthop);
+    else if (m === "dot-nexthop") names.push("." + nexthop);
+    else names.push(m);
+  }
+  return names;
+}
+
+function nameMatches(cert: tls.PeerCertificate, names: string[]): boolean {
+  for (const name of names) {
+    if (name.startsWith(".")) {
+      // A sub-domain of the name: any certificate name ending in it.
+      const alt = (cert.subjectaltname ?? "").split(/,\s*/).map((x) => x.replace(/^DNS:/, ""));
+      const cn = typeof cert.subject?.CN === "string" ? [cert.subject.CN] : [];
+      if ([...alt, ...cn].some((n) => n.toLowerCase().endsWith(name.toLowerCase()))) return true;
+      continue;
+    }
+    if (tls.checkServerIdentity(name, cert) === undefined) return true;
+  }
+  return false;
+}
+
+function fingerprints(cert: tls.PeerCertificate, digest: string): string[] {
+  const out: string[] = [];
+  try {
+    out.push(createHash(digest).update(cert.raw).digest("hex"));
+    const pub = new X509Certificate(cert.raw).publicKey.export({ type: "spki", format: "der" });
+    out.push(createHash(digest).update(pub).digest("hex"));
+  } catch (err) {
+    warn(`fingerprint: ${(err as Error).message}`);
+  }
+  return out;
+}
+
+function cipherBits(name: string): number {
+  if (/CHACHA20|AES_?256|AES256/i.test(name)) return 256;
+  if (/AES_?128|AES128/i.test(name)) return 128;
+  return 0;
+}
+
+/** Runs the handshake and the level's certificate checks; logs the TLS line. */
+async function handshake(
+  stream: SmtpStream,
+  server: ServerAddress,
+  s: SmtpSettings,
+  policy: TlsPolicy,
+): Promise<Failure | undefined> {
+  const ca = trustAnchors(s);
+  const sni = s.tls.servername === "hostname"
+    ? server.host
+    : s.tls.servername && s.tls.servername !== "none"
+    ? s.tls.servername
+    : undefined;
+  let secure: tls.TLSSocket;
+  try {
+    secure = await stream.startTls({
+      rejectUnauthorized: false,
+      ...(ca.length ? { ca } : {}),
+      ...clientCertificate(s),
+      ...(sni && !/^[\d.:]+$/.test(sni) ? { servername: sni } : {}),
+    }, s.timeouts.starttls);
+  } catch (err) {
+    const why = err instanceof ConversationTimeout ? "timeout" : (err as Error).message;
+    info(`SSL_connect error to ${serverName(server)}:${server.port}: ${why}`);
+    return localFailure(server, "4.7.5", "Cannot start TLS: handshake failure");
+  }
+  const cert = secure.getPeerCertificate(false);
+  const hasCert = !!cert && Object.keys(cert).length > 0;
+  const trusted = hasCert && secure.authorized && ca.length > 0;
+  let verified = false;
+  let failure: Failure | undefined;
+  const nexthop = policy.nexthop;
+  if (policy.level === "fingerprint") {
+    const got = hasCert ? fingerprints(cert, s.tls.fingerprintDigest) : [];
+    verified = got.some((f) => policy.match.includes(f));
+    if (!verified) failure = localFailure(server, "4.7.5", "Server certificate not verified");
+  } else if (policy.level === "verify" || policy.level === "secure") {
+    verified = trusted && nameMatches(cert, namesToMatch(server, s, policy, nexthop));
+    if (!verified) {
+      if (hasCert && !trusted) {
+        info(
+          `certificate verification failed for ${serverName(server)}:${server.port}: ${
+            secure.authorizationError ?? "untrusted issuer"
+          }`,
+        );
+      }
+      failure = localFailure(server, "4.7.5", "Server certificate not verified");
+    }
+  }
+  const kind = verified ? "Verified" : trusted ? "Trusted" : hasCert ? "Untrusted" : "Anonymous";
+  const c = secure.getCipher();
+  const bits = cipherBits(c.standardName ?? c.name);
+  info(
+    `${kind} TLS connection established to ${serverName(server)}:${server.port}: ` +
+      `${secure.getProtocol()} with cipher ${c.name} (${bits}/${bits} bits)`,
+  );
+  return failure;
+}
