@@ -834,7 +834,8 @@ export class Qmgr {
           return this.afterDone();
         }
         warn(`${id}: defer service failure`);
-      } else if (msg.q.warnTime > 0 && now >= msg.q.warnTime) {
+      } else if (msg.q.warnTime > 0 && Math.floor(now) >= msg.q.warnTime - 1) {
+        // A second early, as the reference's qmgr (its clock has whole seconds).
         if (await this.deps.bounce.notify("warn", "defer", info_)) {
           try {
             clearWarnRecord(msg.path, msg.q);
