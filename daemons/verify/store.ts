@@ -11,7 +11,7 @@ import type { CacheStore } from "./cache.ts";
 const flags = { foldFix: false, dupReplace: true, dupWarn: false };
 
 /** Makes the table when it does not exist yet (an empty one, its folder too). */
-function ensureTable(spec: string, config: TableConfig): void {
+function ensureTable(spec: string, config?: TableConfig): void {
   try {
     openMap(spec, { flags, config }).close();
     return;
@@ -25,7 +25,7 @@ function ensureTable(spec: string, config: TableConfig): void {
 }
 
 /** A CacheStore over the table `spec` (type:name). */
-export function tableStore(spec: string, config: TableConfig): CacheStore {
+export function tableStore(spec: string, config?: TableConfig): CacheStore {
   ensureTable(spec, config);
   let reader: Dict | undefined;
   const read = () => reader ??= openMap(spec, { flags, config });
