@@ -34,7 +34,7 @@
 // at one pipe; Deno.Command pipes them separately, so both are read at once
 // and joined in the order the pieces arrive.
 
-import { warn } from "../log.ts";
+import { panicNoExit, warn } from "../log.ts";
 
 /** What to run and how. Exactly one of `argv` and `command` is given. */
 export interface CommandOptions {
@@ -53,8 +53,14 @@ export interface CommandOptions {
   gid?: number;
   /** Variables set after PATH and the exported ones (they win). */
   env?: Record<string, string>;
-  /** Names of this process's variables passed on (export_environment). Default: none. */
+  /** Names of variables passed on (export_environment). Default: none. */
   exportEnvironment?: string[];
+  /**
+   * import_environment: where the exported names take their values (a name
+   * this list lacks is not passed; `name=value` entries set values).
+   * Default: this process's environment as it is.
+   */
+  importEnvironment?: string[];
   /** The message, written to the command's standard input. */
   stdin?: Uint8Array;
   /** Working directory (default: this process's). */
@@ -142,20 +148,21 @@ export function needsShell(command: string): boolean {
 /** The search path every command gets (Postfix's _PATH_DEFPATH). */
 export const DEFAULT_PATH = "/usr/bin:/bin";
 
-/** The environment a command gets: the exported names present here, PATH, then `extra`. */
+/**
+ * The environment a command gets: the exported names that `source` has
+ * (by default this process's environment), PATH, then `extra`.
+ */
 export function commandEnvironment(
   exportNames: string[] = [],
   extra: Record<string, string> = {},
+  source: Record<string, string> = Deno.env.toObject(),
 ): Record<string, string> {
   const env: Record<string, string> = {};
   for (const entry of exportNames) {
     // export_environment may carry name=value like import_environment does.
     const eq = entry.indexOf("=");
     if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
-    else {
-      const value = Deno.env.get(entry);
-      if (value !== undefined) env[entry] = value;
-    }
+    else if (source[entry] !== undefined) env[entry] = source[entry];
   }
   env.PATH = DEFAULT_PATH;
   return Object.assign(env, extra);
@@ -188,9 +195,16 @@ export function applyImportEnvironment(entries: string[]): void {
   for (const [name, value] of Object.entries(keep)) Deno.env.set(name, value);
 }
 
-/** Makes command output fit for a log line: tabs and newlines become spaces, other control characters `_`. */
+/**
+ * Makes command output fit for a log line: tabs and newlines become spaces,
+ * other control characters `_`. Output ends at a NUL byte, as the C string
+ * Postfix keeps it in does.
+ */
 export function printableOutput(bytes: Uint8Array): string {
-  const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
+  const nul = bytes.indexOf(0);
+  const text = new TextDecoder("utf-8", { fatal: false }).decode(
+    nul < 0 ? bytes : bytes.subarray(0, nul),
+  );
   let out = "";
   for (const ch of text) {
     const c = ch.codePointAt(0)!;
@@ -234,12 +248,18 @@ function spawnErrorText(err: unknown): string {
   return msg;
 }
 
-/** Starts the child; a child that cannot start gets the result of an EX_TEMPFAIL exit with Postfix's diagnostic as output. */
+/** Why a child could not start: Postfix's child logs a fatal error, and shows it in its output unless chdir failed (it logs before its output is set up). */
+interface SpawnFailure {
+  fatal: string;
+  inOutput: boolean;
+}
+
+/** Starts the child, or says why it could not start. */
 function spawnChild(
   opts: CommandOptions,
   argv: string[],
   env: Record<string, string>,
-): Deno.ChildProcess | string {
+): Deno.ChildProcess | SpawnFailure {
   const root = Deno.uid() === 0;
   const options: Deno.CommandOptions = {
     args: argv.slice(1),
@@ -256,13 +276,15 @@ function spawnChild(
   try {
     return new Deno.Command(argv[0], options).spawn();
   } catch (err) {
-    const program = opts.program ?? "pipe";
     if (opts.cwd && !isDirectory(opts.cwd)) {
-      return `${program}: fatal: cannot change directory to "${opts.cwd}" for uid=${
-        opts.uid ?? Deno.uid()
-      } gid=${opts.gid ?? Deno.gid()}: No such file or directory\n`;
+      return {
+        fatal: `cannot change directory to "${opts.cwd}" for uid=${opts.uid ?? Deno.uid()} gid=${
+          opts.gid ?? Deno.gid()
+        }: No such file or directory`,
+        inOutput: false,
+      };
     }
-    return `${program}: fatal: pipe_command: execvp ${argv[0]}: ${spawnErrorText(err)}\n`;
+    return { fatal: `pipe_command: execvp ${argv[0]}: ${spawnErrorText(err)}`, inOutput: true };
   }
 }
 
@@ -365,26 +387,30 @@ function killGroup(pid: number): void {
  */
 export async function runCommand(opts: CommandOptions): Promise<CommandResult> {
   const { argv, label } = execVector(opts);
-  const env = commandEnvironment(opts.exportEnvironment, opts.env);
+  const env = commandEnvironment(
+    opts.exportEnvironment,
+    opts.env,
+    opts.importEnvironment ? importedEnvironment(opts.importEnvironment) : undefined,
+  );
   const limit = opts.outputLimit ?? 4096;
   let child = spawnChild(opts, argv, env);
   // A bare word that is no program may be a shell built-in: try the shell.
   if (
-    typeof child === "string" && opts.command !== undefined && !opts.shell &&
-    argv[0] !== "/bin/sh" && !argv[0].includes("/") && child.includes("No such file")
+    "fatal" in child && opts.command !== undefined && !opts.shell &&
+    argv[0] !== "/bin/sh" && !argv[0].includes("/") && child.inOutput
   ) {
     child = spawnChild(opts, ["/bin/sh", "-c", opts.command], env);
   }
-  if (typeof child === "string") {
-    return statusResult(
-      label,
-      { code: EX_TEMPFAIL, signal: null },
-      printableOutput(
-        new TextEncoder().encode(child).subarray(0, limit),
-      ),
-      false,
-      "",
-    );
+  if ("fatal" in child) {
+    // What Postfix's child would have done: log the fatal error, exit EX_TEMPFAIL.
+    panicNoExit("fatal", child.fatal);
+    const bytes = child.inOutput
+      ? new TextEncoder().encode(`${opts.program ?? "pipe"}: fatal: ${child.fatal}\n`)
+      : new Uint8Array(0);
+    const out = bytes.subarray(0, limit);
+    return statusResult(label, { code: EX_TEMPFAIL, signal: null }, printableOutput(out), {
+      outputLength: out.length,
+    });
   }
   const proc = child;
   const collector = new OutputCollector([proc.stdout, proc.stderr], limit);
@@ -396,18 +422,29 @@ export async function runCommand(opts: CommandOptions): Promise<CommandResult> {
       resolve();
     }, Math.max(0, opts.timeLimit) * 1000);
   });
-  const writeError = feedInput(proc, opts.stdin);
+  let inputDone = false;
+  const writeError = feedInput(proc, opts.stdin).finally(() => inputDone = true);
+  let outputDone = false;
+  collector.done.then(() => outputDone = true);
   // As in Postfix, the command is done when its output is closed (offspring
   // holding it count) and it has exited, or when the time is up.
   await Promise.race([Promise.all([writeError, collector.done, proc.status]), deadline]);
   clearTimeout(timer);
   if (timedOut) {
+    // Postfix names the step that was waiting when the time ran out.
+    if (!inputDone) warn("pipe_command_write: write time limit exceeded");
+    else if (!outputDone) warn("pipe_command_read: read time limit exceeded");
+    else warn("pipe_command_wait_or_kill: child wait time limit exceeded");
     killGroup(proc.pid);
     await collector.cancel();
   }
   const status = await proc.status;
-  const output = printableOutput(collector.bytes());
-  return statusResult(label, status, output, timedOut, timedOut ? "" : await writeError);
+  const raw = collector.bytes();
+  return statusResult(label, status, printableOutput(raw), {
+    outputLength: raw.length,
+    timedOut,
+    writeError: timedOut ? "" : await writeError,
+  });
 }
 
 /** Maps the end of a command to a delivery status (Postfix's pipe_command() result). */
@@ -415,9 +452,17 @@ export function statusResult(
   label: string,
   status: { code: number; signal: Deno.Signal | string | null },
   output: string,
-  timedOut: boolean,
-  writeError = "",
+  how: {
+    /** Bytes of output read (output may be shorter: it ends at a NUL). Default: output's length. */
+    outputLength?: number;
+    timedOut?: boolean;
+    /** A write error other than EPIPE. */
+    writeError?: string;
+  } = {},
 ): CommandResult {
+  const timedOut = how.timedOut ?? false;
+  const writeError = how.writeError ?? "";
+  const hadOutput = (how.outputLength ?? output.length) > 0;
   const base = {
     output,
     label,
@@ -425,8 +470,10 @@ export function statusResult(
     exitCode: status.signal ? undefined : status.code,
     signal: status.signal ?? undefined,
   };
-  const withOutput = output ? `. Command output: ${output}` : "";
-  const diag = (fallback: string) => output || fallback;
+  // Postfix tests the byte count, not the text: output of NUL bytes
+  // gives ". Command output: " and an empty diagnostic.
+  const withOutput = hadOutput ? `. Command output: ${output}` : "";
+  const diag = (fallback: string) => hadOutput ? output : fallback;
   if (timedOut) {
     return {
       ...base,
