@@ -173,16 +173,32 @@ async function askFlush(
 
 /**
  * Tells the flush service that message `queueId` has mail deferred to
- * `site` (Postfix's flush_add, called where a delivery agent defers a
- * recipient). Never fatal: a delivery agent goes on whatever the answer.
- * With fast_flush_domains empty no site is eligible and nothing is sent.
+ * `site` (Postfix's flush_add). Never fatal: the caller goes on whatever
+ * the answer; a failure other than "not eligible" is logged as Postfix logs
+ * it. With fast_flush_domains empty nothing is sent.
  */
 export async function flushAdd(config: Config, site: string, queueId: string): Promise<number> {
   const status = await flushRequest(config, { request: "add", site, queue_id: queueId });
-  if (status === FlushStatus.fail) {
-    warn(`${queueId}: unable to update fast flush logfile for ${site}`);
+  if (status !== FlushStatus.ok && status !== FlushStatus.deny) {
+    warn(`${queueId}: ${config.get("flush_service_name") || "flush"} service failure`);
   }
   return status;
+}
+
+/**
+ * What Postfix's defer logging does for every deferred recipient: tells the
+ * flush service about the recipient's domain (the text after the last "@";
+ * nothing for an address without one).
+ */
+export function flushAddRecipient(
+  config: Config,
+  address: string,
+  queueId: string,
+): Promise<number> {
+  const at = address.lastIndexOf("@");
+  const site = at < 0 ? "" : address.slice(at + 1);
+  if (!site) return Promise.resolve(FlushStatus.deny);
+  return flushAdd(config, site, queueId);
 }
 
 /** Asks the flush service to refresh its logfiles (Postfix's flush_refresh). */
