@@ -1,0 +1,264 @@
+// Test scaffolding for the smtp/lmtp client: a scripted SMTP/LMTP server
+// on a loopback port or unix socket (replies per command, a transcript of
+// what the client said), and a runner that queues a message, serves the
+// agent in-process and sends it one delivery request as qmgr would.
+
+import * as net from "node:net";
+import { configFromText } from "../../../lib/config/mod.ts";
+import { sendDeliverRequest } from "../../../lib/deliver/client.ts";
+import type { DeliverReply } from "../../../lib/deliver/request.ts";
+import { queueFilePath } from "../../../lib/queue/layout.ts";
+import { parseQueuedMessage } from "../../../daemons/qmgr/message.ts";
+import { deliverSmtp } from "../../../daemons/smtp/deliver.ts";
+import { smtpEnvFromConfig } from "../../../daemons/smtp/mod.ts";
+import {
+  type BounceCall,
+  makeQueue,
+  type MessageSpec,
+  recordingBounce,
+  withLog,
+  writeMessage,
+} from "../qmgr/helpers.ts";
+import { serveAgent } from "../../lib/deliver/agent_harness.ts";
+
+/** What a scripted server answers; a function sees the command line. */
+export type Answer = string | ((line: string, s: ServerSession) => string | undefined);
+
+/** A scripted server's behaviour. */
+export interface FakeServerOptions {
+  /** The greeting (raw text with CRLF added), or null to say nothing. */
+  greeting?: string | null;
+  /** EHLO/LHLO extension keywords. */
+  extensions?: string[];
+  lmtp?: boolean;
+  /** Replies by command verb (`MAIL`, `RCPT`, `DATA`, `.`, `EHLO`, ...), overriding the defaults. */
+  replies?: Record<string, Answer>;
+  /** LMTP: the reply per recipient after the message (by RCPT order); default 250. */
+  lmtpFinal?: (rcpt: string) => string;
+  /** Raw bytes sent right after connecting instead of a greeting. */
+  raw?: Uint8Array;
+  /** Stay silent after the greeting (never answer commands). */
+  mute?: boolean;
+}
+
+/** One client connection as the server saw it. */
+export interface ServerSession {
+  lines: string[];
+  messages: string[];
+  rcpts: string[];
+}
+
+/** A running scripted server. */
+export interface FakeServer {
+  port: number;
+  path?: string;
+  sessions: ServerSession[];
+  close(): Promise<void>;
+}
+
+/** Starts a scripted server on 127.0.0.1 (or a unix socket when `path` is given). */
+export async function fakeServer(opts: FakeServerOptions = {}, path?: string): Promise<FakeServer> {
+  const sessions: ServerSession[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on("close", () => sockets.delete(sock));
+    sock.on("error", () => {});
+    const sess: ServerSession = { lines: [], messages: [], rcpts: [] };
+    sessions.push(sess);
+    serveSession(sock, sess, opts);
+  });
+  await new Promise<void>((resolve) => {
+    if (path) server.listen(path, resolve);
+    else server.listen(0, "127.0.0.1", resolve);
+  });
+  const port = path ? 0 : (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    path,
+    sessions,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function serveSession(sock: net.Socket, sess: ServerSession, opts: FakeServerOptions): void {
+  const send = (text: string) => {
+    if (!sock.destroyed) sock.write(text.endsWith("\n") ? text : text + "\r\n");
+  };
+  if (opts.raw) {
+    sock.write(opts.raw);
+    return;
+  }
+  if (opts.greeting !== null) send(opts.greeting ?? "220 fake.example ESMTP ready");
+  let buf = "";
+  let inData = false;
+  let message: string[] = [];
+  const hello = (verb: string) => {
+    const ext = opts.extensions ?? ["PIPELINING", "SIZE 10240000", "8BITMIME", "DSN"];
+    const lines = ["fake.example", ...ext];
+    return lines.map((l, i) => `250${i === lines.length - 1 ? " " : "-"}${l}`).join("\r\n") +
+      (verb ? "" : "");
+  };
+  const answer = (line: string): string | undefined => {
+    const verb = line.split(/[\s:]/)[0].toUpperCase();
+    const custom = opts.replies?.[verb];
+    if (custom !== undefined) {
+      const r = typeof custom === "function" ? custom(line, sess) : custom;
+      if (r !== undefined) {
+        if (verb === "RCPT" && r.startsWith("2")) sess.rcpts.push(line);
+        if (verb === "DATA" && r.startsWith("354")) inData = true;
+        return r;
+      }
+    }
+    switch (verb) {
+      case "EHLO":
+      case "LHLO":
+        return hello(verb);
+      case "HELO":
+        return "250 fake.example";
+      case "MAIL":
+        sess.rcpts = [];
+        return "250 2.1.0 Ok";
+      case "RCPT":
+        sess.rcpts.push(line);
+        return "250 2.1.5 Ok";
+      case "DATA":
+        if (!sess.rcpts.length) return "554 5.5.1 Error: no valid recipients";
+        inData = true;
+        return "354 End data with <CR><LF>.<CR><LF>";
+      case "RSET":
+        return "250 2.0.0 Ok";
+      case "NOOP":
+        return "250 2.0.0 Ok";
+      case "QUIT":
+        setTimeout(() => sock.end(), 1);
+        return "221 2.0.0 Bye";
+      default:
+        return "502 5.5.2 Error: command not recognized";
+    }
+  };
+  sock.on("data", (chunk: Uint8Array) => {
+    buf += new TextDecoder("latin1").decode(chunk);
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl).replace(/\r$/, "");
+      buf = buf.slice(nl + 1);
+      if (inData) {
+        if (line === ".") {
+          inData = false;
+          sess.messages.push(message.join("\r\n"));
+          message = [];
+          sess.lines.push(".");
+          if (opts.mute) continue;
+          if (opts.lmtp) {
+            for (const r of sess.rcpts) {
+              const addr = /<([^>]*)>/.exec(r)?.[1] ?? "";
+              send(opts.lmtpFinal?.(addr) ?? "250 2.0.0 Ok: delivered");
+            }
+          } else {
+            const custom = opts.replies?.["."];
+            const r = typeof custom === "function" ? custom(".", sess) : custom;
+            send(r ?? `250 2.0.0 Ok: queued as Q${sess.messages.length}`);
+          }
+        } else message.push(line);
+        continue;
+      }
+      sess.lines.push(line);
+      if (opts.mute) continue;
+      const r = answer(line);
+      if (r !== undefined && r !== "") send(r);
+      if (r === "") sock.destroy();
+    }
+  });
+}
+
+/** What one delivery run gives back. */
+export interface RunResult {
+  reply: DeliverReply;
+  log: string;
+  bounce: BounceCall[];
+  id: string;
+  /** Recipients left in the queue file (not marked done). */
+  left: number;
+}
+
+/** Request fields a test may set. */
+export interface RequestSpec extends Partial<MessageSpec> {
+  nexthop: string;
+  encoding?: string;
+  smtputf8?: number;
+  envid?: string;
+  ret?: number;
+  dsnOrcpt?: string;
+}
+
+/** Queues a message, runs the smtp (or lmtp) agent on one request, returns what happened. */
+export async function deliver(
+  spec: RequestSpec,
+  mainCf = "",
+  program: "smtp" | "lmtp" = "smtp",
+): Promise<RunResult> {
+  const q = await makeQueue();
+  Deno.writeTextFileSync(`${q.dir}/main.cf`, mainCf);
+  const config = configFromText(
+    q.dir,
+    [
+      `queue_directory = ${q.layout.queueDirectory}`,
+      "myhostname = client.example",
+      "inet_interfaces = 127.0.0.9",
+      "smtp_connect_timeout = 3s",
+      "lmtp_connect_timeout = 3s",
+      mainCf,
+    ].join("\n"),
+  );
+  const bounce = recordingBounce();
+  const id = writeMessage(q, {
+    recipients: spec.recipients ?? ["rcpt@remote.example"],
+    sender: spec.sender,
+    body: spec.body,
+    notify: spec.notify,
+  }, "active");
+  const env = smtpEnvFromConfig(config, program);
+  env.layout = q.layout;
+  const agent = await serveAgent(
+    q.dir,
+    { layout: q.layout, bounce, resolution: 2 },
+    (s) => deliverSmtp(s, env),
+  );
+  const path = queueFilePath(q.layout, "active", id);
+  const msg = parseQueuedMessage(id, Deno.readFileSync(path));
+  try {
+    const result = await withLog(async (lines) => {
+      const reply = await sendDeliverRequest(agent.path, {
+        flags: 0,
+        queueName: "active",
+        queueId: id,
+        dataOffset: msg.dataOffset,
+        dataSize: msg.size,
+        nexthop: spec.nexthop,
+        encoding: spec.encoding ?? "",
+        smtputf8: spec.smtputf8 ?? 0,
+        sender: msg.sender,
+        envid: spec.envid ?? "",
+        ret: spec.ret ?? 0,
+        arrival: msg.arrival,
+        active: msg.arrival,
+        attrs: {},
+        recipients: msg.recipients.map((r) => ({ ...r, dsnOrcpt: spec.dsnOrcpt ?? r.dsnOrcpt })),
+      });
+      return { reply, log: lines.join("\n") };
+    });
+    const left = parseQueuedMessage(id, Deno.readFileSync(path)).recipients.length;
+    return { ...result, bounce: bounce.calls, id, left };
+  } finally {
+    await agent.close();
+    await Deno.remove(q.dir, { recursive: true });
+  }
+}
+
+/** Test options: the agent keeps sockets and timers the sanitizers would flag. */
+export const opts = { sanitizeOps: false, sanitizeResources: false };

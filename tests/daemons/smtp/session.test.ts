@@ -1,0 +1,445 @@
+// The smtp client's conversation against scripted servers: per-recipient
+// results and Postfix's log wording for each way a server can fail.
+
+import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
+import { deliver, fakeServer, opts } from "./helpers.ts";
+
+Deno.test(
+  "smtp delivers with pipelining and logs status=sent with the server's reply",
+  opts,
+  async () => {
+    const srv = await fakeServer();
+    try {
+      const r = await deliver({
+        nexthop: `[127.0.0.1]:${srv.port}`,
+        recipients: ["a@remote.example", "b@remote.example"],
+        body: ["Subject: hi", "", ".leading dot", "body"],
+      });
+      assertEquals([...r.reply.results.values()], ["sent", "sent"]);
+      assertEquals(r.left, 0);
+      assertStringIncludes(
+        r.log,
+        `${r.id}: to=<a@remote.example>, relay=127.0.0.1[127.0.0.1]:${srv.port}, delay=`,
+      );
+      assertStringIncludes(r.log, "dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as Q1)");
+      assert(/delays=[\d.]+\/[\d.]+\/[\d.]+\/[\d.]+/.test(r.log), r.log);
+      const s = srv.sessions[0];
+      assertEquals(s.lines[0], "EHLO client.example");
+      assertEquals(s.lines[1].startsWith("MAIL FROM:<sender@example.org> SIZE="), true, s.lines[1]);
+      assertEquals(s.lines.slice(2, 5), [
+        "RCPT TO:<a@remote.example> ORCPT=rfc822;a@remote.example",
+        "RCPT TO:<b@remote.example> ORCPT=rfc822;b@remote.example",
+        "DATA",
+      ]);
+      assertStringIncludes(s.messages[0], "\r\n..leading dot\r\nbody");
+      assertEquals(s.lines.at(-1), "QUIT");
+    } finally {
+      await srv.close();
+    }
+  },
+);
+
+Deno.test(
+  "smtp without PIPELINING sends one command at a time and stops after MAIL is refused",
+  opts,
+  async () => {
+    const srv = await fakeServer({
+      extensions: ["SIZE 1000000"],
+      replies: { MAIL: "553 5.7.1 <sender@example.org>: Sender address rejected" },
+    });
+    try {
+      const r = await deliver({ nexthop: `[127.0.0.1]:${srv.port}` });
+      assertEquals([...r.reply.results.values()], ["bounced"]);
+      assertStringIncludes(
+        r.log,
+        "dsn=5.7.1, status=bounced (host 127.0.0.1[127.0.0.1] said: 553 5.7.1 <sender@example.org>: Sender address rejected (in reply to MAIL FROM command))",
+      );
+      assertEquals(srv.sessions[0].lines.some((l) => l.startsWith("RCPT")), false);
+      assertEquals(r.bounce[0].dsn?.diagType, "smtp");
+      assertEquals(
+        r.bounce[0].dsn?.diagText,
+        "553 5.7.1 <sender@example.org>: Sender address rejected",
+      );
+    } finally {
+      await srv.close();
+    }
+  },
+);
+
+Deno.test("smtp bounces a 5xx recipient, defers a 4xx one and sends the rest", opts, async () => {
+  const srv = await fakeServer({
+    replies: {
+      RCPT: (line) =>
+        line.includes("bad@")
+          ? "550 5.1.1 <bad@remote.example>: Recipient address rejected: User unknown"
+          : line.includes("later@")
+          ? "450 4.2.0 <later@remote.example>: Recipient address rejected: Greylisted"
+          : undefined,
+    },
+  });
+  try {
+    const r = await deliver({
+      nexthop: `[127.0.0.1]:${srv.port}`,
+      recipients: ["bad@remote.example", "later@remote.example", "good@remote.example"],
+    });
+    assertEquals([...r.reply.results.values()], ["bounced", "deferred", "sent"]);
+    assertStringIncludes(
+      r.log,
+      "to=<bad@remote.example>, relay=127.0.0.1[127.0.0.1]:" + srv.port,
+    );
+    assertStringIncludes(
+      r.log,
+      "dsn=5.1.1, status=bounced (host 127.0.0.1[127.0.0.1] said: 550 5.1.1 <bad@remote.example>: Recipient address rejected: User unknown (in reply to RCPT TO command))",
+    );
+    assertStringIncludes(
+      r.log,
+      "dsn=4.2.0, status=deferred (host 127.0.0.1[127.0.0.1] said: 450 4.2.0 <later@remote.example>: Recipient address rejected: Greylisted (in reply to RCPT TO command))",
+    );
+    assertEquals(r.left, 1, "the deferred recipient stays");
+    assertEquals(r.reply.status, 0);
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test("smtp defers when the connection is refused, relay=none", opts, async () => {
+  const srv = await fakeServer();
+  const port = srv.port;
+  await srv.close();
+  const r = await deliver({ nexthop: `[127.0.0.1]:${port}` });
+  assertEquals([...r.reply.results.values()], ["deferred"]);
+  assertEquals(r.reply.status, 1, "a site failure tells qmgr");
+  assertStringIncludes(
+    r.log,
+    `relay=none, delay=`,
+  );
+  assertStringIncludes(
+    r.log,
+    `dsn=4.4.1, status=deferred (connect to 127.0.0.1[127.0.0.1]:${port}: Connection refused)`,
+  );
+});
+
+Deno.test("smtp: a greeting that stalls times out with Postfix's text", opts, async () => {
+  const srv = await fakeServer({ raw: new Uint8Array(0) });
+  try {
+    const r = await deliver({ nexthop: `[127.0.0.1]:${srv.port}` }, "smtp_helo_timeout = 1s");
+    assertStringIncludes(
+      r.log,
+      "dsn=4.4.2, status=deferred (conversation with 127.0.0.1[127.0.0.1] timed out while receiving the initial server greeting)",
+    );
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test(
+  "smtp: a server that hangs up at once: lost connection while receiving the greeting",
+  opts,
+  async () => {
+    const { createServer } = await import("node:net");
+    const server = createServer((s) => s.end());
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const r = await deliver({ nexthop: `[127.0.0.1]:${port}` });
+      assertStringIncludes(
+        r.log,
+        `relay=127.0.0.1[127.0.0.1]:${port}, delay=`,
+      );
+      assertStringIncludes(
+        r.log,
+        "dsn=4.4.2, status=deferred (lost connection with 127.0.0.1[127.0.0.1] while receiving the initial server greeting)",
+      );
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  },
+);
+
+Deno.test(
+  "smtp: a 5xx greeting is skipped (deferred, 4.x.x) by default and bounces without smtp_skip_5xx_greeting",
+  opts,
+  async () => {
+    const srv = await fakeServer({ greeting: "554 5.7.1 go away" });
+    try {
+      const soft = await deliver({ nexthop: `[127.0.0.1]:${srv.port}` });
+      assertStringIncludes(
+        soft.log,
+        "dsn=4.7.1, status=deferred (host 127.0.0.1[127.0.0.1] refused to talk to me: 554 5.7.1 go away)",
+      );
+      const hard = await deliver(
+        { nexthop: `[127.0.0.1]:${srv.port}` },
+        "smtp_skip_5xx_greeting = no",
+      );
+      assertStringIncludes(
+        hard.log,
+        "dsn=5.7.1, status=bounced (host 127.0.0.1[127.0.0.1] refused to talk to me: 554 5.7.1 go away)",
+      );
+    } finally {
+      await srv.close();
+    }
+  },
+);
+
+Deno.test("smtp: garbage instead of a greeting defers, no crash", opts, async () => {
+  const srv = await fakeServer({ greeting: "SSH-2.0-OpenSSH_9.2" });
+  try {
+    const r = await deliver({ nexthop: `[127.0.0.1]:${srv.port}` });
+    assertEquals([...r.reply.results.values()], ["deferred"]);
+    assertStringIncludes(
+      r.log,
+      "status=deferred (host 127.0.0.1[127.0.0.1] refused to talk to me: SSH-2.0-OpenSSH_9.2)",
+    );
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test(
+  "smtp: a 10 MB reply line is cut, read and dropped; the delivery goes on",
+  opts,
+  async () => {
+    const { createServer } = await import("node:net");
+    const server = createServer((s) => {
+      s.on("error", () => {});
+      const big = new Uint8Array(10 * 1024 * 1024).fill(0x61);
+      s.write("220-");
+      s.write(big);
+      s.write("\r\n220 ok\r\n");
+      s.on("data", () => {});
+      setTimeout(() => s.destroy(), 3000);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const r = await deliver({ nexthop: `[127.0.0.1]:${port}` }, "smtp_helo_timeout = 2s");
+      assertEquals([...r.reply.results.values()], ["deferred"]);
+      assertStringIncludes(r.log, "status=deferred (");
+      assert(r.log.length < 20_000, "the log does not carry the long line");
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  },
+);
+
+Deno.test("smtp falls back to HELO when EHLO is refused; HELO refusal bounces", opts, async () => {
+  const srv = await fakeServer({ replies: { EHLO: "502 5.5.2 Error: command not recognized" } });
+  try {
+    const r = await deliver({ nexthop: `[127.0.0.1]:${srv.port}` });
+    assertEquals([...r.reply.results.values()], ["sent"]);
+    assertEquals(srv.sessions[0].lines.slice(0, 3), [
+      "EHLO client.example",
+      "HELO client.example",
+      "MAIL FROM:<sender@example.org>",
+    ]);
+  } finally {
+    await srv.close();
+  }
+  const bad = await fakeServer({
+    extensions: [],
+    replies: { EHLO: "500 no", HELO: "550 5.7.1 you are not welcome" },
+  });
+  try {
+    const r = await deliver({ nexthop: `[127.0.0.1]:${bad.port}` });
+    assertStringIncludes(
+      r.log,
+      "dsn=5.7.1, status=bounced (host 127.0.0.1[127.0.0.1] said: 550 5.7.1 you are not welcome (in reply to HELO command))",
+    );
+  } finally {
+    await bad.close();
+  }
+});
+
+Deno.test("smtp_never_send_ehlo sends HELO; smtp_helo_name names us", opts, async () => {
+  const srv = await fakeServer();
+  try {
+    await deliver(
+      { nexthop: `[127.0.0.1]:${srv.port}` },
+      "smtp_never_send_ehlo = yes\nsmtp_helo_name = relay.example",
+    );
+    assertEquals(srv.sessions[0].lines[0], "HELO relay.example");
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test(
+  "smtp refuses a message larger than the server's SIZE before sending it",
+  opts,
+  async () => {
+    const srv = await fakeServer({ extensions: ["SIZE 10"] });
+    try {
+      const r = await deliver({ nexthop: `[127.0.0.1]:${srv.port}` });
+      assertEquals([...r.reply.results.values()], ["bounced"]);
+      assert(
+        /dsn=5\.3\.4, status=bounced \(message size \d+ exceeds size limit 10 of server 127\.0\.0\.1\[127\.0\.0\.1\]\)/
+          .test(r.log),
+        r.log,
+      );
+      assertEquals(srv.sessions[0].lines.some((l) => l.startsWith("MAIL")), false);
+    } finally {
+      await srv.close();
+    }
+  },
+);
+
+Deno.test("smtp bounces SMTPUTF8 mail to a server without SMTPUTF8 (5.6.7)", opts, async () => {
+  const srv = await fakeServer();
+  try {
+    const r = await deliver({ nexthop: `[127.0.0.1]:${srv.port}`, smtputf8: 1 });
+    assertStringIncludes(
+      r.log,
+      "dsn=5.6.7, status=bounced (SMTPUTF8 is required, but was not offered by host 127.0.0.1[127.0.0.1])",
+    );
+  } finally {
+    await srv.close();
+  }
+  const utf8 = await fakeServer({ extensions: ["PIPELINING", "8BITMIME", "SMTPUTF8"] });
+  try {
+    const r = await deliver({ nexthop: `[127.0.0.1]:${utf8.port}`, smtputf8: 1 });
+    assertEquals([...r.reply.results.values()], ["sent"]);
+    assertStringIncludes(utf8.sessions[0].lines[1], " SMTPUTF8");
+  } finally {
+    await utf8.close();
+  }
+});
+
+Deno.test(
+  "smtp forwards DSN parameters (RET, ENVID, NOTIFY, ORCPT) when DSN is offered",
+  opts,
+  async () => {
+    const srv = await fakeServer();
+    try {
+      await deliver({
+        nexthop: `[127.0.0.1]:${srv.port}`,
+        ret: 2,
+        envid: "id+1=x",
+        notify: 2 | 4,
+        dsnOrcpt: "rfc822;orig@remote.example",
+        encoding: "8bit",
+      });
+      const [mail, rcpt] = srv.sessions[0].lines.slice(1, 3);
+      assertStringIncludes(mail, " BODY=8BITMIME RET=HDRS ENVID=id+2B1+3Dx");
+      assertEquals(
+        rcpt,
+        "RCPT TO:<rcpt@remote.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;orig@remote.example",
+      );
+    } finally {
+      await srv.close();
+    }
+    const plain = await fakeServer({ extensions: ["PIPELINING"] });
+    try {
+      await deliver({ nexthop: `[127.0.0.1]:${plain.port}`, ret: 2, notify: 2 });
+      assertEquals(plain.sessions[0].lines[1], "MAIL FROM:<sender@example.org>");
+      assertEquals(plain.sessions[0].lines[2], "RCPT TO:<rcpt@remote.example>");
+    } finally {
+      await plain.close();
+    }
+  },
+);
+
+Deno.test(
+  "smtp converts 8bit MIME to quoted-printable for a server without 8BITMIME",
+  opts,
+  async () => {
+    const srv = await fakeServer({ extensions: ["PIPELINING"] });
+    const body = [
+      "Subject: caf\u00e9",
+      "MIME-Version: 1.0",
+      "Content-Type: text/plain; charset=utf-8",
+      "Content-Transfer-Encoding: 8bit",
+      "",
+      "caf\u00e9 = ok",
+    ];
+    try {
+      await deliver({ nexthop: `[127.0.0.1]:${srv.port}`, encoding: "8bit", body });
+      const m = srv.sessions[0].messages[0];
+      assertStringIncludes(m, "Content-Transfer-Encoding: quoted-printable");
+      assertStringIncludes(m, "caf=C3=A9 =3D ok");
+      const again = await deliver(
+        { nexthop: `[127.0.0.1]:${srv.port}`, encoding: "8bit", body },
+        "disable_mime_output_conversion = yes",
+      );
+      assertEquals([...again.reply.results.values()], ["sent"]);
+      assertStringIncludes(srv.sessions[1].messages[0], "Content-Transfer-Encoding: 8bit");
+    } finally {
+      await srv.close();
+    }
+  },
+);
+
+Deno.test("smtp: a reply that never comes times out with the stage in the text", opts, async () => {
+  const { createServer } = await import("node:net");
+  const server = createServer((s) => {
+    s.on("error", () => {});
+    s.write("220 slow ESMTP\r\n");
+    s.on("data", (d: Uint8Array) => {
+      if (new TextDecoder().decode(d).startsWith("EHLO")) s.write("250 slow\r\n");
+      // MAIL FROM gets no answer.
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const r = await deliver({ nexthop: `[127.0.0.1]:${port}` }, "smtp_mail_timeout = 1s");
+    assertStringIncludes(
+      r.log,
+      "dsn=4.4.2, status=deferred (conversation with 127.0.0.1[127.0.0.1] timed out while sending MAIL FROM)",
+    );
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+});
+
+Deno.test("smtp: end of DATA refused applies to every accepted recipient", opts, async () => {
+  const srv = await fakeServer({ replies: { ".": "554 5.7.1 Message rejected: spam" } });
+  try {
+    const r = await deliver({
+      nexthop: `[127.0.0.1]:${srv.port}`,
+      recipients: ["a@remote.example", "b@remote.example"],
+    });
+    assertEquals([...r.reply.results.values()], ["bounced", "bounced"]);
+    assertStringIncludes(
+      r.log,
+      "status=bounced (host 127.0.0.1[127.0.0.1] said: 554 5.7.1 Message rejected: spam (in reply to end of DATA command))",
+    );
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test(
+  "smtp breaks lines longer than smtp_line_length_limit with CRLF SPACE",
+  opts,
+  async () => {
+    const srv = await fakeServer();
+    try {
+      await deliver(
+        { nexthop: `[127.0.0.1]:${srv.port}`, body: ["Subject: x", "", "a".repeat(25)] },
+        "smtp_line_length_limit = 10",
+      );
+      assertStringIncludes(srv.sessions[0].messages[0], "aaaaaaaaaa\r\n aaaaaaaaaa\r\n aaaaa");
+    } finally {
+      await srv.close();
+    }
+  },
+);
+
+Deno.test("smtp_generic_maps rewrites the envelope sender", opts, async () => {
+  const srv = await fakeServer();
+  try {
+    await deliver(
+      { nexthop: `[127.0.0.1]:${srv.port}`, sender: "user@internal.example" },
+      "smtp_generic_maps = inline:{user@internal.example=user@public.example}",
+    );
+    assertStringIncludes(srv.sessions[0].lines[1], "MAIL FROM:<user@public.example>");
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test("smtp: a bad port in the next hop defers with a clear reason", opts, async () => {
+  const r = await deliver({ nexthop: "[127.0.0.1]:nosuchport" });
+  assertEquals([...r.reply.results.values()], ["deferred"]);
+  assertStringIncludes(r.log, "bad port in destination: [127.0.0.1]:nosuchport");
+});
