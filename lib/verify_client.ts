@@ -2,10 +2,11 @@
 // attribute list per request over private/verify (address_verify_service_name),
 // as Postfix's verify_clnt_query() and verify_clnt_update():
 //
-//   request=query  address=ADDR          → status addr_status why
-//   request=update address=ADDR addr_status=N why=TEXT → status
+//   server: protocol=address_verification_prrotocol (sic, as Postfix spells it)
+//   request=query  address=ADDR          → status recipient_status reason
+//   request=update address=ADDR recipient_status=N reason=TEXT → status
 //
-// `status` is the request's status (VRFY_STAT_*), `addr_status` the
+// `status` is the request's status (VRFY_STAT_*), `recipient_status` the
 // address's (DEL_RCPT_STAT_*). smtpd's reject_unverified_sender and
 // reject_unverified_recipient call verifyQuery(), which polls while a probe
 // is in progress (address_verify_poll_count, address_verify_poll_delay);
@@ -27,6 +28,9 @@ export const AddrStatus = {
 
 /** A request's status (VRFY_STAT_*). */
 export const VerifyStat = { OK: 0, FAIL: -1, BAD: -2 } as const;
+
+/** The server's greeting value (Postfix's spelling, typo included). */
+export const VERIFY_PROTOCOL = "address_verification_prrotocol";
 
 /** The request names. */
 export const VerifyRequest = { QUERY: "query", UPDATE: "update" } as const;
@@ -70,8 +74,10 @@ export async function verifyRequest(
     for (;;) {
       const n = await conn.read(buf);
       if (n === null) return null;
-      const lists = reader.push(buf.subarray(0, n));
-      if (lists.length) return lists[0];
+      // The server's greeting comes first; the reply is the next list.
+      for (const list of reader.push(buf.subarray(0, n))) {
+        if (!list.has("protocol")) return list;
+      }
     }
   } catch {
     return null;
@@ -91,11 +97,12 @@ export async function verifyQueryOnce(
   address: string,
 ): Promise<{ stat: number; status: number; why: string }> {
   const reply = await verifyRequest(path, { request: VerifyRequest.QUERY, address });
-  const stat = Number(reply?.get("status") ?? VerifyStat.FAIL);
+  // Postfix prints numbers unsigned: -2 arrives as 4294967294.
+  const stat = Number(reply?.get("status") ?? VerifyStat.FAIL) | 0;
   if (!reply || stat !== VerifyStat.OK) return { stat: VerifyStat.FAIL, status: -1, why: "" };
-  const status = Number(reply.get("addr_status") ?? "");
+  const status = Number(reply.get("recipient_status") ?? "");
   if (!(status in statusNames)) return { stat: VerifyStat.BAD, status: -1, why: "" };
-  return { stat, status, why: reply.get("why") ?? "" };
+  return { stat, status, why: reply.get("reason") ?? "" };
 }
 
 const statusNames: Record<number, string> = {
@@ -138,10 +145,10 @@ export async function verifyUpdateAt(
   const reply = await verifyRequest(path, {
     request: VerifyRequest.UPDATE,
     address,
-    addr_status: status,
-    why,
+    recipient_status: status,
+    reason: why,
   });
-  return Number(reply?.get("status") ?? VerifyStat.FAIL);
+  return Number(reply?.get("status") ?? VerifyStat.FAIL) | 0;
 }
 
 /** Records an address's status through the service the configuration names. */

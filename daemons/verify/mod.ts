@@ -17,7 +17,7 @@ import { AttrReader, encodeAttrs } from "../../lib/ipc/attr.ts";
 import { fatal, info, warn } from "../../lib/log.ts";
 import { DictError } from "../../maps/mod.ts";
 import type { Config } from "../../lib/config/mod.ts";
-import { VerifyStat } from "../../lib/verify_client.ts";
+import { VERIFY_PROTOCOL, VerifyStat } from "../../lib/verify_client.ts";
 import { type CacheSettings, type CacheStore, memoryStore, VerifyCache } from "./cache.ts";
 import { postProbe, probeSender } from "./probe.ts";
 import { tableStore } from "./store.ts";
@@ -48,7 +48,7 @@ export async function handleVerifyRequest(
   const address = req.get("address");
   if (address === undefined) {
     warn(`bad ${request || "verify"} request: no address`);
-    return { status: VerifyStat.BAD };
+    return { status: VerifyStat.BAD >>> 0 };
   }
   if (request === "query") {
     const answer = await svc.cache.query(address);
@@ -56,22 +56,24 @@ export async function handleVerifyRequest(
       // The answer does not wait for the probe to be queued.
       svc.probe(address).catch((err) => warn(`probe for ${address}: ${(err as Error).message}`));
     }
-    return { status: VerifyStat.OK, addr_status: answer.status, why: answer.why };
+    return { status: VerifyStat.OK, recipient_status: answer.status, reason: answer.why };
   }
   if (request === "update") {
-    const status = Number(req.get("addr_status") ?? "");
-    const stat = await svc.cache.update(address, status, req.get("why") ?? "");
+    const status = Number(req.get("recipient_status") ?? "");
+    const stat = await svc.cache.update(address, status, req.get("reason") ?? "");
     if (stat === VerifyStat.BAD) {
-      warn(`bad recipient status ${req.get("addr_status") ?? ""} for recipient ${address}`);
+      warn(`bad recipient status ${req.get("recipient_status") ?? ""} for recipient ${address}`);
     }
-    return { status: stat };
+    return { status: stat >>> 0 };
   }
   warn(`unrecognized request: "${request}", ignored`);
-  return { status: VerifyStat.BAD };
+  // Numbers go out unsigned, as Postfix prints them (-2 is 4294967294).
+  return { status: VerifyStat.BAD >>> 0 };
 }
 
 /** Serves one client: requests in turn until it hangs up. */
 function serveClient(conn: net.Socket, svc: VerifyService): Promise<void> {
+  conn.write(encodeAttrs({ protocol: VERIFY_PROTOCOL }));
   return new Promise((resolve) => {
     const reader = new AttrReader();
     let chain = Promise.resolve();
@@ -88,7 +90,7 @@ function serveClient(conn: net.Socket, svc: VerifyService): Promise<void> {
         chain = chain.then(async () => {
           const reply = await handleVerifyRequest(svc, list).catch((err) => {
             warn(`${(err as Error).message}`);
-            return { status: VerifyStat.FAIL };
+            return { status: VerifyStat.FAIL >>> 0 };
           });
           if (!conn.destroyed) conn.write(encodeAttrs(reply));
         });
@@ -107,7 +109,7 @@ export function openStore(config: Config): { store: CacheStore; name: string } {
   return { store: tableStore(spec, config), name: spec };
 }
 
-/** Drops expired entries now and every address_verify_cache_cleanup_interval (0: never). */
+/** Drops expired entries at start and every address_verify_cache_cleanup_interval (0: never), as the reference. */
 function scheduleCleanup(config: Config, cache: VerifyCache, name: string): void {
   const interval = config.time("address_verify_cache_cleanup_interval");
   if (!name || interval <= 0) return;
@@ -119,6 +121,7 @@ function scheduleCleanup(config: Config, cache: VerifyCache, name: string): void
       warn(`cache ${name} cleanup: ${(err as Error).message}`);
     }
   };
+  run();
   const timer = setInterval(run, interval * 1000);
   Deno.unrefTimer(timer);
 }
@@ -140,7 +143,11 @@ export function verifyService(d: DaemonContext): VerifyService {
   const cleanup = `${queue}/public/${config.get("cleanup_service_name") || "cleanup"}`;
   return {
     cache,
-    probe: (address) => postProbe(cleanup, probeSender(config), address),
+    probe: (address) =>
+      postProbe(cleanup, probeSender(config), address, {
+        myhostname: config.get("myhostname"),
+        mailName: config.get("mail_name") || "Postfix",
+      }),
   };
 }
 

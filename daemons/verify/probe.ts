@@ -9,6 +9,7 @@ import { longIdAlphabet } from "../../lib/queue/id.ts";
 import { clockMicros } from "../../lib/queue/file.ts";
 import { RecordType } from "../../lib/queue/record.ts";
 import { fatal } from "../../lib/log.ts";
+import { rfc822Date } from "../../lib/dsn/report.ts";
 
 /** What probeSender() reads. */
 export interface ProbeConfig {
@@ -46,8 +47,16 @@ export function probeSender(config: ProbeConfig, now = Date.now() / 1000): strin
   return at < 0 ? sender + slot : sender.slice(0, at) + slot + sender.slice(at);
 }
 
-/** Posts one probe through cleanup at `socket`; returns its queue id. */
-export async function postProbe(socket: string, sender: string, address: string): Promise<string> {
+/**
+ * Posts one probe through cleanup at `socket`; returns its queue id. Its
+ * only content is the Received header Postfix's internal mail starts with.
+ */
+export async function postProbe(
+  socket: string,
+  sender: string,
+  address: string,
+  host: { myhostname: string; mailName: string },
+): Promise<string> {
   const client = await CleanupClient.open(socket, CleanupRequestFlag.MAP_OK);
   try {
     const { seconds, usec } = clockMicros();
@@ -56,8 +65,10 @@ export async function postProbe(socket: string, sender: string, address: string)
     await client.record(RecordType.ATTR, `trace_flags=${DeliverFlag.MTA_VRFY}`);
     await client.record(RecordType.FROM, sender);
     await client.record(RecordType.RCPT, address);
-    // Probes need no content: they are never delivered, deferred or bounced.
+    // Probes need no other content: they are never delivered, deferred or bounced.
     await client.record(RecordType.MESG, "");
+    await client.record(RecordType.NORM, `Received: by ${host.myhostname} (${host.mailName})`);
+    await client.record(RecordType.NORM, `\tid ${client.queueId}; ${rfc822Date(new Date())}`);
     await client.record(RecordType.XTRA, "");
     await client.record(RecordType.END, "");
     const reply = await client.finish();
