@@ -39,6 +39,9 @@ export interface FakeServerOptions {
   raw?: Uint8Array;
   /** Stay silent after the greeting (never answer commands). */
   mute?: boolean;
+  /** Listen address and port (default 127.0.0.1, any free port). */
+  host?: string;
+  port?: number;
 }
 
 /** One client connection as the server saw it. */
@@ -70,7 +73,7 @@ export async function fakeServer(opts: FakeServerOptions = {}, path?: string): P
   });
   await new Promise<void>((resolve) => {
     if (path) server.listen(path, resolve);
-    else server.listen(0, "127.0.0.1", resolve);
+    else server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", resolve);
   });
   const port = path ? 0 : (server.address() as net.AddressInfo).port;
   return {
