@@ -385,8 +385,9 @@ async function runDeliveryCommand(
   const r = await runCommand({
     command,
     shell: s.localCommandShell || undefined,
-    uid: user.uid,
-    gid: user.gid,
+    // Another user's rights only where this process can give them.
+    uid: run.env.privileged ? user.uid : undefined,
+    gid: run.env.privileged ? user.gid : undefined,
     env: commandEnv(run, lv, user, parts),
     exportEnvironment: s.exportEnvironment,
     stdin,
