@@ -11,40 +11,9 @@ import { waitFor } from "../daemons/master/instance.ts";
 import { readOriginal } from "../../daemons/bounce/notify.ts";
 import { parseQueuedMessage } from "../../daemons/qmgr/message.ts";
 import { queueIds, startInstance } from "../daemons/verify/instance.ts";
+import { normalizeReport } from "../daemons/bounce/report_normalize.ts";
 
 const golden = new URL("../golden/bounce/", import.meta.url).pathname;
-
-/**
- * A report with what varies from run to run taken out: the Received and
- * Message-Id headers cleanup and pickup add, dates, queue ids, the
- * boundary, and the order of the recipients (the order agents finished in).
- */
-export function normalizeReport(text: string): string {
-  const lines = text.replace(/\n$/, "").split("\n");
-  const out: string[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const l = lines[i];
-    if (l.startsWith("Received: ")) {
-      while (lines[i + 1]?.startsWith("\t")) i++;
-      continue;
-    }
-    if (l.startsWith("Message-Id: ")) continue;
-    out.push(
-      l.replace(/\w{3}, [ \d]\d \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(\w+\)/g, "DATE")
-        .replace(/[0-9A-Za-z]+\.\d+\/mx\.example\.com/g, "BOUNDARY")
-        .replace(/^X-Postfix-Queue-ID: .*/, "X-Postfix-Queue-ID: ID"),
-    );
-  }
-  // Recipients in a fixed order: the "<addr>: reason" lines and the per-recipient status blocks.
-  const text2 = out.join("\n");
-  return text2.replace(/((?:^<[^\n]*\n\n)+)/m, (m) => {
-    const items = m.split("\n\n").filter((s) => s).sort();
-    return items.map((s) => s + "\n\n").join("");
-  }).replace(/((?:^Final-Recipient: [^]*?\n\n)+)(?=--)/m, (m) => {
-    const blocks = m.split("\n\n").filter((s) => s).sort();
-    return blocks.map((s) => s + "\n\n").join("");
-  });
-}
 
 /** The report queued for the sender (held back in deferred), as header and body text. */
 async function reportText(queue: string, noticeId: string): Promise<string> {
