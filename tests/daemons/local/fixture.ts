@@ -10,6 +10,7 @@ import { queueFilePath } from "../../../lib/queue/layout.ts";
 import { ResolveFlag } from "../../../lib/rewrite_client.ts";
 import { parseQueuedMessage } from "../../../daemons/qmgr/message.ts";
 import { openMap } from "../../../maps/registry.ts";
+import { buildAliasTable } from "../../../maps/aliases.ts";
 import type { Dict } from "../../../maps/dict.ts";
 import { deliverRequest } from "../../../daemons/local/mod.ts";
 import { ReplyFixes } from "../../../daemons/local/report.ts";
@@ -41,6 +42,8 @@ export interface LocalFixture {
     recipients: string[],
     spec?: { sender?: string; body?: string[]; attrs?: Record<string, string>; flags?: number },
   ): Promise<{ id: string; reply: DeliverReply; log: string[] }>;
+  /** Writes and builds an aliases file (hash:) and makes it alias_maps. */
+  aliases(text: string): Promise<string>;
   /** The active queue file's remaining recipients after delivery. */
   remaining(id: string): string[];
   cleanup(): Promise<void>;
@@ -149,6 +152,13 @@ export async function localFixture(
         }
         return { id, reply: fixes.apply(session.reply()), log: [...log] };
       });
+    },
+    async aliases(text) {
+      const path = `${dir}/aliases`;
+      Deno.writeTextFileSync(path, text);
+      await buildAliasTable(`hash:${path}`, { config });
+      env.settings.aliasMaps = [`hash:${path}`];
+      return path;
     },
     remaining(id) {
       const path = queueFilePath(q.layout, "active", id);

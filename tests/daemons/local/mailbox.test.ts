@@ -18,7 +18,10 @@ Deno.test(
       assertEquals(f.remaining(id), []);
       const box = Deno.readTextFileSync(`${f.spool}/alice`);
       const lines = box.split("\n");
-      assertMatch(lines[0], /^From sender@example\.org {2}\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$/);
+      assertMatch(
+        lines[0],
+        /^From sender@example\.org {2}\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$/,
+      );
       assertEquals(lines.slice(1), [
         "Return-Path: <sender@example.org>",
         "X-Original-To: alice@example.com",

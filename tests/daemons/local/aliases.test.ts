@@ -1,0 +1,264 @@
+// local(8) alias expansion: lists, /file and |command destinations,
+// :include: files, owner- aliases, self references, duplicates, nesting
+// loops, restrictions, command time limits, partial failures and the
+// transports that take mail over (mailbox_transport, fallback_transport,
+// luser_relay).
+
+import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
+import { serveAgent } from "../../lib/deliver/agent_harness.ts";
+import { localFixture, opts, statuses } from "./fixture.ts";
+
+Deno.test("an alias list delivers to each member, logged with orig_to", opts, async () => {
+  const f = await localFixture();
+  try {
+    await f.aliases("team: alice, bob\n");
+    const { id, reply, log } = await f.deliver(["team@example.com"]);
+    assertEquals(statuses(log), [
+      "alice@example.com, orig_to=<team@example.com> 2.0.0 sent (delivered to mailbox)",
+      "bob@example.com, orig_to=<team@example.com> 2.0.0 sent (delivered to mailbox)",
+    ]);
+    assertEquals([...reply.results.values()], ["sent"]);
+    assertEquals(f.remaining(id), []);
+    const box = Deno.readTextFileSync(`${f.spool}/bob`);
+    // X-Original-To is the address as given; Delivered-To is frozen at it too.
+    assertStringIncludes(
+      box,
+      "\nX-Original-To: team@example.com\nDelivered-To: team@example.com\n",
+    );
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("aliases deliver to /files and |commands", opts, async () => {
+  const f = await localFixture();
+  try {
+    await f.aliases(`files: ${f.dir}/archive, "|cat > ${f.dir}/cmd.out", ${f.dir}/md/\n`);
+    const { log } = await f.deliver(["files@example.com"]);
+    assertEquals(statuses(log), [
+      `files@example.com 2.0.0 sent (delivered to file: ${f.dir}/archive)`,
+      `files@example.com 2.0.0 sent (delivered to command: cat > ${f.dir}/cmd.out)`,
+      "files@example.com 2.0.0 sent (delivered to maildir)",
+    ]);
+    const archive = Deno.readTextFileSync(`${f.dir}/archive`);
+    assert(archive.startsWith("From sender@example.org  "));
+    assertStringIncludes(archive, "\nDelivered-To: files@example.com\n");
+    const piped = Deno.readTextFileSync(`${f.dir}/cmd.out`);
+    assertStringIncludes(piped, "\nReturn-Path: <sender@example.org>\n");
+    assert(piped.endsWith("Hello.\n"));
+    assertEquals([...Deno.readDirSync(`${f.dir}/md/new`)].length, 1);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test(
+  ":include: files expand, and may not name files or commands by default",
+  opts,
+  async () => {
+    const f = await localFixture();
+    try {
+      Deno.writeTextFileSync(
+        `${f.dir}/members`,
+        `# the list\ncarol\n\n${f.dir}/inc.out, "|cat > ${f.dir}/inc.cmd"\n`,
+      );
+      await f.aliases(`inc: :include:${f.dir}/members\n`);
+      const { id, reply, log } = await f.deliver(["inc@example.com"]);
+      assertEquals(statuses(log), [
+        "carol@example.com, orig_to=<inc@example.com> 2.0.0 sent (delivered to mailbox)",
+        "inc@example.com 5.7.1 bounced (mail to file is restricted)",
+        "inc@example.com 5.7.1 bounced (mail to command is restricted)",
+      ]);
+      assertEquals([...reply.results.values()], ["bounced"]);
+      assertEquals(f.remaining(id), []);
+      f.env.settings.allowMailToFiles.add("include");
+      const again = await f.deliver(["inc@example.com"]);
+      assertStringIncludes(statuses(again.log)[1], `sent (delivered to file: ${f.dir}/inc.out)`);
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
+
+Deno.test("a missing :include: file bounces with the system error", opts, async () => {
+  const f = await localFixture();
+  try {
+    await f.aliases(`inc: :include:${f.dir}/nothere\n`);
+    const { log } = await f.deliver(["inc@example.com"]);
+    assertEquals(statuses(log), [
+      `inc@example.com 5.3.0 bounced (cannot open include file ${f.dir}/nothere: No such file or directory)`,
+    ]);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test(
+  "an owner- alias becomes the envelope sender of the list's deliveries",
+  opts,
+  async () => {
+    const f = await localFixture();
+    try {
+      await f.aliases("list: alice\nowner-list: carol\n");
+      await f.deliver(["list@example.com"]);
+      assertStringIncludes(
+        Deno.readTextFileSync(`${f.spool}/alice`),
+        "\nReturn-Path: <owner-list@example.com>\n",
+      );
+      f.env.settings.expandOwnerAlias = true;
+      await f.deliver(["list@example.com"]);
+      assertStringIncludes(
+        Deno.readTextFileSync(`${f.spool}/alice`),
+        "\nReturn-Path: <carol@example.com>\n",
+      );
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
+
+Deno.test(
+  "an alias naming itself delivers to the user; duplicates are delivered once",
+  opts,
+  async () => {
+    const f = await localFixture();
+    try {
+      await f.aliases("alice: alice, bob\nall: alice, bob, bob, team\nteam: bob, carol\n");
+      const self = await f.deliver(["alice@example.com"]);
+      assertEquals(statuses(self.log), [
+        "alice@example.com 2.0.0 sent (delivered to mailbox)",
+        "bob@example.com, orig_to=<alice@example.com> 2.0.0 sent (delivered to mailbox)",
+      ]);
+      const all = await f.deliver(["all@example.com"]);
+      assertEquals(statuses(all.log).map((s) => s.split(",")[0]), [
+        "alice@example.com",
+        "bob@example.com",
+        "carol@example.com",
+      ]);
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
+
+Deno.test("mutually recursive aliases bounce as an alias database loop", opts, async () => {
+  const f = await localFixture();
+  try {
+    await f.aliases("ping: pong\npong: ping\n");
+    const { log } = await f.deliver(["ping@example.com"]);
+    assertEquals(statuses(log).length, 1);
+    assertStringIncludes(statuses(log)[0], " 5.4.6 bounced (alias database loop for p");
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("a command over command_time_limit is killed and bounced", opts, async () => {
+  const f = await localFixture({ command_time_limit: "1s" });
+  try {
+    await f.aliases(`slow: "|sleep 30"\n`);
+    const started = Date.now();
+    const { log } = await f.deliver(["slow@example.com"]);
+    assert(Date.now() - started < 20_000);
+    assertEquals(statuses(log), [
+      `slow@example.com 5.3.0 bounced (Command time limit exceeded: "sleep 30")`,
+    ]);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test(
+  "one deferred member keeps the recipient queued; the others are logged",
+  opts,
+  async () => {
+    const f = await localFixture();
+    try {
+      await f.aliases(`mixed: alice, "|exit 75"\n`);
+      const { id, reply, log } = await f.deliver(["mixed@example.com"]);
+      assertEquals(statuses(log), [
+        "alice@example.com, orig_to=<mixed@example.com> 2.0.0 sent (delivered to mailbox)",
+        "mixed@example.com 4.3.0 deferred (temporary failure)",
+      ]);
+      assertEquals([...reply.results.values()], ["deferred"]);
+      assertEquals(f.remaining(id), ["mixed@example.com"]);
+      assertEquals(f.bounce.calls.map((c) => c.log), ["defer"]);
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
+
+Deno.test("mailbox_transport passes the recipient to that transport's agent", opts, async () => {
+  const f = await localFixture({ mailbox_transport: "lmtp:inet:mailstore" });
+  const seen: string[] = [];
+  const agent = await serveAgent(f.env.privateDir, f.env.agent, async (s) => {
+    seen.push(`${s.request.nexthop} ${s.request.recipients.map((r) => r.address)}`);
+    for (const r of s.request.recipients) {
+      await s.sent(r, { dsn: "2.0.0", relay: "mailstore", text: "250 ok" });
+    }
+  });
+  Deno.renameSync(agent.path, `${f.env.privateDir}/lmtp`);
+  try {
+    await f.aliases("postmaster: alice\n");
+    const { id, reply, log } = await f.deliver(["postmaster@example.com"]);
+    assertEquals(seen, ["inet:mailstore alice@example.com"]);
+    assertEquals(statuses(log), [
+      "alice@example.com, orig_to=<postmaster@example.com> 2.0.0 sent (250 ok)",
+    ]);
+    assertEquals([...reply.results.values()], ["sent"]);
+    assertEquals(f.remaining(id), []);
+  } finally {
+    await agent.close();
+    await f.cleanup();
+  }
+});
+
+Deno.test("fallback_transport takes unknown users; luser_relay redirects them", opts, async () => {
+  const f = await localFixture({ fallback_transport: "relay" });
+  const agent = await serveAgent(f.env.privateDir, f.env.agent, async (s) => {
+    for (const r of s.request.recipients) {
+      await s.deferred(r, { dsn: "4.4.1", relay: "none", text: "connection refused" });
+    }
+  });
+  Deno.renameSync(agent.path, `${f.env.privateDir}/relay`);
+  try {
+    const known = await f.deliver(["bob@example.com"]);
+    assertEquals(statuses(known.log), ["bob@example.com 2.0.0 sent (delivered to mailbox)"]);
+    const unknown = await f.deliver(["nobody1@example.com"]);
+    assertEquals(statuses(unknown.log), [
+      "nobody1@example.com 4.4.1 deferred (connection refused)",
+    ]);
+    assertEquals([...unknown.reply.results.values()], ["deferred"]);
+    f.env.settings.fallbackTransport = "";
+    f.env.settings.luserRelay = "carol+$local";
+    f.env.settings.recipientDelimiter = "+";
+    const relayed = await f.deliver(["Nobody2@example.com"]);
+    assertEquals(statuses(relayed.log), [
+      "carol+nobody2@example.com, orig_to=<Nobody2@example.com> 2.0.0 sent (delivered to mailbox)",
+    ]);
+  } finally {
+    await agent.close();
+    await f.cleanup();
+  }
+});
+
+Deno.test(
+  "an address that resolves elsewhere is forwarded through cleanup, deferred when it is down",
+  opts,
+  async () => {
+    const f = await localFixture();
+    try {
+      await f.aliases("away: alice, friend@remote.test\n");
+      const { id, reply, log } = await f.deliver(["away@example.com"]);
+      assertEquals(statuses(log), [
+        "alice@example.com, orig_to=<away@example.com> 2.0.0 sent (delivered to mailbox)",
+        "friend@remote.test, orig_to=<away@example.com> 4.3.0 deferred (unable to forward message)",
+      ]);
+      assertEquals([...reply.results.values()], ["deferred"]);
+      assertEquals(f.remaining(id), ["away@example.com"]);
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
