@@ -16,7 +16,8 @@ import type { ServerFeatures } from "./session.ts";
 import type { ServerReply, SmtpStream } from "./stream.ts";
 import { type Failure, localFailure, saidFailure, serverName, softenedFailure } from "./failure.ts";
 
-let tables: Dict[] | undefined;
+// Opened once per settings (one per process), on first use.
+const passwordTables = new WeakMap<SmtpSettings, Dict[]>();
 let tableCwd = "";
 
 /** Sets the directory relative table names are opened from (the config directory). */
@@ -32,7 +33,11 @@ export async function saslPasswordFor(
   server: ServerAddress,
 ): Promise<string | undefined> {
   if (!s.sasl.passwordMaps.length) return undefined;
-  tables ??= s.sasl.passwordMaps.map((spec) => openMap(spec, { cwd: tableCwd || undefined }));
+  let tables = passwordTables.get(s);
+  if (!tables) {
+    tables = s.sasl.passwordMaps.map((spec) => openMap(spec, { cwd: tableCwd || undefined }));
+    passwordTables.set(s, tables);
+  }
   const keys: string[] = [];
   if (s.sasl.senderDependent && req.sender) keys.push(req.sender, "@" + req.sender.split("@")[1]);
   keys.push(server.host, dest.text, dest.name);

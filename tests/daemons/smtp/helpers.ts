@@ -4,6 +4,7 @@
 // agent in-process and sends it one delivery request as qmgr would.
 
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { configFromText } from "../../../lib/config/mod.ts";
 import { sendDeliverRequest } from "../../../lib/deliver/client.ts";
 import type { DeliverReply } from "../../../lib/deliver/request.ts";
@@ -39,6 +40,8 @@ export interface FakeServerOptions {
   raw?: Uint8Array;
   /** Stay silent after the greeting (never answer commands). */
   mute?: boolean;
+  /** Offer STARTTLS with this key and certificate (PEM text). */
+  tls?: { key: string; cert: string; ca?: string };
   /** Listen address and port (default 127.0.0.1, any free port). */
   host?: string;
   port?: number;
@@ -47,6 +50,9 @@ export interface FakeServerOptions {
 /** One client connection as the server saw it. */
 export interface ServerSession {
   lines: string[];
+  /** The client's certificate subject CN, when it sent one over TLS. */
+  clientCert?: string;
+  tls?: boolean;
   messages: string[];
   rcpts: string[];
 }
@@ -88,7 +94,8 @@ export async function fakeServer(opts: FakeServerOptions = {}, path?: string): P
   };
 }
 
-function serveSession(sock: net.Socket, sess: ServerSession, opts: FakeServerOptions): void {
+function serveSession(plain: net.Socket, sess: ServerSession, opts: FakeServerOptions): void {
+  let sock: net.Socket = plain;
   const send = (text: string) => {
     if (!sock.destroyed) sock.write(text.endsWith("\n") ? text : text + "\r\n");
   };
@@ -101,7 +108,8 @@ function serveSession(sock: net.Socket, sess: ServerSession, opts: FakeServerOpt
   let inData = false;
   let message: string[] = [];
   const hello = (verb: string) => {
-    const ext = opts.extensions ?? ["PIPELINING", "SIZE 10240000", "8BITMIME", "DSN"];
+    const ext = [...(opts.extensions ?? ["PIPELINING", "SIZE 10240000", "8BITMIME", "DSN"])];
+    if (opts.tls && !sess.tls) ext.push("STARTTLS");
     const lines = ["fake.example", ...ext];
     return lines.map((l, i) => `250${i === lines.length - 1 ? " " : "-"}${l}`).join("\r\n") +
       (verb ? "" : "");
@@ -144,7 +152,7 @@ function serveSession(sock: net.Socket, sess: ServerSession, opts: FakeServerOpt
         return "502 5.5.2 Error: command not recognized";
     }
   };
-  sock.on("data", (chunk: Uint8Array) => {
+  const onData = (chunk: Uint8Array) => {
     buf += new TextDecoder("latin1").decode(chunk);
     let nl;
     while ((nl = buf.indexOf("\n")) >= 0) {
@@ -172,11 +180,155 @@ function serveSession(sock: net.Socket, sess: ServerSession, opts: FakeServerOpt
       }
       sess.lines.push(line);
       if (opts.mute) continue;
+      if (line.toUpperCase() === "STARTTLS" && opts.tls && !sess.tls) {
+        send("220 2.0.0 Ready to start TLS");
+        sock.off("data", onData);
+        buf = "";
+        const secure = new tls.TLSSocket(sock, {
+          isServer: true,
+          key: opts.tls.key,
+          cert: opts.tls.cert,
+          requestCert: !!opts.tls.ca,
+          rejectUnauthorized: false,
+          ...(opts.tls.ca ? { ca: opts.tls.ca } : {}),
+        });
+        secure.on("error", () => {});
+        secure.on("secure", () => {
+          sess.tls = true;
+          const peer = secure.getPeerCertificate();
+          if (peer && peer.subject) sess.clientCert = String(peer.subject.CN);
+        });
+        sock = secure;
+        sock.on("data", onData);
+        return;
+      }
       const r = answer(line);
       if (r !== undefined && r !== "") send(r);
       if (r === "") sock.destroy();
     }
-  });
+  };
+  sock.on("data", onData);
+}
+
+/** Test certificates made with openssl: a CA, a server certificate it signed, a client certificate. */
+export interface TestCerts {
+  dir: string;
+  caFile: string;
+  ca: string;
+  serverKey: string;
+  serverCert: string;
+  /** A self-signed server certificate no CA vouches for. */
+  selfKey: string;
+  selfCert: string;
+  clientCertFile: string;
+  clientKeyFile: string;
+}
+
+function openssl(dir: string, args: string[]): void {
+  const out = new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" })
+    .outputSync();
+  if (!out.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+/** Makes a CA and certificates for `serverName` (and 127.0.0.1) in a fresh folder. */
+export function makeCerts(serverName: string): TestCerts {
+  const dir = Deno.makeTempDirSync({ prefix: "smtp-tls-" });
+  const subj = (cn: string) => ["-subj", `/CN=${cn}`];
+  openssl(dir, [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "2",
+    ...subj("Test CA"),
+  ]);
+  Deno.writeTextFileSync(`${dir}/san.ext`, `subjectAltName=DNS:${serverName},IP:127.0.0.1\n`);
+  openssl(dir, [
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+    ...subj(serverName),
+  ]);
+  openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.pem",
+    "-days",
+    "2",
+    "-extfile",
+    "san.ext",
+  ]);
+  openssl(dir, [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "self.key",
+    "-out",
+    "self.pem",
+    "-days",
+    "2",
+    ...subj(serverName),
+  ]);
+  openssl(dir, [
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "client.key",
+    "-out",
+    "client.csr",
+    ...subj("client.example"),
+  ]);
+  openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    "client.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "client.pem",
+    "-days",
+    "2",
+  ]);
+  const read = (f: string) => Deno.readTextFileSync(`${dir}/${f}`);
+  return {
+    dir,
+    caFile: `${dir}/ca.pem`,
+    ca: read("ca.pem"),
+    serverKey: read("server.key"),
+    serverCert: read("server.pem"),
+    selfKey: read("self.key"),
+    selfCert: read("self.pem"),
+    clientCertFile: `${dir}/client.pem`,
+    clientKeyFile: `${dir}/client.key`,
+  };
 }
 
 /** What one delivery run gives back. */
