@@ -16,6 +16,8 @@ import { openPipemap, openRandmap, openUnionmap } from "./composite.ts";
 import { openRegexp } from "./regexp.ts";
 import { openCidr } from "./cidr.ts";
 import { openSqliteTable } from "./sqlite_table.ts";
+import { openProxy } from "./proxy.ts";
+import { loadConfig } from "../lib/config/mod.ts";
 
 /** What a table type is and can do. */
 export interface MapType {
@@ -136,17 +138,12 @@ const types: MapType[] = [
   },
   {
     name: "proxy",
-    description: "proxy:type:name, served by the proxymap service",
+    description: "proxy:type:name, served by the proxymap service (proxywrite for updates)",
     creatable: false,
-    updatable: false,
-    sequenceable: false,
+    updatable: true,
+    sequenceable: true,
     fileBased: false,
-    open: (name) => {
-      throw new DictError(
-        `open proxy:${name}: the proxymap service is not available in this version of Posthorn; ` +
-          `use ${name} directly`,
-      );
-    },
+    open: (name, o) => openProxy(name, o, () => loadConfig()),
   },
   {
     name: "randmap",
