@@ -32,9 +32,9 @@ export interface FakeServerOptions {
   /** EHLO/LHLO extension keywords. */
   extensions?: string[];
   lmtp?: boolean;
-  /** Replies by command verb (`MAIL`, `RCPT`, `DATA`, `.`, `EHLO`, ...), overriding the defaults. */
+  /** Replies by command verb (`MAIL`, `RCPT`, `DATA`, `.`, `EHLO`, ..., `*` for any other line), overriding the defaults. */
   replies?: Record<string, Answer>;
-  /** LMTP: the reply per recipient after the message (by RCPT order); default 250. */
+  /** LMTP: the reply per recipient after the message (by RCPT order; "" for none); default 250. */
   lmtpFinal?: (rcpt: string) => string;
   /** Raw bytes sent right after connecting instead of a greeting. */
   raw?: Uint8Array;
@@ -116,7 +116,7 @@ function serveSession(plain: net.Socket, sess: ServerSession, opts: FakeServerOp
   };
   const answer = (line: string): string | undefined => {
     const verb = line.split(/[\s:]/)[0].toUpperCase();
-    const custom = opts.replies?.[verb];
+    const custom = opts.replies?.[verb] ?? opts.replies?.["*"];
     if (custom !== undefined) {
       const r = typeof custom === "function" ? custom(line, sess) : custom;
       if (r !== undefined) {
@@ -168,7 +168,8 @@ function serveSession(plain: net.Socket, sess: ServerSession, opts: FakeServerOp
           if (opts.lmtp) {
             for (const r of sess.rcpts) {
               const addr = /<([^>]*)>/.exec(r)?.[1] ?? "";
-              send(opts.lmtpFinal?.(addr) ?? "250 2.0.0 Ok: delivered");
+              const final = opts.lmtpFinal?.(addr) ?? "250 2.0.0 Ok: delivered";
+              if (final) send(final);
             }
           } else {
             const custom = opts.replies?.["."];
