@@ -1,0 +1,116 @@
+// pipe under a whole instance: sendmail → pickup → cleanup → qmgr → a
+// master.cf pipe service → the command, which records what it got; a second
+// pipe service whose command exits EX_NOUSER bounces its recipient.
+
+import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
+import { projectRoot, runProgram } from "../../run.ts";
+import { Instance, waitFor } from "../master/instance.ts";
+
+const launcher = `${projectRoot}tests/daemons/pipe/launch.ts`;
+const flags = "run -A --unstable-ffi --unstable-net";
+
+function masterCf(script: string): string {
+  return `
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+error     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+p1        unix  -       n       n       -       -       pipe
+  flags=DRO user=nobody argv=${script} \${sender} \${recipient} \${nexthop} {x \${user} y}
+p2        unix  -       n       n       -       -       pipe
+  user=nobody argv=/bin/sh -c { echo no such user; exit 67 }
+`;
+}
+
+const recorder = `#!/bin/sh
+out="$(dirname "$0")/record"
+for a in "$@"; do printf '[%s]\\n' "$a"; done > "$out.tmp"
+echo ---- >> "$out.tmp"
+cat >> "$out.tmp"
+id -un >> "$out.tmp"
+mv "$out.tmp" "$out"
+echo stored
+`;
+
+Deno.test("a message for a master.cf pipe service reaches its command", {
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const work = await Deno.makeTempDir({ prefix: "pipe-e2e-" });
+  // The command runs as nobody: it writes its record here.
+  await Deno.chmod(work, 0o777);
+  const script = `${work}/record.sh`;
+  Deno.writeTextFileSync(script, recorder);
+  Deno.chmodSync(script, 0o755);
+  const inst = await Instance.create(
+    masterCf(script),
+    [
+      `posthorn_launcher = ${Deno.execPath()} ${flags} ${launcher}`,
+      "myhostname = mx.example.com",
+      "mydomain = example.com",
+      "myorigin = example.com",
+      "mydestination =",
+      "transport_maps = inline:{pipe.example=p1:hop.example, fail.example=p2:, sender.example=discard:}",
+      "p1_destination_recipient_limit = 1",
+      "hash_queue_names =",
+    ].join("\n"),
+  );
+  try {
+    const start = await inst.postfix("start");
+    assertEquals(start.code, 0, start.stderr);
+    const sent = await runProgram(
+      "sendmail",
+      ["-f", "someone@sender.example", "joe@pipe.example", "ann@fail.example"],
+      {
+        stdin: "From: someone@sender.example\nSubject: to a pipe\n\nBody text.\n",
+        env: { MAIL_CONFIG: inst.dir },
+      },
+    );
+    assertEquals(sent.code, 0, sent.stderr);
+    await runProgram("postkick", ["-c", inst.dir, "public", "pickup", "W"], {}).catch(() => {});
+    const done = await waitFor(
+      () =>
+        inst.readLog().includes("status=sent (delivered via p1 service (stored))") &&
+        inst.readLog().includes("to=<ann@fail.example>, relay=p2"),
+      45_000,
+    );
+    const log = inst.readLog();
+    assert(done, "no pipe delivery:\n" + log);
+    assertStringIncludes(log, "to=<joe@pipe.example>, relay=p1, delay=");
+    assertStringIncludes(
+      log,
+      "to=<ann@fail.example>, relay=p2, delay=",
+    );
+    assertStringIncludes(
+      log,
+      "dsn=5.1.1, status=bounced (user unknown. Command output: no such user )",
+    );
+    const record = Deno.readTextFileSync(`${work}/record`);
+    const [argText, rest] = record.split("----\n");
+    assertEquals(argText.trim().split("\n"), [
+      "[someone@sender.example]",
+      "[joe@pipe.example]",
+      "[hop.example]",
+      "[x joe y]",
+    ]);
+    const lines = rest.split("\n");
+    assertEquals(lines.slice(0, 3), [
+      "Return-Path: <someone@sender.example>",
+      "X-Original-To: joe@pipe.example",
+      "Delivered-To: joe@pipe.example",
+    ]);
+    assertStringIncludes(rest, "Subject: to a pipe\n");
+    assertStringIncludes(rest, "\n\nBody text.\n");
+    // The command ran as user=, not as the pipe daemon's root.
+    assertEquals(lines.at(-2), Deno.uid() === 0 ? "nobody" : lines.at(-2));
+  } finally {
+    if (Deno.env.get("SHOW_LOG")) console.log(inst.readLog());
+    await inst.destroy();
+    await Deno.remove(work, { recursive: true });
+  }
+});
