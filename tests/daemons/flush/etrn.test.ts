@@ -1,7 +1,7 @@
 // flush(8) in a whole instance: mail deferred to two fast_flush_domains
 // sites; ETRN for one (through smtpd on its master.cf port) sends exactly
 // that site's mail back through qmgr while the other site's waits for its
-// retry time; postqueue -s then sends the other; ETRN for a site that is not
+// retry time; postqueue -s then sends the other, postqueue -i one message; ETRN for a site that is not
 // eligible gets 459, bad syntax 501.
 
 import { assert, assertEquals } from "../../assert.ts";
@@ -52,7 +52,7 @@ async function send(inst: Instance, rcpt: string): Promise<string> {
 }
 
 Deno.test({
-  name: "ETRN flushes exactly the site asked for; postqueue -s the other",
+  name: "ETRN flushes exactly the site asked for; postqueue -s the other, postqueue -i one message",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
@@ -141,6 +141,14 @@ Deno.test({
         await waitFor(() => deferrals(inst.readLog(), b1) === 2, 30_000),
         "postqueue -s did not send site-b's mail:\n" + inst.readLog(),
       );
+      // postqueue -i: one message, whatever its site.
+      const i = await runProgram("postqueue", ["-c", inst.dir, "-i", a1]);
+      assertEquals([i.code, i.stderr], [0, ""]);
+      assert(
+        await waitFor(() => deferrals(inst.readLog(), a1) === 3, 30_000),
+        "postqueue -i did not send the message:\n" + inst.readLog(),
+      );
+      assertEquals(deferrals(inst.readLog(), a2), 2);
       const denied = await runProgram("postqueue", ["-c", inst.dir, "-s", "other.example"]);
       assertEquals(denied.code, 69);
       assertEquals(
