@@ -1,0 +1,48 @@
+// End to end: SMTP into Posthorn's smtpd, through the queue, out through
+// the smtp agent under the master to the reference's smtp-sink (or a
+// scripted server when smtp-sink is missing).
+
+import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
+import { waitFor } from "../master/instance.ts";
+import { session } from "../smtpd/helpers.ts";
+import { fakeServer } from "./helpers.ts";
+import { startRelayInstance } from "./relay_instance.ts";
+
+Deno.test({
+  name: "mail received by smtpd is relayed by smtp to the relayhost and logged status=sent",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const sink = await fakeServer();
+    const { inst, port } = await startRelayInstance(`[127.0.0.1]:${sink.port}`);
+    try {
+      const r = await session(port, [
+        "EHLO client.example",
+        "MAIL FROM:<someone@sender.example>",
+        "RCPT TO:<a@far.example>",
+        "RCPT TO:<b@far.example>",
+        "DATA",
+        "Subject: relayed\r\n\r\nhello over smtp\r\n.",
+        "QUIT",
+      ]);
+      assert(r[6].startsWith("250 2.0.0 Ok: queued as "), r.join(" / ") + inst.readLog());
+      const id = r[6].slice("250 2.0.0 Ok: queued as ".length);
+      const done = await waitFor(() => inst.readLog().includes(`${id}: removed`), 45_000);
+      const log = inst.readLog();
+      assert(done, "not relayed:\n" + log);
+      assertStringIncludes(log, `postfix/smtp[`);
+      assertStringIncludes(
+        log,
+        `${id}: to=<a@far.example>, relay=127.0.0.1[127.0.0.1]:${sink.port}, delay=`,
+      );
+      assertStringIncludes(log, "dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as Q1)");
+      assertEquals(sink.sessions.length, 1);
+      assertStringIncludes(sink.sessions[0].messages[0], "hello over smtp");
+      assertStringIncludes(sink.sessions[0].messages[0], "Subject: relayed");
+    } finally {
+      if (Deno.env.get("SHOW_LOG")) console.log(inst.readLog());
+      await inst.destroy();
+      await sink.close();
+    }
+  },
+});
