@@ -2,11 +2,26 @@
 // SMTPD_ACCESS_README): restriction lists evaluated in order, each item
 // permitting, rejecting, deferring or passing to the next; access tables
 // with every result access(5) defines; restriction classes; the policy
-// service; soft_bounce and the *_reject_code parameters.
+// service; soft_bounce and the *_reject_code parameters; the DNS-based
+// restrictions (unknown client/helo/sender/recipient names, DNS allow and
+// block lists, MX/NS/A access checks) through Posthorn's own resolver, with
+// Postfix's defer_if_permit/defer_if_reject handling of temporary failures.
 
 import { networkInterfaces } from "node:os";
-import * as dns from "node:dns/promises";
 import type { Config } from "../../lib/config/mod.ts";
+import { expand, MacroError } from "../../lib/config/expand.ts";
+import { Resolver as DnsResolver } from "../../lib/dns/mod.ts";
+import { isAddress, normalizeAddress } from "../../lib/dns/address.ts";
+import {
+  addressQuery,
+  type DnsxlAnswer,
+  DnsxlPatternError,
+  domainQuery,
+  lookupDnsxl,
+  parseDnsxlSite,
+} from "../../lib/dns/dnsxl.ts";
+import { mailHostStatus } from "../../lib/dns/mailhost.ts";
+import type { PeerNames, PeerStatus } from "../../lib/dns/peer.ts";
 import { warn } from "../../lib/log.ts";
 import {
   matchDsnClass,
@@ -69,9 +84,61 @@ export interface CheckContext {
 }
 
 /** Which restriction list, and how its replies name what was rejected. */
-type Kind = "client" | "helo" | "sender" | "recipient" | "relay" | "data" | "eod" | "etrn";
+type Kind =
+  | "client"
+  | "reverse"
+  | "helo"
+  | "sender"
+  | "recipient"
+  | "relay"
+  | "data"
+  | "eod"
+  | "etrn";
 
-type Verdict = { kind: "permit" } | { kind: "dunno" } | { kind: "reject"; reply: SmtpReply };
+/**
+ * A restriction's result. The deferrals are Postfix's DEFER_IF_PERMIT and
+ * DEFER_IF_REJECT: remembered, and used when the command would otherwise be
+ * accepted (or rejected with a 5xx reply).
+ */
+type Verdict =
+  | { kind: "permit" }
+  | { kind: "dunno" }
+  | { kind: "reject"; reply: SmtpReply }
+  | { kind: "defer_if_permit"; reply: SmtpReply }
+  | { kind: "defer_if_reject"; reply: SmtpReply };
+
+/** The deferrals pending for one SMTP command. */
+interface Pending {
+  stage: string;
+  ifPermit?: SmtpReply;
+  ifReject?: SmtpReply;
+}
+
+/** The restrictions that take a DNS list domain argument. */
+const DNSXL_RESTRICTIONS = new Set([
+  "reject_rbl_client",
+  "reject_rbl",
+  "permit_dnswl_client",
+  "reject_rhsbl_client",
+  "permit_rhswl_client",
+  "reject_rhsbl_reverse_client",
+  "reject_rhsbl_helo",
+  "reject_rhsbl_sender",
+  "reject_rhsbl_recipient",
+]);
+
+/** The client name lookup results of each session (set by the server, read by the checks). */
+const peerLookups = new WeakMap<object, PeerNames>();
+
+/** Records the client hostname lookup of a session, for reject_unknown_*client_hostname. */
+export function recordPeerNames(ctx: object, names: PeerNames): void {
+  peerLookups.set(ctx, names);
+}
+
+/** How long a DNS list answer is reused. */
+const DNSXL_CACHE_MS = 60_000;
+/** How many DNS list answers are kept. */
+const DNSXL_CACHE_SIZE = 1000;
 
 const DUNNO: Verdict = { kind: "dunno" };
 const PERMIT: Verdict = { kind: "permit" };
@@ -83,8 +150,13 @@ export class Checker {
   private readonly mynetworks: HostList;
   private readonly classes: Set<string>;
   private readonly access;
+  private pending = new WeakMap<object, Pending>();
+  private dnsxlCache = new Map<string, { expires: number; answer: DnsxlAnswer }>();
+  /** The DNS resolver (posthorn_dns_servers, else resolv.conf). */
+  readonly dns: DnsResolver;
 
-  constructor(readonly config: Config, readonly resolver: Resolver) {
+  constructor(readonly config: Config, readonly resolver: Resolver, dns?: DnsResolver) {
+    this.dns = dns ?? DnsResolver.fromConfig(config);
     this.mynetworks = hostList(config.list("mynetworks"));
     this.classes = new Set(config.list("smtpd_restriction_classes"));
     this.access = accessSettings(config);
@@ -107,15 +179,30 @@ export class Checker {
 
   /** smtpd_relay_restrictions, smtpd_recipient_restrictions, then the unlisted-recipient check. */
   async recipient(ctx: CheckContext, stage: string): Promise<SmtpReply | undefined> {
-    const relay = await this.run("relay", "smtpd_relay_restrictions", ctx, stage);
-    if (relay) return relay;
-    const rcpt = await this.run("recipient", "smtpd_recipient_restrictions", ctx, stage);
-    if (rcpt) return rcpt;
-    if (this.config.bool("smtpd_reject_unlisted_recipient") && ctx.recipient !== undefined) {
-      const v = await this.unlisted(ctx, ctx.recipient, "recipient");
-      if (v.kind === "reject") return this.finish(v.reply, ctx, stage);
+    let v = await this.evaluate(
+      this.config.list("smtpd_relay_restrictions"),
+      "relay",
+      ctx,
+      stage,
+      0,
+    );
+    if (v.kind !== "reject") {
+      v = await this.evaluate(
+        this.config.list("smtpd_recipient_restrictions"),
+        "recipient",
+        ctx,
+        stage,
+        0,
+      );
     }
-    return undefined;
+    if (
+      v.kind !== "reject" && this.config.bool("smtpd_reject_unlisted_recipient") &&
+      ctx.recipient !== undefined
+    ) {
+      const unlisted = await this.unlisted(ctx, ctx.recipient, "recipient");
+      if (unlisted.kind === "reject") v = unlisted;
+    }
+    return this.conclude(v, ctx, stage, true);
   }
 
   /** The implicit smtpd_reject_unlisted_sender check at MAIL/RCPT time. */
@@ -182,7 +269,40 @@ export class Checker {
     stage: string,
   ): Promise<SmtpReply | undefined> {
     const v = await this.evaluate(this.config.list(parameter), kind, ctx, stage, 0);
-    return v.kind === "reject" ? this.finish(v.reply, ctx, stage) : undefined;
+    return this.conclude(v, ctx, stage, lastListOfCommand(kind, stage));
+  }
+
+  /**
+   * The reply for a list's verdict: a 5xx rejection becomes a pending
+   * DEFER_IF_REJECT's reply; when the command's last list accepts, a pending
+   * DEFER_IF_PERMIT's reply is given instead.
+   */
+  private conclude(
+    v: Verdict,
+    ctx: CheckContext,
+    stage: string,
+    last: boolean,
+  ): SmtpReply | undefined {
+    let pending = this.pending.get(ctx);
+    if (pending && pending.stage !== stage) pending = undefined;
+    if (v.kind === "reject") {
+      this.pending.delete(ctx);
+      const reply = pending?.ifReject && v.reply.code >= 500 ? pending.ifReject : v.reply;
+      return this.finish(reply, ctx, stage);
+    }
+    if (!last) return undefined;
+    this.pending.delete(ctx);
+    return pending?.ifPermit ? this.finish(pending.ifPermit, ctx, stage) : undefined;
+  }
+
+  /** Remembers a deferral (the first of each sort counts, as in Postfix). */
+  private defer(ctx: CheckContext, stage: string, which: "ifPermit" | "ifReject", r: SmtpReply) {
+    let pending = this.pending.get(ctx);
+    if (!pending || pending.stage !== stage) {
+      pending = { stage };
+      this.pending.set(ctx, pending);
+    }
+    pending[which] ??= r;
   }
 
   /** soft_bounce, the error counter's view and the log line of a final rejection. */
@@ -216,11 +336,25 @@ export class Checker {
           return this.serverError(kind, ctx);
         }
         v = await this.checkWithArg(lower, arg, kind, ctx, stage, depth);
+      } else if (DNSXL_RESTRICTIONS.has(lower)) {
+        const arg = items[i + 1];
+        if (arg === undefined) {
+          warn(`restriction ${lower} requires domain name argument`);
+          v = DUNNO;
+        } else {
+          i++;
+          v = await this.dnsxl(lower, arg, ctx, stage);
+        }
       } else {
         v = await this.simple(lower, name, kind, ctx, stage, depth);
       }
-      if (warnOnly && v.kind === "reject") {
+      if (warnOnly && v.kind !== "permit" && v.kind !== "dunno") {
         ctx.log(stage, "reject_warning", replyText(v.reply));
+        warnOnly = false;
+        continue;
+      }
+      if (v.kind === "defer_if_permit" || v.kind === "defer_if_reject") {
+        this.defer(ctx, stage, v.kind === "defer_if_permit" ? "ifPermit" : "ifReject", v.reply);
         warnOnly = false;
         continue;
       }
@@ -253,6 +387,8 @@ export class Checker {
     switch (kind) {
       case "client":
         return { name: `${ctx.clientName}[${ctx.clientAddr}]`, cls: "Client host" };
+      case "reverse":
+        return { name: `${ctx.clientName}[${ctx.clientAddr}]`, cls: "Unverified Client host" };
       case "helo":
         return { name: ctx.helo, cls: "Helo command" };
       case "sender":
@@ -359,45 +495,17 @@ export class Checker {
           )
           : DUNNO;
       case "reject_unknown_reverse_client_hostname":
+        return this.unknownClient(ctx, this.reverseStatus(ctx), "reverse hostname", "4.7.1");
       case "reject_unknown_client":
       case "reject_unknown_client_hostname":
-        return ctx.clientName === "unknown"
-          ? {
-            kind: "reject",
-            reply: {
-              code: c.int(
-                lower === "reject_unknown_reverse_client_hostname"
-                  ? "unknown_client_reject_code"
-                  : "unknown_client_reject_code",
-              ),
-              dsn: "4.7.1",
-              text: `Client host rejected: cannot find your ${
-                lower.includes("reverse") ? "reverse " : ""
-              }hostname, [${ctx.clientAddr}]`,
-            },
-          }
-          : DUNNO;
+        return this.unknownClient(ctx, this.nameStatus(ctx), "hostname", "4.7.25");
       case "reject_unknown_sender_domain":
-        return ctx.sender
-          ? await this.unknownDomain(ctx.sender, "sender", "4.1.8", "Sender address")
-          : DUNNO;
+        return ctx.sender ? await this.unknownDomain(ctx.sender, "sender") : DUNNO;
       case "reject_unknown_recipient_domain":
-        return ctx.recipient
-          ? await this.unknownDomain(ctx.recipient, "recipient", "4.1.2", "Recipient address")
-          : DUNNO;
+        return ctx.recipient ? await this.unknownDomain(ctx.recipient, "recipient") : DUNNO;
       case "reject_unknown_helo_hostname":
       case "reject_unknown_hostname":
-        if (!ctx.helo || validAddressLiteral(ctx.helo)) return DUNNO;
-        return (await domainExists(ctx.helo)) === false
-          ? {
-            kind: "reject",
-            reply: {
-              code: c.int("unknown_hostname_reject_code"),
-              dsn: matchDsnClass(c.int("unknown_hostname_reject_code"), "4.7.1"),
-              text: `<${ctx.helo}>: Helo command rejected: Host not found`,
-            },
-          }
-          : DUNNO;
+        return ctx.helo ? await this.unknownHelo(ctx) : DUNNO;
       case "reject_unlisted_sender":
         return ctx.sender ? await this.unlisted(ctx, ctx.sender, "sender") : DUNNO;
       case "reject_unlisted_recipient":
@@ -460,34 +568,313 @@ export class Checker {
     };
   }
 
+  /** The client name's lookup status (XCLIENT may have replaced the name since). */
+  private nameStatus(ctx: CheckContext): PeerStatus {
+    const found = peerLookups.get(ctx);
+    if (found && found.name === ctx.clientName) return found.nameStatus;
+    return ctx.clientName === "unknown" ? "perm" : "ok";
+  }
+
+  /** The reverse client name's lookup status. */
+  private reverseStatus(ctx: CheckContext): PeerStatus {
+    const found = peerLookups.get(ctx);
+    if (found && found.reverseName === ctx.reverseName) return found.reverseStatus;
+    return ctx.reverseName === "unknown" ? "perm" : "ok";
+  }
+
   /**
-   * reject_unknown_sender/recipient_domain with the system resolver: a
-   * domain with no MX, A or AAAA record is rejected; a lookup that fails
-   * for another reason passes (Postfix's unknown_address_tempfail_action
-   * would defer it). Domains this host receives mail for are not looked up.
+   * reject_unknown_(reverse_)client_hostname: unknown_client_reject_code for a
+   * name that does not exist (or does not match), always 450 after a
+   * temporary failure.
    */
-  private async unknownDomain(
-    address: string,
-    _role: string,
+  private unknownClient(
+    ctx: CheckContext,
+    status: PeerStatus,
+    what: string,
     dsn: string,
-    label: string,
-  ): Promise<Verdict> {
-    const at = address.lastIndexOf("@");
-    if (at < 0) return DUNNO;
-    const domain = address.slice(at + 1);
-    if (validAddressLiteral(domain)) return DUNNO;
-    const cls = await this.classify(address);
-    if (cls !== undefined && cls !== "default") return DUNNO;
-    if ((await domainExists(domain)) !== false) return DUNNO;
-    const code = this.config.int("unknown_address_reject_code");
+  ): Verdict {
+    if (status === "ok") return DUNNO;
+    const code = status === "temp" ? 450 : this.config.int("unknown_client_reject_code");
     return {
       kind: "reject",
       reply: {
         code,
         dsn: matchDsnClass(code, dsn),
-        text: `<${address}>: ${label} rejected: Domain not found`,
+        text: `Client host rejected: cannot find your ${what}, [${ctx.clientAddr}]`,
       },
     };
+  }
+
+  /**
+   * What a temporary DNS failure does under a *_tempfail_action parameter:
+   * "defer" at once, or "defer_if_permit" (the default).
+   */
+  private tempfailAction(parameter: string, reply: SmtpReply): Verdict {
+    const action = this.config.get(parameter).trim().toLowerCase();
+    if (action === "defer") return { kind: "reject", reply };
+    if (action !== "defer_if_permit") {
+      warn(`bad parameter value: ${parameter} = ${action}; using defer_if_permit`);
+    }
+    return { kind: "defer_if_permit", reply };
+  }
+
+  /**
+   * reject_unknown_helo_hostname: the HELO name needs an A, AAAA or MX
+   * record (a null MX is fine for an MTA name); an address literal must be
+   * a valid address.
+   */
+  private async unknownHelo(ctx: CheckContext): Promise<Verdict> {
+    const helo = ctx.helo;
+    if (helo.startsWith("[")) {
+      return validAddressLiteral(helo) ? DUNNO : this.rejectReply(
+        "helo",
+        ctx,
+        this.config.int("invalid_hostname_reject_code"),
+        "5.5.2",
+        "invalid ip address",
+      );
+    }
+    const name = helo.endsWith(".") && !helo.endsWith("..") ? helo.slice(0, -1) : helo;
+    const status = await mailHostStatus(this.dns, name, ["A", "AAAA", "MX"]);
+    if (status === "ok" || status === "nullmx") return DUNNO;
+    if (status === "tempfail") {
+      return this.tempfailAction("unknown_helo_hostname_tempfail_action", {
+        code: 450,
+        dsn: "4.7.1",
+        text: `<${helo}>: Helo command rejected: Host not found`,
+      });
+    }
+    const code = this.config.int("unknown_hostname_reject_code");
+    return this.rejectReply(
+      "helo",
+      ctx,
+      code,
+      "4.7.1",
+      status === "invalid" ? "Malformed DNS server reply" : "Host not found",
+    );
+  }
+
+  /**
+   * reject_unknown_sender/recipient_domain: a domain this host is not the
+   * final destination for needs an MX, A or AAAA record; a null MX is
+   * refused with 550/556; a temporary failure follows
+   * unknown_address_tempfail_action.
+   */
+  private async unknownDomain(address: string, role: "sender" | "recipient"): Promise<Verdict> {
+    const at = address.lastIndexOf("@");
+    if (at < 0) return DUNNO;
+    const domain = address.slice(at + 1).replace(/\.$/, "");
+    if (domain === "" || domain.startsWith("[")) return DUNNO;
+    const cls = await this.classify(address);
+    if (cls === undefined) return this.lookupFailure(address);
+    if (cls === "local" || cls === "alias" || cls === "virtual") return DUNNO;
+    const sender = role === "sender";
+    const label = sender ? "Sender address" : "Recipient address";
+    const dsn = sender ? "4.1.8" : "4.1.2";
+    const status = await mailHostStatus(this.dns, domain, ["MX", "A", "AAAA"]);
+    if (status === "ok") return DUNNO;
+    if (status === "nullmx") {
+      const code = sender ? 550 : 556;
+      return {
+        kind: "reject",
+        reply: {
+          code,
+          dsn: matchDsnClass(code, sender ? "4.7.27" : "4.1.10"),
+          text: `<${address}>: ${label} rejected: Domain ${domain} does not accept mail (nullMX)`,
+        },
+      };
+    }
+    if (status === "tempfail") {
+      return this.tempfailAction("unknown_address_tempfail_action", {
+        code: 450,
+        dsn,
+        text: `<${address}>: ${label} rejected: Domain not found`,
+      });
+    }
+    const code = this.config.int("unknown_address_reject_code");
+    const why = status === "invalid" ? "Malformed DNS server reply" : "Domain not found";
+    return {
+      kind: "reject",
+      reply: {
+        code,
+        dsn: matchDsnClass(code, dsn),
+        text: `<${address}>: ${label} rejected: ${why}`,
+      },
+    };
+  }
+
+  /** reject_rbl_client, permit_dnswl_client, reject_rhsbl_* and permit_rhswl_client. */
+  private async dnsxl(lower: string, arg: string, ctx: CheckContext, stage: string) {
+    const site = parseDnsxlSite(arg);
+    let what: string | undefined;
+    let cls: string;
+    let byAddress = false;
+    switch (lower) {
+      case "reject_rbl_client":
+      case "reject_rbl":
+      case "permit_dnswl_client":
+        what = ctx.clientAddr;
+        cls = "Client host";
+        byAddress = true;
+        break;
+      case "reject_rhsbl_client":
+      case "permit_rhswl_client":
+        what = ctx.clientName.toLowerCase() === "unknown" ? undefined : ctx.clientName;
+        cls = "Client host";
+        break;
+      case "reject_rhsbl_reverse_client":
+        what = ctx.reverseName.toLowerCase() === "unknown" ? undefined : ctx.reverseName;
+        cls = "Unverified Client host";
+        break;
+      case "reject_rhsbl_helo":
+        what = ctx.helo || undefined;
+        cls = "Helo command";
+        break;
+      case "reject_rhsbl_sender":
+        what = ctx.sender || undefined;
+        cls = "Sender address";
+        break;
+      default:
+        what = ctx.recipient || undefined;
+        cls = "Recipient address";
+    }
+    if (what === undefined) return DUNNO;
+    const query = byAddress ? addressQuery(what, site.domain) : domainQuery(what, site.domain);
+    if (query === undefined) return DUNNO;
+    const allow = lower.startsWith("permit_");
+    // Safety: an allow list never overrides reject_unauth_destination.
+    if (allow && stage === "RCPT" && ctx.recipient) {
+      if ((await this.authDestination("permit_auth_destination", ctx)).kind !== "permit") {
+        return DUNNO;
+      }
+    }
+    let answer: DnsxlAnswer;
+    try {
+      answer = await this.lookupList(query, site.filter);
+    } catch (err) {
+      if (!(err instanceof DnsxlPatternError)) throw err;
+      warn(`RBL reply error: ${err.message}`);
+      return this.serverError("client", ctx);
+    }
+    if (answer.status === "tempfail") {
+      warn(`${query}: RBL lookup error: ${answer.why}`);
+      if (!allow) return DUNNO;
+      const reply = {
+        code: 450,
+        dsn: "4.7.1",
+        text: `<${what}>: ${cls} rejected: Service unavailable`,
+      };
+      return { kind: "defer_if_reject", reply } as Verdict;
+    }
+    if (answer.status === "unlisted") return DUNNO;
+    return allow ? PERMIT : await this.rblReply(arg, site.domain, what, cls, answer.txt, ctx);
+  }
+
+  /** A DNS list answer, from the cache when recent. */
+  private async lookupList(query: string, filter?: string): Promise<DnsxlAnswer> {
+    const key = `${query}=${filter ?? ""}`;
+    const now = Date.now();
+    const cached = this.dnsxlCache.get(key);
+    if (cached && cached.expires > now) return cached.answer;
+    const answer = await lookupDnsxl(this.dns, query, filter);
+    if (answer.status !== "tempfail") {
+      if (this.dnsxlCache.size >= DNSXL_CACHE_SIZE) this.dnsxlCache.clear();
+      this.dnsxlCache.set(key, { expires: now + DNSXL_CACHE_MS, answer });
+    }
+    return answer;
+  }
+
+  /**
+   * The reply for a listed client, name or address: rbl_reply_maps (by the
+   * list argument) or default_rbl_reply, with $rbl_* and the session
+   * attributes expanded once.
+   */
+  private async rblReply(
+    arg: string,
+    domain: string,
+    what: string,
+    cls: string,
+    txt: string,
+    ctx: CheckContext,
+  ): Promise<Verdict> {
+    let template: string | undefined;
+    for (const spec of this.config.list("rbl_reply_maps")) {
+      const t = this.table(spec);
+      if (!t) return this.serverError("client", ctx);
+      try {
+        template = await t.lookup(arg);
+      } catch (err) {
+        warn(`${spec}: table lookup problem: ${(err as Error).message}`);
+        return this.serverError("client", ctx);
+      }
+      if (template !== undefined) break;
+    }
+    const values = this.templateValues(ctx, {
+      rbl_code: String(this.config.int("maps_rbl_reject_code")),
+      rbl_domain: domain,
+      rbl_reason: txt,
+      rbl_txt: txt,
+      rbl_what: what,
+      rbl_class: cls,
+    });
+    const lookup = (name: string) => values[name]?.replaceAll("$", "$$$$");
+    let text: string;
+    try {
+      text = expand(template ?? this.config.raw("default_rbl_reply") ?? "", lookup);
+    } catch (err) {
+      if (!(err instanceof MacroError) || template === undefined) throw err;
+      warn(`rbl_reject_reply: bad rbl reply template for domain ${arg}: ${template}`);
+      text = expand(this.config.raw("default_rbl_reply") ?? "", lookup);
+    }
+    const m = /^([45]\d\d) (.*)$/s.exec(text);
+    if (!m) {
+      warn(`rbl response code configuration error: ${text}`);
+      return { kind: "reject", reply: { code: 450, dsn: "4.7.1", text: "Service unavailable" } };
+    }
+    const code = Number(m[1]);
+    const d = /^([245]\.\d{1,3}\.\d{1,3})(?: (.*))?$/s.exec(m[2]);
+    const dsn = dsnForClass(d ? d[1] : "4.7.1", cls);
+    const rest = d ? d[2] ?? "" : m[2];
+    return {
+      kind: "reject",
+      reply: { code, dsn: matchDsnClass(code, dsn), text: rest || "Service unavailable" },
+    };
+  }
+
+  /** The session attributes a reply template may name (postconf(5) default_rbl_reply). */
+  private templateValues(
+    ctx: CheckContext,
+    extra: Record<string, string>,
+  ): Record<string, string> {
+    const parts = (address: string | undefined) => {
+      if (address === undefined) return ["", "", ""];
+      if (address === "") return ["<>", "<>", ""];
+      const at = address.lastIndexOf("@");
+      return at < 0
+        ? [address, address, ""]
+        : [address, address.slice(0, at), address.slice(at + 1)];
+    };
+    const [sender, senderName, senderDomain] = parts(ctx.sender);
+    const [recipient, recipientName, recipientDomain] = parts(ctx.recipient);
+    const values: Record<string, string> = {
+      client: `${ctx.clientName}[${ctx.clientAddr}]`,
+      client_address: ctx.clientAddr,
+      client_name: ctx.clientName,
+      reverse_client_name: ctx.reverseName,
+      helo_name: ctx.helo,
+      sender,
+      sender_name: senderName,
+      sender_domain: senderDomain,
+      recipient,
+      recipient_name: recipientName,
+      recipient_domain: recipientDomain,
+      ...extra,
+    };
+    // smtpd_expansion_filter: what the client sent may not carry odd characters.
+    for (const [k, v] of Object.entries(values)) {
+      values[k] = v.replace(/[^\t\x20-\x7e]/g, "_");
+    }
+    return values;
   }
 
   /** reject_unlisted_sender/recipient: the address must be known in its class's tables. */
@@ -594,12 +981,28 @@ export class Checker {
     depth: number,
   ): Promise<Verdict> {
     if (lower === "check_policy_service") return this.policy(arg, kind, ctx, stage, depth);
+    const server = /^check_(client|reverse_client|helo|sender|recipient)_(mx|ns|a)_access$/.exec(
+      lower,
+    );
     const table = this.table(arg);
     if (!table) {
       return {
         kind: "reject",
         reply: { code: 451, dsn: "4.3.5", text: "Server configuration error" },
       };
+    }
+    if (server) {
+      return await this.serverAccessCheck(
+        lower,
+        server[1],
+        server[2].toUpperCase() as "MX" | "NS" | "A",
+        table,
+        arg,
+        kind,
+        ctx,
+        stage,
+        depth,
+      );
     }
     let found: SearchResult | undefined;
     let what: Kind;
@@ -608,8 +1011,8 @@ export class Checker {
       switch (lower) {
         case "check_client_access":
         case "check_reverse_client_access": {
-          what = "client";
-          label = "Client host";
+          what = lower === "check_client_access" ? "client" : "reverse";
+          label = what === "client" ? "Client host" : "Unverified Client host";
           const host = lower === "check_client_access" ? ctx.clientName : ctx.reverseName;
           if (host && host !== "unknown") {
             found = await searchAccessDomain(table, host.toLowerCase(), this.access.parentStyle);
@@ -660,6 +1063,165 @@ export class Checker {
     return this.accessResult(found.value, what, label, ctx, stage, depth, kind);
   }
 
+  /**
+   * check_{client,reverse_client,helo,sender,recipient}_{mx,ns,a}_access:
+   * the table is searched for the MX hosts, the name servers, or the
+   * addresses of a name, host names first, then their addresses. OK is not
+   * allowed as a result (postconf(5)): that is a configuration error.
+   */
+  private async serverAccessCheck(
+    restriction: string,
+    subject: string,
+    type: "MX" | "NS" | "A",
+    table: Dict,
+    spec: string,
+    listKind: Kind,
+    ctx: CheckContext,
+    stage: string,
+    depth: number,
+  ): Promise<Verdict> {
+    let target: string | undefined;
+    let what: Kind;
+    switch (subject) {
+      case "client":
+        target = ctx.clientName;
+        what = "client";
+        break;
+      case "reverse_client":
+        target = ctx.reverseName;
+        what = "reverse";
+        break;
+      case "helo":
+        target = ctx.helo;
+        what = "helo";
+        break;
+      case "sender":
+        target = ctx.sender;
+        what = "sender";
+        break;
+      default:
+        target = ctx.recipient;
+        what = "recipient";
+    }
+    if (!target || ((what === "client" || what === "reverse") && target === "unknown")) {
+      return DUNNO;
+    }
+    const { cls: label } = this.subject(what, ctx);
+    let value: string | undefined;
+    try {
+      value = await this.serverAccessValue(
+        table,
+        target,
+        type,
+        label,
+        this.subject(what, ctx).name,
+      );
+    } catch (err) {
+      warn(`${spec}: table lookup problem: ${(err as Error).message}`);
+      return {
+        kind: "reject",
+        reply: {
+          code: 451,
+          dsn: "4.3.0",
+          text: `<${this.subject(listKind, ctx).name}>: Temporary lookup failure`,
+        },
+      };
+    }
+    if (value === undefined) return DUNNO;
+    const v = await this.accessResult(value, what, label, ctx, stage, depth, listKind);
+    if (v.kind === "permit") {
+      warn(`restriction ${restriction} returns OK for ${target}`);
+      warn("this is not allowed for security reasons");
+      warn("use DUNNO instead of OK if you want to make an exception");
+      return this.serverError(listKind, ctx);
+    }
+    return v;
+  }
+
+  /** The access table value for the first server host (name, then address) that has one. */
+  private async serverAccessValue(
+    table: Dict,
+    target: string,
+    type: "MX" | "NS" | "A",
+    label: string,
+    replyName: string,
+  ): Promise<string | undefined> {
+    const at = target.lastIndexOf("@");
+    let domain = (at >= 0 ? target.slice(at + 1) : target).replace(/\.$/, "");
+    if (domain.startsWith("[")) {
+      // An address literal is its own MX host; it has no name servers.
+      if (type === "NS" || !domain.endsWith("]")) return undefined;
+      const addr = normalizeAddress(domain.slice(1, -1).replace(/^ipv6:/i, ""));
+      if (!addr) return undefined;
+      return (await searchAccessAddressIP(table, addr))?.value;
+    }
+    let hosts: string[];
+    if (type === "A") {
+      hosts = [domain];
+    } else {
+      let result = await this.dns.query(domain, type);
+      if (
+        result.status === "ok" && type === "MX" && result.records.length === 1 &&
+        result.records[0].value === ""
+      ) {
+        return undefined; // null MX
+      }
+      if (result.status === "nxdomain" || result.status === "nodata") {
+        if (type === "MX") {
+          // No MX: the domain is its own mail host.
+          result = {
+            ...result,
+            status: "ok",
+            records: [{ name: domain, type, ttl: 0, value: domain }],
+          };
+        } else {
+          // No NS: the name servers of the nearest parent domain.
+          while (result.status !== "ok" && result.status !== "tempfail" && domain.includes(".")) {
+            domain = domain.slice(domain.indexOf(".") + 1);
+            result = await this.dns.query(domain, type);
+          }
+        }
+      }
+      if (result.status !== "ok") {
+        warn(`Unable to look up ${type} host for ${domain}: ${result.reason}`);
+        return undefined;
+      }
+      hosts = result.records.map((r) => r.value).filter((h) => h !== "");
+    }
+    for (const host of hosts) {
+      if (isAddress(host)) {
+        const hit = await searchAccessAddressIP(table, normalizeAddress(host)!);
+        if (hit) return hit.value;
+        continue;
+      }
+      if (type !== "A") {
+        const hit = await searchAccessDomain(table, host.toLowerCase(), this.access.parentStyle);
+        if (hit) return hit.value;
+      }
+      const [v4, v6] = await Promise.all([
+        this.dns.query(host, "A"),
+        this.dns.query(host, "AAAA"),
+      ]);
+      const addresses = [...v4.records, ...v6.records].map((r) => r.value);
+      if (addresses.length === 0) {
+        if (type !== "A") {
+          const failed = v4.status === "tempfail" || v6.status === "tempfail";
+          warn(
+            `Unable to look up ${type} host ${host} for ${label} ${replyName}: ${
+              failed ? "Temporary failure in name resolution" : "Name or service not known"
+            }`,
+          );
+        }
+        continue;
+      }
+      for (const addr of addresses) {
+        const hit = await searchAccessAddressIP(table, addr);
+        if (hit) return hit.value;
+      }
+    }
+    return undefined;
+  }
+
   /** What an access(5) value means. */
   private async accessResult(
     value: string,
@@ -705,8 +1267,18 @@ export class Checker {
           rest || "Access denied",
         );
       case "DEFER_IF_REJECT":
-      case "DEFER_IF_PERMIT":
-        return DUNNO;
+      case "DEFER_IF_PERMIT": {
+        const code = c.int("access_map_defer_code");
+        const d = /^([245]\.\d{1,3}\.\d{1,3})(?:\s+(.*))?$/s.exec(rest);
+        return {
+          kind: word === "DEFER_IF_REJECT" ? "defer_if_reject" : "defer_if_permit",
+          reply: {
+            code,
+            dsn: matchDsnClass(code, d ? d[1] : "4.7.1"),
+            text: `<${name}>: ${label} rejected: ${(d ? d[2] : rest) || "Service unavailable"}`,
+          },
+        };
+      }
       case "HOLD":
         ctx.actions.hold = true;
         trigger("HOLD", rest ? rest : "");
@@ -756,6 +1328,7 @@ export class Checker {
   ): Promise<Verdict> {
     const states: Record<Kind, string> = {
       client: "CONNECT",
+      reverse: "CONNECT",
       helo: "HELO",
       sender: "MAIL",
       recipient: "RCPT",
@@ -812,27 +1385,46 @@ export class Checker {
   }
 }
 
-/** Whether a domain has an MX, A or AAAA record: false when none, undefined when the lookup failed. */
-async function domainExists(domain: string): Promise<boolean | undefined> {
-  const gone = (err: unknown) => {
-    const code = (err as { code?: string }).code;
-    return code === "ENOTFOUND" || code === "ENODATA" || code === "NXDOMAIN";
-  };
-  let failed = false;
-  for (const lookup of [dns.resolveMx, dns.resolve4, dns.resolve6]) {
-    try {
-      const found = await Promise.race([
-        lookup(domain) as Promise<unknown[]>,
-        new Promise<never>((_, reject) =>
-          setTimeout(() => reject(Object.assign(new Error("timeout"), { code: "ETIMEOUT" })), 10000)
-        ),
-      ]);
-      if (found.length > 0) return true;
-    } catch (err) {
-      if (!gone(err)) failed = true;
-    }
+/**
+ * Whether a list's result ends the command's checks: the client list at
+ * CONNECT, the HELO list at HELO/EHLO, the sender list at MAIL; with
+ * smtpd_delay_reject those run again before the recipient lists, which end
+ * the RCPT checks.
+ */
+function lastListOfCommand(kind: Kind, stage: string): boolean {
+  switch (kind) {
+    case "client":
+      return stage === "CONNECT";
+    case "helo":
+      return stage === "HELO" || stage === "EHLO";
+    case "sender":
+      return stage === "MAIL";
+    case "relay":
+      return false;
+    default:
+      return true;
   }
-  return failed ? undefined : false;
+}
+
+/**
+ * An enhanced status code fitted to what is rejected (postconf(5)
+ * default_rbl_reply): address codes swap between sender and recipient
+ * forms, and become generic for non-address rejections.
+ */
+function dsnForClass(dsn: string, cls: string): string {
+  const m = /^([245])\.1\.(\d{1,3})$/.exec(dsn);
+  if (!m) return dsn;
+  const detail = Number(m[2]);
+  if (cls === "Sender address") {
+    if (detail >= 1 && detail <= 6) return `${m[1]}.1.${detail === 2 || detail === 4 ? 8 : 7}`;
+    return dsn;
+  }
+  if (cls === "Recipient address") {
+    if (detail === 7) return `${m[1]}.1.1`;
+    if (detail === 8) return `${m[1]}.1.2`;
+    return dsn;
+  }
+  return `${m[1]}.0.0`;
 }
 
 /** Whether `addr` is one of the addresses smtpd receives mail on (inet_interfaces). */

@@ -1,11 +1,14 @@
 // Running a session: over an accepted node:net socket (one read loop per
 // connection, TCP no-delay, no web streams), or over standard input and
 // output for `sendmail -bs`. Both log connect/disconnect lines as Postfix.
+// The client's hostname comes from Posthorn's resolver (hosts(5), then DNS),
+// forward-confirmed as Postfix's smtpd does.
 
 import type * as net from "node:net";
 import * as tls from "node:tls";
-import { lookupService } from "node:dns/promises";
-import { info } from "../../lib/log.ts";
+import { info, warn } from "../../lib/log.ts";
+import { lookupPeer, type PeerNames } from "../../lib/dns/peer.ts";
+import { recordPeerNames } from "./checks.ts";
 import { ReadTimeout } from "../../lib/smtp/line_reader.ts";
 import { commandLoop, greetingViolation, LostConnection, LostInData } from "./commands.ts";
 import { type ClientInfo, Session, type SmtpdEnv, type Transport } from "./session.ts";
@@ -16,13 +19,14 @@ function plainAddress(addr: string | undefined): string {
   return addr.startsWith("::ffff:") && addr.includes(".") ? addr.slice(7) : addr;
 }
 
-/** The client's name by reverse lookup (getnameinfo: /etc/hosts, then DNS), or "unknown". */
-async function peerName(addr: string): Promise<string> {
-  if (addr === "unknown") return "unknown";
-  const timeout = new Promise<string>((r) => setTimeout(() => r("unknown"), 5000));
-  const lookup = lookupService(addr, 0).then((x) => x.hostname === addr ? "unknown" : x.hostname)
-    .catch(() => "unknown");
-  return await Promise.race([lookup, timeout]);
+/** The client's verified and unverified names (each "unknown" when not found). */
+async function peerNames(addr: string, env: SmtpdEnv): Promise<PeerNames> {
+  try {
+    return await lookupPeer(env.checker.dns, addr, { warn });
+  } catch (err) {
+    warn(`client hostname lookup for ${addr}: ${(err as Error).message}`);
+    return { name: "unknown", reverseName: "unknown", nameStatus: "temp", reverseStatus: "temp" };
+  }
 }
 
 /** Serves one SMTP session on an accepted socket (TLS from the start in wrapper mode). */
@@ -60,10 +64,10 @@ export async function serveConnection(conn: net.Socket, env: SmtpdEnv): Promise<
   }
   attach(socket);
   const addr = plainAddress(conn.remoteAddress);
-  const name = await peerName(addr);
+  const names = await peerNames(addr, env);
   const client: ClientInfo = {
-    name,
-    reverseName: name,
+    name: names.name,
+    reverseName: names.reverseName,
     addr,
     port: String(conn.remotePort ?? ""),
     serverAddr: plainAddress(conn.localAddress),
@@ -79,6 +83,7 @@ export async function serveConnection(conn: net.Socket, env: SmtpdEnv): Promise<
     pause: () => socket.pause(),
     resume: () => socket.resume(),
   });
+  recordPeerNames(session, names);
   const s = session;
   s.upgradeTls = async () => {
     s.flush();
