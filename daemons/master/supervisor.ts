@@ -20,7 +20,7 @@ import {
 } from "../../lib/ffi/libc.ts";
 import { launchCommand, launcherWords } from "../../lib/daemon/launcher.ts";
 import type { Credentials } from "../../lib/daemon/users.ts";
-import { GENERATION_ENV, parseStatus } from "../../lib/daemon/protocol.ts";
+import { GENERATION_ENV, parseStatus, STANDBY_ENV } from "../../lib/daemon/protocol.ts";
 import { sendTrigger, TRIGGER_WAKEUP } from "../../lib/ipc/trigger.ts";
 import { debug, panicNoExit, warn } from "../../lib/log.ts";
 import { childArgs, type Service, serviceLabel } from "./services.ts";
@@ -38,12 +38,16 @@ interface Proc {
   generation: number;
   /** The master asked it to stop: its exit is not worth a warning. */
   stopping: boolean;
+  /** A spare (protocol.ts): starting, or loaded and waiting for SIGUSR1. */
+  standby?: "starting" | "ready";
 }
 
 /** A configured service with its sockets and processes. */
 export class RunningService {
   procs = new Map<number, Proc>();
   avail = 0;
+  /** How many spares to keep loaded once processes retire at max_use (protocol.ts). */
+  spares = 1;
   throttled = false;
   stopped = false;
   private throttleTimer?: ReturnType<typeof setTimeout>;
@@ -59,6 +63,12 @@ export class RunningService {
   /** The path Postfix logs for the service's processes (daemon_directory/command). */
   path(config: Config): string {
     return launchCommand(config, this.spec.command, []).path;
+  }
+
+  /** Whether a spare of this service is still loading. */
+  loadingSpare(): boolean {
+    for (const proc of this.procs.values()) if (proc.standby === "starting") return true;
+    return false;
   }
 
   /** Whether a client waiting on the sockets should make the master start a process. */
@@ -188,7 +198,7 @@ export class Supervisor {
           const s = statusOf[statusIndex++];
           if (watch[i].revents) this.readStatus(s, buf);
         } else if (owner && watch[i].revents && owner.wantsClients()) {
-          this.spawnProcess(owner);
+          if (!this.wakeSpare(owner)) this.spawnProcess(owner);
         }
       }
     }
@@ -205,7 +215,11 @@ export class Supervisor {
       const proc = s.procs.get(msg.pid);
       // Reports from a process of an earlier configuration are stale.
       if (!proc || proc.generation !== msg.generation) continue;
-      if (msg.status === "taken") {
+      if (msg.status === "standby") {
+        if (proc.standby) proc.standby = "ready";
+        continue;
+      }
+      if (msg.status === "taken" || msg.status === "retiring") {
         proc.used = true;
         if (proc.avail) {
           proc.avail = false;
@@ -213,6 +227,15 @@ export class Supervisor {
         }
         // Every process busy at the limit: new clients wait (Postfix warns, limit > 1).
         const max = s.spec.maxProc;
+        if (msg.status === "retiring") {
+          // Its successor takes over now, and the next spare loads meanwhile.
+          // A spare still loading: processes live shorter than a start, so
+          // keep more spares in flight (at most four).
+          if (s.avail === 0 && !this.wakeSpare(s) && s.loadingSpare()) {
+            s.spares = Math.min(4, s.spares + 1);
+          }
+          this.startSpare(s);
+        }
         if (max > 1 && s.avail === 0 && s.procs.size >= max) s.warnLimit();
       } else if (!proc.avail) {
         proc.avail = true;
@@ -221,8 +244,36 @@ export class Supervisor {
     }
   }
 
-  /** Starts one process of `s` (Postfix's master_spawn). */
-  spawnProcess(s: RunningService): void {
+  /** Wakes a loaded spare of `s`, if it has one; true when it did. */
+  private wakeSpare(s: RunningService): boolean {
+    for (const proc of s.procs.values()) {
+      if (proc.standby !== "ready" || proc.stopping) continue;
+      try {
+        process.kill(proc.pid, "SIGUSR1");
+      } catch {
+        continue; // Gone: its exit event is on its way.
+      }
+      proc.standby = undefined;
+      proc.avail = true;
+      s.avail++;
+      return true;
+    }
+    return false;
+  }
+
+  /** Starts spares for `s` up to its number of spares, within its process limit. */
+  private startSpare(s: RunningService): void {
+    if (s.stopped || s.throttled || !this.running) return;
+    let have = 0;
+    for (const proc of s.procs.values()) if (proc.standby) have++;
+    for (; have < s.spares; have++) {
+      if (s.spec.maxProc !== 0 && s.procs.size >= s.spec.maxProc) return;
+      this.spawnProcess(s, true);
+    }
+  }
+
+  /** Starts one process of `s` (Postfix's master_spawn); a spare when `standby`. */
+  spawnProcess(s: RunningService, standby = false): void {
     const spec = s.spec;
     const args = childArgs(spec, s.fds.length, this.verbose);
     const cmd = launchCommand(this.config, spec.command, args);
@@ -246,6 +297,7 @@ export class Supervisor {
           ...this.cacheEnv(asUser),
           MAIL_CONFIG: this.config.configDir,
           [GENERATION_ENV]: String(generation),
+          ...(standby ? { [STANDBY_ENV]: "1" } : {}),
         },
         uid: asUser?.uid,
         gid: asUser?.gid,
@@ -262,13 +314,14 @@ export class Supervisor {
     const proc: Proc = {
       pid: child.pid,
       child,
-      avail: true,
+      avail: !standby,
       used: false,
       generation,
       stopping: false,
+      standby: standby ? "starting" : undefined,
     };
     s.procs.set(proc.pid, proc);
-    s.avail++;
+    if (!standby) s.avail++;
     debug(`spawn command ${cmd.path}; pid ${proc.pid}`);
     child.on("error", () => {/* reported through "exit" */});
     child.on("exit", (code, signal) => this.reap(s, proc, cmd.path, code, signal));
@@ -306,6 +359,8 @@ export class Supervisor {
   ): void {
     s.procs.delete(proc.pid);
     if (proc.avail) s.avail--;
+    // A spare that idled out was not needed: back to one.
+    if (proc.standby) s.spares = 1;
     const normal = code === 0 && signal === null;
     if (!normal && !proc.stopping && this.running) {
       if (signal) {

@@ -36,6 +36,7 @@ import {
   MASTER_LIFELINE_FD,
   MASTER_LISTEN_FD,
   MASTER_STATUS_FD,
+  STANDBY_ENV,
 } from "./protocol.ts";
 
 /** What a handler knows about the daemon it runs in. */
@@ -270,8 +271,27 @@ class Runtime {
     Deno.addSignalListener("SIGTERM", () => this.exit(0));
     Deno.addSignalListener("SIGHUP", () => this.drain());
     if (this.ctx.managed) this.watchMaster();
-    for (const fd of fds) this.listeners.push(this.listen(fd, handler));
-    this.armIdle();
+    const start = () => {
+      if (this.exiting || this.draining) return;
+      for (const fd of fds) this.listeners.push(this.listen(fd, handler));
+      this.report("available");
+      this.armIdle();
+    };
+    if (this.ctx.managed && Deno.env.get(STANDBY_ENV) === "1") {
+      // A spare: loaded, it waits for the master's SIGUSR1 before touching
+      // the sockets (and exits after max_idle if never needed).
+      let woken = false;
+      Deno.addSignalListener("SIGUSR1", () => {
+        if (woken) return;
+        woken = true;
+        clearTimeout(this.idleTimer);
+        start();
+      });
+      this.report("standby");
+      this.armIdle();
+    } else {
+      start();
+    }
     return finished;
   }
 
@@ -438,7 +458,8 @@ class Runtime {
     clearTimeout(this.idleTimer);
     if (this.active >= this.concurrency || this.usedUp()) {
       for (const l of this.listeners) l.pause();
-      this.report("taken");
+      // The last client before max_use: the master wakes a spare in our place.
+      this.report(this.usedUp() ? "retiring" : "taken");
     }
   }
 

@@ -309,3 +309,51 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "master: a process taking its last client (max_use) hands over to a loaded spare",
+  opts,
+  async () => {
+    const inst = await Instance.create("echo unix - - n - - echo\n", "max_use = 3");
+    try {
+      assertEquals((await inst.postfix("start")).code, 0);
+      const path = `${inst.queue}/private/echo`;
+      // A pause after each client: one arriving before the process reports
+      // itself free again would make the master start another process.
+      const pidOf = async (text: string) => {
+        const pid = Number((await ask({ path }, text)).split(" ")[0]);
+        await new Promise((r) => setTimeout(r, 300));
+        return pid;
+      };
+      const first = [await pidOf("a"), await pidOf("b"), await pidOf("c")];
+      assert(first.every((p) => p === first[0]), `one process for max_use clients: ${first}`);
+      // The retiring process made the master load a spare, which waits unused.
+      const master = inst.masterPid();
+      let spare = 0;
+      assert(
+        await waitFor(() => {
+          const procs = serviceProcs(master, "echo").filter((p) => p !== first[0]);
+          spare = procs[0] ?? 0;
+          return procs.length === 1 && !alive(first[0]);
+        }),
+        "no spare was loaded",
+      );
+      // Time to load: a spare still loading is not woken (a fresh process is started instead).
+      await new Promise((r) => setTimeout(r, 2000));
+      // The next client is served by that spare. (Later ones may meet a fresh
+      // process: a client arriving before the busy one reports itself free
+      // makes the master start one, as Postfix's does.)
+      assertEquals(await pidOf("d"), spare);
+      await pidOf("e");
+      await pidOf("f");
+      // Another spare is loaded behind the second retiring process.
+      assert(
+        await waitFor(() => serviceProcs(master, "echo").some((p) => p !== spare && alive(p))),
+        "no spare behind the second process",
+      );
+      assertEquals(inst.readLog().match(/warning/g), null);
+    } finally {
+      await inst.destroy();
+    }
+  },
+);
