@@ -42,6 +42,8 @@ export interface Resolved {
 
 /** RESOLVE_FLAG_FAIL: the resolver could not answer; try again later. */
 const RESOLVE_FLAG_FAIL = 1 << 3;
+/** RESOLVE_FLAG_ERROR: the address is not acceptable (bad syntax). */
+const RESOLVE_FLAG_ERROR = 1 << 2;
 
 /** A delivery agent could not be reached at all (the transport is unavailable). */
 export class TransportUnavailable extends Error {
@@ -361,6 +363,9 @@ export class Qmgr {
       // retry service with the reason as next hop (that agent logs them).
       if (!res || (res.flags & RESOLVE_FLAG_FAIL)) {
         res = redirect(res, "4.3.0 address resolver failure");
+      } else if (res.flags & RESOLVE_FLAG_ERROR) {
+        // The error service bounces it (or, for a probe, reports it undeliverable).
+        res = redirect(res, "5.1.3 bad address syntax", "error");
       } else if (this.deps.settings.deferTransports.has(res.transport) && !msg.force) {
         res = redirect(res, "4.3.2 deferred transport");
       }
@@ -897,9 +902,9 @@ export class Qmgr {
   }
 }
 
-/** The retry service (Postfix's MAIL_SERVICE_RETRY) with `reason` as next hop. */
-function redirect(res: Resolved | null, reason: string): Resolved {
-  return { transport: "retry", nexthop: reason, recipient: res?.recipient ?? "", flags: 0 };
+/** The retry service (Postfix's MAIL_SERVICE_RETRY), or `service`, with `reason` as next hop. */
+function redirect(res: Resolved | null, reason: string, service = "retry"): Resolved {
+  return { transport: service, nexthop: reason, recipient: res?.recipient ?? "", flags: 0 };
 }
 
 /** The number of requests `n` recipients need at recipient limit `limit` (0: no limit). */

@@ -256,3 +256,33 @@ Deno.test("qmgr settles a probe for an unavailable transport itself and removes 
   ]);
   assert(!bounce.calls.some((c) => c.log === "defer"));
 });
+
+Deno.test("qmgr sends an address the resolver calls bad to the error service", async () => {
+  const q = await makeQueue();
+  await queueMessage(q, DeliverFlag.MTA_VRFY, ["-bad@example.com"]);
+  const asked: [string, string][] = [];
+  const qmgr = new Qmgr({
+    layout: q.layout,
+    settings: qmgrSettings(configFromText(q.dir, "")),
+    resolve: (_s, address) =>
+      Promise.resolve({ transport: "smtp", nexthop: "example.com", recipient: address, flags: 4 }),
+    deliver: (transport, req) => {
+      asked.push([transport, req.nexthop]);
+      const session = new DeliverySession(req, {
+        layout: q.layout,
+        bounce: recordingBounce(),
+        resolution: 2,
+        verify: () => Promise.resolve(true),
+      });
+      return session.bounced(req.recipients[0], { dsn: "5.1.3", relay: "none", text: "x" })
+        .then(() => session.reply()).finally(() => session.close());
+    },
+    bounce: recordingBounce(),
+  });
+  await logOf(async () => {
+    await qmgr.start();
+    await qmgr.idle();
+  });
+  qmgr.stop();
+  assertEquals(asked, [["error", "5.1.3 bad address syntax"]]);
+});
