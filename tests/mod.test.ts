@@ -15,7 +15,7 @@ Deno.test("an unknown program name exits 1 with a clear message", async () => {
 });
 
 Deno.test("a family program that is not built yet is refused, not stubbed", async () => {
-  const r = await runProgram("tlsmgr", []);
+  const r = await runProgram("oqmgr", []);
   assertEquals(r.code, 1);
   assertStringIncludes(r.stderr, "is not built into this posthorn yet");
 });
