@@ -11,16 +11,27 @@ export class SysError extends Error {
   }
 }
 
+// errno values (Linux) the mailbox code tells apart.
+/** EPERM. */
 export const EPERM = 1;
+/** EISDIR. */
+export const EISDIR = 21;
+/** ENOENT. */
 export const ENOENT = 2;
+/** EACCES. */
 export const EACCES = 13;
+/** EEXIST. */
 export const EEXIST = 17;
+/** EAGAIN. */
 export const EAGAIN = 11;
+/** EFBIG. */
 export const EFBIG = 27;
+/** ENOSPC. */
 export const ENOSPC = 28;
+/** ESTALE. */
 export const ESTALE = 116;
+/** EDQUOT. */
 export const EDQUOT = 122;
-export const ELOOP = 40;
 
 const O_WRONLY = 1;
 const O_RDWR = 2;
@@ -28,7 +39,6 @@ const O_CREAT = 0o100;
 const O_EXCL = 0o200;
 const O_APPEND = 0o2000;
 const O_NONBLOCK = 0o4000;
-const O_NOFOLLOW = 0o400000;
 const O_CLOEXEC = 0o2000000;
 const F_SETFL = 4;
 const F_SETLK = 6;
@@ -104,9 +114,9 @@ function cString(text: string): Uint8Array<ArrayBuffer> {
   return buf;
 }
 
-/** Opens an existing file for appending, not following a symbolic link as the last component. */
-export function openAppend(path: string, follow: boolean): number {
-  const flags = O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW);
+/** Opens an existing file for appending (the caller checks what it opened). */
+export function openAppend(path: string): number {
+  const flags = O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC;
   const fd = check("open", lib().open(cString(path), flags, 0));
   // Opened non-blocking to fend off a fifo planted as the target; writes block.
   lib().fcntlInt(fd, F_SETFL, BigInt(O_APPEND));

@@ -16,7 +16,9 @@ import {
   createNew,
   EAGAIN,
   EEXIST,
+  EISDIR,
   ENOENT,
+  EPERM,
   errorText,
   fstat,
   openAppend,
@@ -26,6 +28,7 @@ import {
   tryFlock,
 } from "./fd.ts";
 import { type MailboxFailure, mboxDsn } from "./result.ts";
+import { warn } from "../log.ts";
 
 /** A mailbox lock style, as mailbox_delivery_lock and virtual_mailbox_lock name them. */
 export type LockStyle = "flock" | "fcntl" | "dotlock";
@@ -170,61 +173,79 @@ export async function acquireDotlock(
 
 /**
  * Opens (or creates, mode 0600) `path` for appending, refusing what
- * Postfix's safe_open() refuses: a symbolic link not owned by root, a file
- * with more than one hard link, a file replaced between the checks.
+ * Postfix's safe_open() refuses: a file with more than one hard link, a
+ * symbolic link not owned by root, a file that changed between open and
+ * lstat. A new file gets `createOwner` when given.
  */
 export function safeOpen(
   path: string,
   mode: number,
   createOwner?: { uid: number; gid: number },
 ): { fd: number; created: boolean } | { text: string; errno: number } {
-  let link: Deno.FileInfo | undefined;
+  let fd: number;
+  try {
+    fd = openAppend(path);
+  } catch (err) {
+    const e = osError(err);
+    if (e.errno !== ENOENT) return { text: `cannot open file: ${e.text}`, errno: e.errno };
+    return safeCreate(path, mode, createOwner);
+  }
+  const problem = checkOpened(path, fd);
+  if (problem) {
+    closeQuietly(fd);
+    return problem;
+  }
+  return { fd, created: false };
+}
+
+/** The checks on an opened existing file; a failure, or undefined when it is safe. */
+function checkOpened(path: string, fd: number): { text: string; errno: number } | undefined {
+  const opened = fstat(fd);
+  if (opened.nlink !== 1) return { text: `file has ${opened.nlink} hard links`, errno: EPERM };
+  if (opened.isDirectory) return { text: "file is a directory", errno: EISDIR };
+  let link: Deno.FileInfo;
   try {
     link = Deno.lstatSync(path);
   } catch (err) {
-    const e = osError(err);
-    if (e.errno !== ENOENT) return { text: `cannot lstat file: ${e.text}`, errno: e.errno };
+    return { text: `file status changed unexpectedly: ${osError(err).text}`, errno: EPERM };
   }
-  if (!link) {
-    try {
-      const fd = createExclusive(path, mode);
-      if (createOwner) {
-        try {
-          chownFd(fd, createOwner.uid, createOwner.gid);
-        } catch (err) {
-          closeQuietly(fd);
-          const e = osError(err);
-          return { text: `cannot change file ownership: ${e.text}`, errno: e.errno };
-        }
-      }
-      return { fd, created: true };
-    } catch (err) {
-      const e = osError(err);
-      return { text: `cannot create file exclusively: ${e.text}`, errno: e.errno };
-    }
+  // A symbolic link is allowed only when root owns it (an administrator's choice).
+  if (link.isSymlink) {
+    return link.uid === 0 ? undefined : { text: "file is a symbolic link", errno: EPERM };
   }
-  // A symbolic link is followed only when root owns it (an administrator's choice).
-  const follow = link.isSymlink && link.uid === 0;
-  if (link.isSymlink && !follow) {
-    return { text: "file is a symbolic link", errno: 40 };
+  if (
+    opened.dev !== link.dev || opened.ino !== link.ino || opened.nlink !== link.nlink ||
+    opened.mode !== link.mode
+  ) {
+    return { text: "file status changed unexpectedly", errno: EPERM };
   }
+  return undefined;
+}
+
+/** Creates a new file exclusively (never through a symbolic link), with the owner given. */
+function safeCreate(
+  path: string,
+  mode: number,
+  createOwner?: { uid: number; gid: number },
+): { fd: number; created: boolean } | { text: string; errno: number } {
   let fd: number;
   try {
-    fd = openAppend(path, follow);
+    fd = createExclusive(path, mode);
   } catch (err) {
     const e = osError(err);
-    return { text: `cannot open file: ${e.text}`, errno: e.errno };
+    return { text: `cannot create file exclusively: ${e.text}`, errno: e.errno };
   }
-  const info = fstat(fd);
-  if (info.isFile && info.nlink !== 1) {
-    closeQuietly(fd);
-    return { text: `file has ${info.nlink} hard links`, errno: 1 };
+  if (createOwner) {
+    try {
+      chownFd(fd, createOwner.uid, createOwner.gid);
+    } catch (err) {
+      closeQuietly(fd);
+      const e = osError(err);
+      warn(`${path}: cannot change file ownership: ${e.text}`);
+      return { text: `cannot change file ownership: ${e.text}`, errno: e.errno };
+    }
   }
-  if (!follow && (info.ino !== link.ino || info.dev !== link.dev)) {
-    closeQuietly(fd);
-    return { text: "file has been replaced", errno: 1 };
-  }
-  return { fd, created: false };
+  return { fd, created: true };
 }
 
 /** One attempt at the kernel locks `styles` on `fd`: true when all are held. */
@@ -252,6 +273,8 @@ export async function openMailbox(
     if (failed && (failed.errno === EEXIST || !opts.dotlockMayFail)) {
       return { ok: false, ...failed };
     }
+    // Delivery to a file in a directory the user may not write: no dotlock then.
+    if (failed) warn(failed.text);
     dotlocked = !failed;
   }
   const unlockDot = () => {

@@ -340,6 +340,17 @@ Deno.test("deliverToMbox() refuses a symbolic link a user planted and a hard-lin
       styles: [],
     });
     assertEquals(symlinked.ok ? "" : symlinked.text, "file is a symbolic link");
+    // A link root owns is the administrator's and is followed.
+    new Deno.Command("chown", { args: ["-h", "0:0", path] }).outputSync();
+    const followed = await deliverToMbox({
+      path,
+      sender: "",
+      content: message(["Subject: x", "", "y"]),
+      styles: [],
+    });
+    assertEquals(followed, { ok: true, path });
+    Deno.removeSync(path);
+    Deno.writeTextFileSync(`${dir}/elsewhere`, "");
   }
   assertEquals(Deno.readTextFileSync(`${dir}/elsewhere`), "");
   Deno.removeSync(dir, { recursive: true });
