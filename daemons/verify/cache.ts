@@ -31,6 +31,8 @@ export interface CacheStore {
   put(key: string, value: string): Promise<void>;
   del(key: string): Promise<void>;
   entries(): AsyncIterable<[string, string]>;
+  /** Makes every change so far durable (a table commits in batches). */
+  flush?(): Promise<void>;
 }
 
 /** A probe with no answer after this many seconds is taken as lost (Postfix's PROBE_TTL). */

@@ -1,11 +1,14 @@
 // The verify cache in a lookup table (address_verify_map): hash and btree
-// tables are SQLite files (maps/hash.ts) that commit when closed, so each
-// change is made through its own write handle and closed at once; reads
-// go through a read handle, which sees every committed change.
+// tables are SQLite files (maps/hash.ts) whose write handle commits when
+// closed. Changes go through one write handle that is closed (committed)
+// shortly after the last change, so a burst of updates costs one commit
+// and nobody else is locked out for long; while it is open, reads use it
+// (it sees its own changes), otherwise a read handle.
 
 import { type Dict, DictError, openMap, splitMapSpec } from "../../maps/mod.ts";
 import type { TableConfig } from "../../maps/mod.ts";
 import type { CacheStore } from "./cache.ts";
+import { warn } from "../../lib/log.ts";
 
 /** Keys are addresses as given: no case folding; a new value replaces the old. */
 const flags = { foldFix: false, dupReplace: true, dupWarn: false };
@@ -24,17 +27,30 @@ function ensureTable(spec: string, config?: TableConfig): void {
   openMap(spec, { create: true, flags, config }).close();
 }
 
+/** How long changes may wait before they are committed, in milliseconds. */
+const commitDelay = 200;
+
 /** A CacheStore over the table `spec` (type:name). */
 export function tableStore(spec: string, config?: TableConfig): CacheStore {
   ensureTable(spec, config);
   let reader: Dict | undefined;
-  const read = () => reader ??= openMap(spec, { flags, config });
+  let writer: Dict | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const commit = async () => {
+    timer = undefined;
+    const w = writer;
+    writer = undefined;
+    await w?.close();
+  };
+  const read = () => writer ?? (reader ??= openMap(spec, { flags, config }));
   const write = async (op: (d: Dict) => Promise<unknown>) => {
-    const d = openMap(spec, { write: true, flags, config });
-    try {
-      await op(d);
-    } finally {
-      await d.close();
+    writer ??= openMap(spec, { write: true, flags, config });
+    await op(writer);
+    if (!timer) {
+      timer = setTimeout(() => {
+        commit().catch((err) => warn(`${spec}: commit: ${(err as Error).message}`));
+      }, commitDelay);
+      Deno.unrefTimer(timer);
     }
   };
   return {
@@ -42,5 +58,9 @@ export function tableStore(spec: string, config?: TableConfig): CacheStore {
     put: (key, value) => write((d) => d.update(key, value)),
     del: (key) => write((d) => d.delete(key)),
     entries: () => read().sequence(),
+    async flush() {
+      clearTimeout(timer);
+      await commit();
+    },
   };
 }

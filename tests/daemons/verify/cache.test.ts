@@ -127,6 +127,7 @@ Deno.test("verify cache in a btree table survives a reopen", async () => {
     await c1.update("Mixed@Example.com", AddrStatus.OK, "delivered to mailbox");
     await c1.update("b@example.com", AddrStatus.BOUNCE, "no such user");
     await s1.del("b@example.com");
+    await s1.flush!();
     const s2 = tableStore(spec);
     const c2 = new VerifyCache(s2, settings, () => 1_000_100);
     assertEquals(await c2.query("Mixed@Example.com"), {
