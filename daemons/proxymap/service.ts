@@ -80,8 +80,26 @@ export class ProxyService {
     return table;
   }
 
-  /** Answers one request. */
+  /**
+   * Answers one request. Every reply carries the attributes its request
+   * type defines (open: flags; lookup: value; sequence: key and value),
+   * empty on failure, as Postfix's clients read them all.
+   */
   async handle(request: Map<string, string>, sequences: Map<string, SeqState>): Promise<Reply> {
+    const reply = await this.answer(request, sequences);
+    const fill: Record<string, Reply> = {
+      open: { flags: 0 },
+      lookup: { value: "" },
+      sequence: { key: "", value: "" },
+    };
+    // Postfix's clients read the attributes in order: status first.
+    return { status: reply.status, ...fill[request.get("request") ?? ""], ...reply };
+  }
+
+  private async answer(
+    request: Map<string, string>,
+    sequences: Map<string, SeqState>,
+  ): Promise<Reply> {
     this.reopenChanged();
     const what = request.get("request") ?? "";
     const name = request.get("table");

@@ -166,28 +166,32 @@ Deno.test("the proxymap service answers malformed requests with BAD", async () =
     const service = new ProxyService(s.config, false);
     const seq = new Map();
     const ask = (r: Record<string, string>) => service.handle(new Map(Object.entries(r)), seq);
+    const status = async (r: Record<string, string>) => (await ask(r)).status;
     const table = `hash:${s.dir}/access`;
-    assertEquals(await ask({ request: "lookup", table, flags: "x", key: "k" }), {
-      status: ProxyStatus.bad,
-    });
-    assertEquals(await ask({ request: "lookup", flags: "0", key: "k" }), {
-      status: ProxyStatus.bad,
-    });
-    assertEquals(await ask({ request: "lookup", table, flags: "16396" }), {
-      status: ProxyStatus.bad,
-    });
-    assertEquals(await ask({ request: "frobnicate", table, flags: "0" }), {
-      status: ProxyStatus.bad,
-    });
-    assertEquals(await ask({ request: "sequence", table, flags: "0", function: "1" }), {
-      status: ProxyStatus.bad,
-    });
-    assertEquals(await ask({ request: "delete", table, flags: "0", key: "k" }), {
-      status: ProxyStatus.deny,
-    });
+    assertEquals(await status({ request: "lookup", table, flags: "x", key: "k" }), ProxyStatus.bad);
+    assertEquals(await status({ request: "lookup", flags: "0", key: "k" }), ProxyStatus.bad);
+    assertEquals(await status({ request: "lookup", table, flags: "16396" }), ProxyStatus.bad);
+    assertEquals(await status({ request: "frobnicate", table, flags: "0" }), ProxyStatus.bad);
+    assertEquals(
+      await status({ request: "sequence", table, flags: "0", function: "1" }),
+      ProxyStatus.bad,
+    );
+    assertEquals(
+      await status({ request: "delete", table, flags: "0", key: "k" }),
+      ProxyStatus.deny,
+    );
+    // Every reply carries its request type's attributes, empty on failure.
     assertEquals(await ask({ request: "open", table, flags: "16396" }), {
       status: ProxyStatus.ok,
       flags: 16,
+    });
+    assertEquals(await ask({ request: "open", table: "hash:/nowhere", flags: "16396" }), {
+      status: ProxyStatus.deny,
+      flags: 0,
+    });
+    assertEquals(await ask({ request: "lookup", table: "hash:/nowhere", flags: "0", key: "k" }), {
+      status: ProxyStatus.deny,
+      value: "",
     });
   } finally {
     await s.stop();
