@@ -42,6 +42,8 @@ export interface FakeServerOptions {
   mute?: boolean;
   /** Offer STARTTLS with this key and certificate (PEM text). */
   tls?: { key: string; cert: string; ca?: string };
+  /** With `tls`: TLS from the first byte (smtps, smtp_tls_wrappermode) instead of STARTTLS. */
+  wrapper?: boolean;
   /** Listen address and port (default 127.0.0.1, any free port). */
   host?: string;
   port?: number;
@@ -69,14 +71,18 @@ export interface FakeServer {
 export async function fakeServer(opts: FakeServerOptions = {}, path?: string): Promise<FakeServer> {
   const sessions: ServerSession[] = [];
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((sock) => {
+  const onConnect = (sock: net.Socket) => {
     sockets.add(sock);
     sock.on("close", () => sockets.delete(sock));
     sock.on("error", () => {});
     const sess: ServerSession = { lines: [], messages: [], rcpts: [] };
     sessions.push(sess);
+    if (opts.wrapper) sess.tls = true;
     serveSession(sock, sess, opts);
-  });
+  };
+  const server = opts.wrapper && opts.tls
+    ? tls.createServer({ key: opts.tls.key, cert: opts.tls.cert }, onConnect)
+    : net.createServer(onConnect);
   await new Promise<void>((resolve) => {
     if (path) server.listen(path, resolve);
     else server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", resolve);

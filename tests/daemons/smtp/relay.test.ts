@@ -3,7 +3,7 @@
 // scripted server when smtp-sink is missing).
 
 import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
-import { waitFor } from "../master/instance.ts";
+import { freePort, waitFor } from "../master/instance.ts";
 import { session } from "../smtpd/helpers.ts";
 import { fakeServer } from "./helpers.ts";
 import { startRelayInstance } from "./relay_instance.ts";
@@ -43,6 +43,57 @@ Deno.test({
       if (Deno.env.get("SHOW_LOG")) console.log(inst.readLog());
       await inst.destroy();
       await sink.close();
+    }
+  },
+});
+
+const haveSink = (() => {
+  try {
+    return Deno.statSync("/usr/sbin/smtp-sink").isFile &&
+      Deno.statSync("/usr/sbin/smtp-source").isFile;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "smtp-source into smtpd, relayed by smtp to smtp-sink: every message sent",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  ignore: !haveSink,
+  async fn() {
+    const sinkPort = freePort();
+    const sink = new Deno.Command("/usr/sbin/smtp-sink", {
+      args: [...(Deno.uid() === 0 ? ["-u", "root"] : []), `127.0.0.1:${sinkPort}`, "100"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const { inst, port } = await startRelayInstance(`[127.0.0.1]:${sinkPort}`);
+    try {
+      const src = await new Deno.Command("/usr/sbin/smtp-source", {
+        args: [
+          "-m",
+          "20",
+          "-s",
+          "5",
+          "-f",
+          "from@sender.example",
+          "-t",
+          "to@far.example",
+          `127.0.0.1:${port}`,
+        ],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assertEquals(src.code, 0, new TextDecoder().decode(src.stderr));
+      const sent = () => (inst.readLog().match(/status=sent \(250 2\.0\.0 Ok\)/g) ?? []).length;
+      await waitFor(() => sent() >= 20, 60_000);
+      assertEquals(sent(), 20, inst.readLog());
+      assertStringIncludes(inst.readLog(), `relay=127.0.0.1[127.0.0.1]:${sinkPort}`);
+    } finally {
+      await inst.destroy();
+      sink.kill();
+      await sink.status;
     }
   },
 });

@@ -154,3 +154,19 @@ Deno.test("smtp presents smtp_tls_cert_file as its client certificate", opts, as
     await srv.close();
   }
 });
+
+Deno.test("smtp_tls_wrappermode speaks TLS from the first byte", opts, async () => {
+  const c = getCerts();
+  const srv = await fakeServer({ tls: { key: c.serverKey, cert: c.serverCert }, wrapper: true });
+  try {
+    const r = await deliver(
+      { nexthop: `[127.0.0.1]:${srv.port}` },
+      "smtp_tls_wrappermode = yes\nsmtp_tls_security_level = encrypt",
+    );
+    assertEquals([...r.reply.results.values()], ["sent"]);
+    assertStringIncludes(r.log, "Untrusted TLS connection established to 127.0.0.1[127.0.0.1]");
+    assertEquals(srv.sessions[0].lines[0], "EHLO client.example");
+  } finally {
+    await srv.close();
+  }
+});
