@@ -155,7 +155,16 @@ export async function deliverPipe(session: DeliverySession, s: PipeSettings): Pr
   const req = session.request;
   const attrs = s.attrs;
   const relay = s.service;
-  const status = (dsn: string, text: string, diagText = text): RecipientStatus => ({
+  // The pipe's own verdicts carry no diagnostic; a command's carry its
+  // output as an x-unix Diagnostic-Code (Postfix's dsb_simple and dsb_unix).
+  const status = (dsn: string, text: string): RecipientStatus => ({
+    dsn,
+    relay,
+    text,
+    diagType: "",
+    diagText: "",
+  });
+  const commandStatus = (dsn: string, text: string, diagText: string): RecipientStatus => ({
     dsn,
     relay,
     text,
@@ -226,7 +235,11 @@ export async function deliverPipe(session: DeliverySession, s: PipeSettings): Pr
     const text = successText(s.service, result.output);
     return decideAll(session, "sent", status("2.0.0", text));
   }
-  return decideAll(session, result.outcome, status(result.dsn, result.text, result.diagText));
+  return decideAll(
+    session,
+    result.outcome,
+    commandStatus(result.dsn, result.text, result.diagText),
+  );
 }
 
 /** Whether the message already has a Delivered-To: header for this recipient (case-insensitive). */

@@ -333,6 +333,8 @@ Deno.test("pipe bounces a message over size= without running the command", opts,
   const r = await deliver({ operands: ["size=10", "user=" + runAs, "argv=SCRIPT"] });
   assertEquals(r.record, "");
   assertStringIncludes(r.log, "dsn=5.2.3, status=bounced (message too large)");
+  // The pipe's own verdict has no Diagnostic-Code.
+  assertEquals(r.bounce.calls[0].dsn?.diagType, "");
   const ok = await deliver({ operands: ["size=100000", "user=" + runAs, "argv=SCRIPT"] });
   assertStringIncludes(ok.log, "status=sent");
 });
@@ -362,6 +364,7 @@ Deno.test(
       assertEquals(call.log, outcome === "bounced" ? "bounce" : "defer");
       assertEquals(call.dsn?.status, dsn);
       assertEquals(call.dsn?.reason, text);
+      assertEquals(call.dsn?.diagType, "x-unix");
     }
   },
 );
