@@ -22,6 +22,7 @@ import type { DeliverReply, DeliverRequest } from "../../lib/deliver/request.ts"
 import { DeliverFlag, DeliverStatus, TRACE_ONLY_MASK } from "../../lib/deliver/request.ts";
 import { AddrStatus } from "../../lib/verify_client.ts";
 import { deliveryLogLine } from "../../lib/deliver/log_line.ts";
+import { DeliverySession } from "../../lib/deliver/agent.ts";
 import { ConcurrencyWindow } from "./feedback.ts";
 import {
   clearWarnRecord,
@@ -44,6 +45,8 @@ export interface Resolved {
 const RESOLVE_FLAG_FAIL = 1 << 3;
 /** RESOLVE_FLAG_ERROR: the address is not acceptable (bad syntax). */
 const RESOLVE_FLAG_ERROR = 1 << 2;
+/** RESOLVE_CLASS_LOCAL: the domain is delivered here by the local transport. */
+const RESOLVE_CLASS_LOCAL = 1 << 8;
 
 /** A delivery agent could not be reached at all (the transport is unavailable). */
 export class TransportUnavailable extends Error {
@@ -369,6 +372,10 @@ export class Qmgr {
       } else if (this.deps.settings.deferTransports.has(res.transport) && !msg.force) {
         res = redirect(res, "4.3.2 deferred transport");
       }
+      if (this.isDoubleBounce(res)) {
+        await this.discardDoubleBounce(msg, rcpt);
+        continue;
+      }
       const transport = this.transport(res.transport);
       if (transport.deadUntil > this.now()) {
         await this.deferByQmgr(msg, rcpt, "4.3.0", transport.deadReason);
@@ -404,6 +411,43 @@ export class Qmgr {
       job.remaining += n;
       job.total += n;
       queue.todo.push(entry);
+    }
+  }
+
+  /** Whether a recipient is the local double_bounce_sender address. */
+  private isDoubleBounce(res: Resolved): boolean {
+    if (!(res.flags & RESOLVE_CLASS_LOCAL)) return false;
+    const at = res.recipient.lastIndexOf("@");
+    const local = at < 0 ? res.recipient : res.recipient.slice(0, at);
+    return local.toLowerCase() === this.deps.settings.doubleBounceSender.toLowerCase();
+  }
+
+  /**
+   * Mail to the local double-bounce address is discarded here, as Postfix's
+   * qmgr does, so a system runs without a local agent for it: logged as
+   * sent (through a delivery session, so probes and traces see it too).
+   */
+  private async discardDoubleBounce(msg: ActiveMessage, rcpt: QueuedRecipient): Promise<void> {
+    const now = this.now();
+    const session = new DeliverySession(this.requestFor(msg, "none", [rcpt]), {
+      layout: this.deps.layout,
+      bounce: this.deps.bounce,
+      resolution: this.deps.settings.resolution,
+      verify: this.deps.verify?.bind(this.deps),
+      verifyNegativeCache: this.deps.verifyNegativeCache,
+      now: () => now,
+    });
+    try {
+      await session.sent(rcpt, {
+        dsn: "2.0.0",
+        relay: "none",
+        text: "undeliverable postmaster notification discarded",
+      });
+      const reply = session.reply();
+      if (reply.results.get(rcpt.offset) === "deferred") msg.deferred = true;
+      if (reply.traced) msg.traced = true;
+    } finally {
+      session.close();
     }
   }
 
@@ -566,23 +610,39 @@ export class Qmgr {
     t.busy++;
     this.inFlight++;
     const m = entry.msg.q;
-    const req: DeliverRequest = {
+    const req = this.requestFor(entry.msg, q.nexthop, entry.recipients);
+    this.stats.requests++;
+    this.stats.recipients += req.recipients.length;
+    this.deps.deliver(t.name, req).then(
+      (reply) => this.completed(q, entry, reply),
+      (err) => this.failed(q, entry, err),
+    ).catch((err) => warn(`${m.queueId}: ${(err as Error).stack ?? err}`));
+  }
+
+  /** The delivery request for some recipients of a message. */
+  private requestFor(
+    msg: ActiveMessage,
+    nexthop: string,
+    recipients: QueuedRecipient[],
+  ): DeliverRequest {
+    const m = msg.q;
+    return {
       // The message's trace flags: verify only (probe, sendmail -bv) or record (sendmail -v).
       flags: m.traceFlags,
       queueName: "active",
       queueId: m.queueId,
       dataOffset: m.dataOffset,
       dataSize: m.size,
-      nexthop: q.nexthop,
+      nexthop,
       encoding: m.encoding,
       smtputf8: m.smtputf8,
       sender: m.sender,
       envid: m.envid,
       ret: m.ret,
       arrival: m.arrival,
-      active: entry.msg.activeTime,
+      active: msg.activeTime,
       attrs: m.attrs,
-      recipients: entry.recipients.map((r) => ({
+      recipients: recipients.map((r) => ({
         origRcpt: r.origRcpt,
         address: r.address,
         offset: r.offset,
@@ -590,12 +650,6 @@ export class Qmgr {
         notify: r.notify,
       })),
     };
-    this.stats.requests++;
-    this.stats.recipients += req.recipients.length;
-    this.deps.deliver(t.name, req).then(
-      (reply) => this.completed(q, entry, reply),
-      (err) => this.failed(q, entry, err),
-    ).catch((err) => warn(`${m.queueId}: ${(err as Error).stack ?? err}`));
   }
 
   /** An agent answered: per-recipient outcomes, feedback, maybe the end of the message. */

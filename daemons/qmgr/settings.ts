@@ -35,6 +35,8 @@ export interface QmgrSettings {
   deferTransports: Set<string>;
   /** delay_logging_resolution_limit. */
   resolution: number;
+  /** double_bounce_sender: local mail to it is discarded here. */
+  doubleBounceSender: string;
   /** Per-transport settings (cached). */
   transport(name: string): TransportSettings;
 }
@@ -80,6 +82,7 @@ export function qmgrSettings(
     queueRunDelay: Math.max(1, config.time("queue_run_delay")),
     deferTransports: new Set(config.list("defer_transports")),
     resolution: config.int("delay_logging_resolution_limit"),
+    doubleBounceSender: config.get("double_bounce_sender") || "double-bounce",
     transport(name) {
       let s = cache.get(name);
       if (s) return s;
