@@ -369,6 +369,8 @@ export class Qmgr {
       } else if (res.flags & RESOLVE_FLAG_ERROR) {
         // The error service bounces it (or, for a probe, reports it undeliverable).
         res = redirect(res, "5.1.3 bad address syntax", "error");
+      } else if (rcpt.address === "") {
+        res = redirect(res, "5.1.3 null recipient address", "error");
       } else if (this.deps.settings.deferTransports.has(res.transport) && !msg.force) {
         res = redirect(res, "4.3.2 deferred transport");
       }
