@@ -32,6 +32,9 @@ out="$(dirname "$0")/record"
 for a in "$@"; do printf '[%s]\\n' "$a"; done > "$out.tmp"
 echo ---- >> "$out.tmp"
 cat >> "$out.tmp"
+echo ---- >> "$out.tmp"
+env | sort >> "$out.tmp"
+echo ---- >> "$out.tmp"
 id -un >> "$out.tmp"
 mv "$out.tmp" "$out"
 echo stored
@@ -91,23 +94,28 @@ Deno.test("a message for a master.cf pipe service reaches its command", {
       "dsn=5.1.1, status=bounced (user unknown. Command output: no such user )",
     );
     const record = Deno.readTextFileSync(`${work}/record`);
-    const [argText, rest] = record.split("----\n");
+    const [argText, rest, envText, who] = record.split("----\n");
     assertEquals(argText.trim().split("\n"), [
       "[someone@sender.example]",
       "[joe@pipe.example]",
       "[hop.example]",
       "[x joe y]",
     ]);
-    const lines = rest.split("\n");
-    assertEquals(lines.slice(0, 3), [
+    assertEquals(rest.split("\n").slice(0, 3), [
       "Return-Path: <someone@sender.example>",
       "X-Original-To: joe@pipe.example",
       "Delivered-To: joe@pipe.example",
     ]);
     assertStringIncludes(rest, "Subject: to a pipe\n");
     assertStringIncludes(rest, "\n\nBody text.\n");
+    // export_environment's names as import_environment left them, and PATH
+    // (the shell adds PWD), as with the reference's pipe.
+    assertEquals(
+      envText.trim().split("\n").filter((l) => !/^(PWD|SHLVL|_)=/.test(l)),
+      ["LANG=C", `MAIL_CONFIG=${inst.dir}`, "PATH=/usr/bin:/bin"],
+    );
     // The command ran as user=, not as the pipe daemon's root.
-    assertEquals(lines.at(-2), Deno.uid() === 0 ? "nobody" : lines.at(-2));
+    if (Deno.uid() === 0) assertEquals(who.trim(), "nobody");
   } finally {
     if (Deno.env.get("SHOW_LOG")) console.log(inst.readLog());
     await inst.destroy();
