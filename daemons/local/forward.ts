@@ -29,9 +29,8 @@ async function submitCopy(
     if (req.envid) await client.record(RecordType.DSN_ENVID, req.envid);
     if (req.ret) await client.record(RecordType.DSN_RET, String(req.ret));
     await client.record(RecordType.FROM, sender);
-    const orig = run.top.origRcpt || run.top.address;
     for (const r of rcpts) {
-      if (s.enableOriginalRecipient && orig) await client.record(RecordType.ORCP, orig);
+      if (s.enableOriginalRecipient && r.orig) await client.record(RecordType.ORCP, r.orig);
       if (run.top.dsnOrcpt) await client.record(RecordType.DSN_ORCPT, run.top.dsnOrcpt);
       if (run.top.notify) await client.record(RecordType.DSN_NOTIFY, String(run.top.notify));
       await client.record(RecordType.RCPT, r.address);
@@ -90,13 +89,12 @@ export async function finishForwards(run: RecipientRun): Promise<void> {
         text = "unable to forward message";
         ok = false;
       }
-      for (const r of group) {
-        run.leaves.push({
-          kind: ok ? "sent" : "deferred",
-          address: r.address,
-          status: { dsn: ok ? "2.0.0" : "4.3.0", relay, text },
-        });
-      }
+      // One line per copy, naming the recipient being delivered.
+      run.leaves.push({
+        kind: ok ? "sent" : "deferred",
+        address: run.top.address,
+        status: { dsn: ok ? "2.0.0" : "4.3.0", relay, text },
+      });
     }
   }
   run.forwards.clear();

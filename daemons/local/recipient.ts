@@ -94,16 +94,24 @@ export async function deliverRecipient(run: RecipientRun, parent: Level): Promis
   const lv: Level = { ...parent, depth: parent.depth + 1 };
   // The same address at the same depth is delivered once.
   if (run.dup.beenHere(`recipient ${lv.depth} ${lv.address.toLowerCase()}`)) return;
-  if (!s.frozenDeliveredTo) lv.delivered = lv.address;
-  if (run.loopInfo.has(lv.delivered.toLowerCase())) {
+  // Each level checks its own address against the Delivered-To: headers.
+  if (run.loopInfo.has(lv.address.toLowerCase())) {
     return fail(run, lv, "5.4.6", `mail forwarding loop for ${lv.address}`);
   }
+  if (!s.frozenDeliveredTo) lv.delivered = lv.address;
   const parts = addressParts(lv.address, s.recipientDelimiter, s.ownerRequestSpecial);
-  if (await deliverAlias(run, lv, parts.local)) return;
-  if (parts.extension && await deliverAlias(run, lv, parts.user)) return;
-  if (await deliverDotForward(run, lv, parts)) return;
-  if (await deliverMailbox(run, lv, parts)) return;
-  await deliverUnknown(run, lv, parts);
+  if (!parts.user) return fail(run, lv, "5.1.3", `null username in ${lv.address}`);
+  // The delivery switch is one nesting level further down, as in Postfix.
+  const sw: Level = { ...lv, depth: lv.depth + 1 };
+  if (await deliverAlias(run, sw, parts.local)) return;
+  if (parts.extension && await deliverAlias(run, sw, parts.user)) return;
+  // A local address from a list with an owner, or from an :include: file,
+  // is re-submitted, so that it gets a delivery status of its own.
+  if (sw.owner && sw.owner.toLowerCase() !== parts.user) return queueForward(run, sw);
+  if (sw.expType === "include") return queueForward(run, sw);
+  if (await deliverDotForward(run, sw, parts)) return;
+  if (await deliverMailbox(run, sw, parts)) return;
+  await deliverUnknown(run, sw, parts);
 }
 
 /** No alias, no user: fallback_transport(_maps), luser_relay, or "unknown user". */
@@ -180,11 +188,18 @@ function aliasRights(run: RecipientRun, spec: string): UserAttr | undefined {
 }
 
 /** Looks `name` up in alias_maps and delivers to its expansion (Postfix's deliver_alias()). */
-async function deliverAlias(run: RecipientRun, lv: Level, name: string): Promise<boolean> {
+async function deliverAlias(run: RecipientRun, parent: Level, name: string): Promise<boolean> {
   const env = run.env;
   const s = env.settings;
+  let lv = parent;
   // An alias that lists its own name means the user of that name.
   if (lv.expFrom && lv.expFrom.toLowerCase() === name) return false;
+  lv = { ...lv, depth: lv.depth + 1 };
+  if (lv.depth > MAX_LEVEL) {
+    warn(`alias database loop for ${name}`);
+    fail(run, lv, "5.4.6", `alias database loop for ${name}`);
+    return true;
+  }
   for (const listed of s.aliasMaps) {
     // local(8) opens proxied alias tables directly (local(8) SECURITY).
     const spec = listed.startsWith("proxy:") ? listed.slice(6) : listed;
@@ -203,11 +218,6 @@ async function deliverAlias(run: RecipientRun, lv: Level, name: string): Promise
       fail(run, lv, "4.3.0", "alias database unavailable");
       return true;
     }
-    if (lv.depth > MAX_LEVEL) {
-      warn(`alias database loop for ${name}`);
-      fail(run, lv, "5.4.6", `alias database loop for ${name}`);
-      return true;
-    }
     const child: Level = {
       ...lv,
       expType: "alias",
@@ -218,6 +228,8 @@ async function deliverAlias(run: RecipientRun, lv: Level, name: string): Promise
       const owner = await canonical(run, s.expandOwnerAlias ? ownerValue.trim() : `owner-${name}`);
       child.owner = owner;
       child.sender = owner;
+      // A list's deliveries do not carry the original recipient on.
+      child.origReset = true;
     } else if (s.resetOwnerAlias) {
       child.owner = "";
     }
@@ -330,7 +342,8 @@ function deliverToken(run: RecipientRun, lv: Level, token: Token): Promise<void>
 async function deliverInclude(run: RecipientRun, lv: Level, path: string): Promise<void> {
   const env = run.env;
   if (!path.startsWith("/")) {
-    return fail(run, lv, "5.3.5", `:include: file ${path}: not an absolute path name`);
+    warn(`:include:${path} uses a relative path`);
+    return fail(run, lv, "5.3.5", "mail system configuration error");
   }
   if (run.dup.beenHere(`include ${path}`)) return;
   const rights = lv.user ?? env.defaultPrivs;
@@ -347,7 +360,8 @@ async function deliverInclude(run: RecipientRun, lv: Level, path: string): Promi
     },
   );
   if ("error" in read) {
-    return fail(run, lv, "5.3.0", `cannot open include file ${path}: ${read.error}`);
+    warn(`unable to lookup :include: file ${path}: ${read.error}`);
+    return fail(run, lv, "5.3.5", "mail system configuration error");
   }
   let user: UserAttr = env.defaultPrivs;
   if (read.uid !== 0) {
@@ -392,13 +406,20 @@ export async function deliverAddress(run: RecipientRun, lv: Level, address: stri
   if (r.transport === run.env.settings.serviceName) {
     return deliverRecipient(run, { ...lv, address: r.recipient });
   }
-  // Forwarded: resubmitted with the current sender once the expansion is done.
-  const key = lv.sender;
-  const list = run.forwards.get(key) ?? [];
-  if (!list.some((f) => f.address === r.recipient)) {
-    list.push({ address: r.recipient, delivered: lv.delivered });
+  queueForward(run, { ...lv, address: r.recipient });
+}
+
+/** Adds the address of `lv` to the copy forwarded with its sender (Postfix's deliver_indirect()). */
+function queueForward(run: RecipientRun, lv: Level): void {
+  const list = run.forwards.get(lv.sender) ?? [];
+  if (!list.some((f) => f.address === lv.address)) {
+    list.push({
+      address: lv.address,
+      delivered: lv.delivered,
+      orig: lv.origReset ? "" : run.top.origRcpt || run.top.address,
+    });
   }
-  run.forwards.set(key, list);
+  run.forwards.set(lv.sender, list);
 }
 
 /** Whether a delivery context may use a destination kind (allow_mail_to_commands/files). */

@@ -130,6 +130,8 @@ export async function reportRecipient(run: RecipientRun, fixes: ReplyFixes): Pro
       if (leaf.kind === "sent") await session.sent(rcpt, leaf.status);
       else if (leaf.kind === "bounced") await session.bounced(rcpt, leaf.status);
       else await session.deferred(rcpt, leaf.status);
+      // qmgr sends the bounce notice for a recipient with any bounced delivery.
+      if (bounced && leaf.kind === "sent") fixes.results.set(top.offset, "bounced");
       return;
     }
     note(await emitDirect(env, session, fixes, rcpt, leaf.kind, leaf.status));

@@ -41,6 +41,8 @@ export interface Level {
   expFrom: string;
   /** The rights of the current expansion context; undefined before any. */
   user?: UserAttr;
+  /** Set below a list with an owner-: forwarded copies carry no original recipient. */
+  origReset?: boolean;
 }
 
 /** One outcome of a delivery attempt for a (possibly expanded) address. */
@@ -52,6 +54,8 @@ export type Leaf =
 export interface ForwardRcpt {
   address: string;
   delivered: string;
+  /** The original recipient to record (O record), "" for none. */
+  orig: string;
 }
 
 /** Hooks and tables local(8) uses; tests replace the resolver and the clock. */

@@ -53,7 +53,7 @@ Deno.test("aliases deliver to /files and |commands", opts, async () => {
 });
 
 Deno.test(
-  ":include: files expand, and may not name files or commands by default",
+  ":include: members are forwarded; files and commands are not allowed there by default",
   opts,
   async () => {
     const f = await localFixture();
@@ -65,52 +65,72 @@ Deno.test(
       await f.aliases(`inc: :include:${f.dir}/members\n`);
       const { id, reply, log } = await f.deliver(["inc@example.com"]);
       assertEquals(statuses(log), [
-        "carol@example.com, orig_to=<inc@example.com> 2.0.0 sent (delivered to mailbox)",
         "inc@example.com 5.7.1 bounced (mail to file is restricted)",
         "inc@example.com 5.7.1 bounced (mail to command is restricted)",
+        "inc@example.com 2.0.0 sent (forwarded as FWD1)",
       ]);
       assertEquals([...reply.results.values()], ["bounced"]);
       assertEquals(f.remaining(id), []);
+      const copy = f.forwarded[0];
+      assertEquals(copy.filter((r) => /^[SORM] /.test(r)), [
+        "S sender@example.org",
+        "O inc@example.com",
+        "R carol@example.com",
+        "M ",
+      ]);
+      assertEquals(copy[copy.indexOf("M ") + 1], "N Delivered-To: inc@example.com");
+      assertEquals(copy.slice(-4), ["N ", "N Hello.", "X ", "E "]);
       f.env.settings.allowMailToFiles.add("include");
       const again = await f.deliver(["inc@example.com"]);
-      assertStringIncludes(statuses(again.log)[1], `sent (delivered to file: ${f.dir}/inc.out)`);
+      assertEquals(
+        statuses(again.log)[0],
+        `inc@example.com 2.0.0 sent (delivered to file: ${f.dir}/inc.out)`,
+      );
     } finally {
       await f.cleanup();
     }
   },
 );
 
-Deno.test("a missing :include: file bounces with the system error", opts, async () => {
+Deno.test("a missing or relative :include: file is a configuration error", opts, async () => {
   const f = await localFixture();
   try {
-    await f.aliases(`inc: :include:${f.dir}/nothere\n`);
+    await f.aliases(`inc: :include:${f.dir}/nothere\nrel: :include:members\n`);
     const { log } = await f.deliver(["inc@example.com"]);
     assertEquals(statuses(log), [
-      `inc@example.com 5.3.0 bounced (cannot open include file ${f.dir}/nothere: No such file or directory)`,
+      "inc@example.com 5.3.5 bounced (mail system configuration error)",
     ]);
+    assertStringIncludes(
+      log.join("\n"),
+      `warning: unable to lookup :include: file ${f.dir}/nothere: No such file or directory`,
+    );
+    const rel = await f.deliver(["rel@example.com"]);
+    assertEquals(statuses(rel.log), [
+      "rel@example.com 5.3.5 bounced (mail system configuration error)",
+    ]);
+    assertStringIncludes(rel.log.join("\n"), "warning: :include:members uses a relative path");
   } finally {
     await f.cleanup();
   }
 });
 
 Deno.test(
-  "an owner- alias becomes the envelope sender of the list's deliveries",
+  "a list with an owner- alias is forwarded with the owner as envelope sender",
   opts,
   async () => {
     const f = await localFixture();
     try {
       await f.aliases("list: alice\nowner-list: carol\n");
-      await f.deliver(["list@example.com"]);
-      assertStringIncludes(
-        Deno.readTextFileSync(`${f.spool}/alice`),
-        "\nReturn-Path: <owner-list@example.com>\n",
-      );
+      const { log } = await f.deliver(["list@example.com"]);
+      assertEquals(statuses(log), ["list@example.com 2.0.0 sent (forwarded as FWD1)"]);
+      // The list's copy carries no original recipient.
+      assertEquals(f.forwarded[0].filter((r) => /^[SOR] /.test(r)), [
+        "S owner-list@example.com",
+        "R alice@example.com",
+      ]);
       f.env.settings.expandOwnerAlias = true;
       await f.deliver(["list@example.com"]);
-      assertStringIncludes(
-        Deno.readTextFileSync(`${f.spool}/alice`),
-        "\nReturn-Path: <carol@example.com>\n",
-      );
+      assertEquals(f.forwarded[1].filter((r) => /^S /.test(r)), ["S carol@example.com"]);
     } finally {
       await f.cleanup();
     }
@@ -243,22 +263,33 @@ Deno.test("fallback_transport takes unknown users; luser_relay redirects them", 
   }
 });
 
-Deno.test(
-  "an address that resolves elsewhere is forwarded through cleanup, deferred when it is down",
-  opts,
-  async () => {
-    const f = await localFixture();
-    try {
-      await f.aliases("away: alice, friend@remote.test\n");
-      const { id, reply, log } = await f.deliver(["away@example.com"]);
-      assertEquals(statuses(log), [
-        "alice@example.com, orig_to=<away@example.com> 2.0.0 sent (delivered to mailbox)",
-        "friend@remote.test, orig_to=<away@example.com> 4.3.0 deferred (unable to forward message)",
-      ]);
-      assertEquals([...reply.results.values()], ["deferred"]);
-      assertEquals(f.remaining(id), ["away@example.com"]);
-    } finally {
-      await f.cleanup();
-    }
-  },
-);
+Deno.test("an address that resolves elsewhere is forwarded through cleanup", opts, async () => {
+  const f = await localFixture();
+  try {
+    await f.aliases("away: alice, friend@remote.test, other@remote.test\n");
+    const { id, reply, log } = await f.deliver(["away@example.com"]);
+    assertEquals(statuses(log), [
+      "alice@example.com, orig_to=<away@example.com> 2.0.0 sent (delivered to mailbox)",
+      "away@example.com 2.0.0 sent (forwarded as FWD1)",
+    ]);
+    assertEquals([...reply.results.values()], ["sent"]);
+    assertEquals(f.remaining(id), []);
+    assertEquals(f.forwarded[0].filter((r) => /^[SOR] /.test(r)), [
+      "S sender@example.org",
+      "O away@example.com",
+      "R friend@remote.test",
+      "O away@example.com",
+      "R other@remote.test",
+    ]);
+    f.env.settings.cleanupService = `${f.dir}/no-cleanup`;
+    const down = await f.deliver(["away@example.com"]);
+    assertEquals(statuses(down.log), [
+      "alice@example.com, orig_to=<away@example.com> 2.0.0 sent (delivered to mailbox)",
+      "away@example.com 4.3.0 deferred (unable to forward message)",
+    ]);
+    assertEquals([...down.reply.results.values()], ["deferred"]);
+    assertEquals(f.remaining(down.id), ["away@example.com"]);
+  } finally {
+    await f.cleanup();
+  }
+});

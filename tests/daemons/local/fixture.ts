@@ -9,6 +9,9 @@ import type { DeliverReply, DeliverRequest } from "../../../lib/deliver/request.
 import { queueFilePath } from "../../../lib/queue/layout.ts";
 import { ResolveFlag } from "../../../lib/rewrite_client.ts";
 import { parseQueuedMessage } from "../../../daemons/qmgr/message.ts";
+import * as net from "node:net";
+import { encodeAttrs } from "../../../lib/ipc/attr.ts";
+import { decodeRecords } from "../../../lib/queue/record.ts";
 import { openMap } from "../../../maps/registry.ts";
 import { buildAliasTable } from "../../../maps/aliases.ts";
 import type { Dict } from "../../../maps/dict.ts";
@@ -37,6 +40,8 @@ export interface LocalFixture {
   env: LocalEnv;
   bounce: { calls: BounceCall[] };
   users: Map<string, LocalUser>;
+  /** Messages the stand-in cleanup service received, as "TYPE data" record lines. */
+  forwarded: string[][];
   /** Queues a message in active and delivers it; returns the reply and the log. */
   deliver(
     recipients: string[],
@@ -113,7 +118,10 @@ export async function localFixture(
     defaultPrivs: { uid, gid, logname: "nobody", home: "/nonexistent", shell: "/bin/false" },
     privileged: false,
   };
+  const forwarded: string[][] = [];
+  const cleanup = await fakeCleanup(env.settings.cleanupService, forwarded);
   const fixture: LocalFixture = {
+    forwarded,
     dir,
     q,
     spool,
@@ -165,6 +173,7 @@ export async function localFixture(
       return parseQueuedMessage(id, Deno.readFileSync(path)).recipients.map((r) => r.address);
     },
     async cleanup() {
+      await cleanup.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
@@ -178,4 +187,43 @@ export function statuses(log: string[]): string[] {
     const st = /dsn=(\S+), status=(.*)$/.exec(l)!;
     return `${to[1]}${to[2] ?? ""} ${st[1]} ${st[2]}`;
   });
+}
+
+/**
+ * A stand-in cleanup service: greets, takes the flags, names a queue id
+ * (FWD1, FWD2, ...), collects the records up to E and accepts the message.
+ */
+async function fakeCleanup(
+  path: string,
+  messages: string[][],
+): Promise<{ close(): Promise<void> }> {
+  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  const dec = new TextDecoder();
+  const server = net.createServer((conn) => {
+    let buf = new Uint8Array(0);
+    let started = false;
+    conn.write(encodeAttrs({ protocol: "cleanup" }));
+    conn.on("data", (chunk: Uint8Array) => {
+      const next = new Uint8Array(buf.length + chunk.length);
+      next.set(buf);
+      next.set(chunk, buf.length);
+      buf = next;
+      if (!started) {
+        // "flags\0N\0\0" comes first; the records follow it.
+        const end = buf.indexOf(0, buf.indexOf(0) + 1);
+        if (end < 0 || end + 1 >= buf.length) return;
+        buf = buf.slice(end + 2);
+        started = true;
+        conn.write(encodeAttrs({ queue_id: `FWD${messages.length + 1}` }));
+      }
+      const records = decodeRecords(buf);
+      if (records.at(-1)?.type === "E") {
+        messages.push(records.map((r) => `${r.type} ${dec.decode(r.data)}`));
+        conn.write(encodeAttrs({ status: 0, reason: "" }));
+      }
+    });
+    conn.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  return { close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }

@@ -80,7 +80,7 @@ Deno.test("sendmail to a local alias list: a spool mailbox delivery and a forwar
     );
     assertMatch(
       log,
-      /local\[\d+\]: \w+: to=<friend@remote\.test>, orig_to=<team>, relay=local, .*dsn=2\.0\.0, status=sent \(forwarded as \w+\)/,
+      /local\[\d+\]: \w+: to=<team@example\.com>, orig_to=<team>, relay=local, .*dsn=2\.0\.0, status=sent \(forwarded as \w+\)/,
     );
     const box = Deno.readTextFileSync(`${spool}/${user}`);
     assertMatch(box, /^From someone@sender\.example {2}/);
