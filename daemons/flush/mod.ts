@@ -4,8 +4,9 @@
 // queue ids with mail deferred to it (delivery agents send "add"), and on
 // "send_site" (smtpd ETRN, postqueue -s, sendmail -qR) moves that mail from
 // deferred to incoming and wakes qmgr; "send_file" (postqueue -i) does the
-// same for one message; "rfrsh" and "purge" keep the logfiles sane. One
-// request per connection, answered with Postfix's flush status codes.
+// same for one message; "rfrsh" and "purge" (and the master's wakeup timer)
+// keep the logfiles sane. One request per connection, answered with
+// Postfix's flush status codes.
 
 import type * as net from "node:net";
 import { type DaemonContext, singleServer } from "../../lib/daemon/server.ts";
@@ -23,25 +24,36 @@ import {
   sendSiteService,
 } from "./service.ts";
 
-/** Reads one request, or undefined when the client goes away or is too slow. */
-function readRequest(conn: net.Socket, timeoutMs: number): Promise<AttrList | undefined> {
+/** The master's wakeup trigger (master.cf wakeup time): a lone "W", then end of input. */
+const WAKEUP = "wakeup";
+
+/**
+ * Reads one request; WAKEUP when the master's timer sent its trigger byte;
+ * undefined when the client goes away or is too slow.
+ */
+function readRequest(
+  conn: net.Socket,
+  timeoutMs: number,
+): Promise<AttrList | typeof WAKEUP | undefined> {
   return new Promise((resolve) => {
     const reader = new AttrReader();
-    const done = (list: AttrList | undefined) => {
+    let head = "";
+    const done = (result: AttrList | typeof WAKEUP | undefined) => {
       clearTimeout(timer);
       conn.off("data", onData);
-      resolve(list);
+      resolve(result);
     };
     const timer = setTimeout(() => {
       warn("timeout while waiting for data from unknown_stream");
       done(undefined);
     }, timeoutMs);
     const onData = (chunk: Uint8Array) => {
+      if (head.length < 2) head += new TextDecoder().decode(chunk.subarray(0, 2));
       const [list] = reader.push(chunk);
       if (list) done(list);
     };
     conn.on("data", onData);
-    conn.once("end", () => done(undefined));
+    conn.once("end", () => done(head === "W" ? WAKEUP : undefined));
     conn.once("error", () => done(undefined));
   });
 }
@@ -65,6 +77,8 @@ export async function serveFlush(conn: net.Socket, env: FlushEnv, timeoutMs: num
   conn.write(encodeAttrs({ protocol: FLUSH_PROTOCOL }));
   const request = await readRequest(conn, timeoutMs);
   if (!request) return;
+  // The periodic wakeup keeps the logfiles sane, as a refresh request does.
+  if (request === WAKEUP) return void await refreshService(env, false);
   const what = request.get("request") ?? "";
   let status: number;
   switch (what) {

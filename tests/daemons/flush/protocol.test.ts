@@ -16,7 +16,7 @@ async function serve() {
   const dir = await Deno.makeTempDir({ prefix: "posthorn-flushp-" });
   await Deno.writeTextFile(
     `${dir}/main.cf`,
-    `queue_directory = ${dir}/queue\nfast_flush_domains = example.com\n`,
+    `queue_directory = ${dir}/queue\nfast_flush_domains = example.com\nhash_queue_names = defer\n`,
   );
   for (const q of ["deferred", "incoming", "flush", "public"]) {
     await Deno.mkdir(`${dir}/queue/${q}`, { recursive: true });
@@ -40,6 +40,7 @@ async function serve() {
 async function raw(path: string, bytes: Uint8Array): Promise<string> {
   const conn = await Deno.connect({ transport: "unix", path });
   await conn.write(bytes);
+  await conn.closeWrite();
   let text = "";
   const buf = new Uint8Array(1024);
   for (;;) {
@@ -96,6 +97,26 @@ Deno.test("the flush client gets each status: ok, deny, bad, and fail with no se
     assertEquals(await ask({ request: "purge" }), FlushStatus.ok);
     Deno.removeSync(s.path);
     assertEquals(await ask({ request: "purge" }), FlushStatus.fail);
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("the master's wakeup trigger makes flush refresh its logfiles", async () => {
+  const s = await serve();
+  try {
+    const deferred = `${s.dir}/queue/deferred/ABC123`;
+    Deno.writeTextFileSync(deferred, "x", { mode: 0o700 });
+    const log = `${s.dir}/queue/flush/example_com`;
+    Deno.writeTextFileSync(log, "ABC123\n");
+    const old = new Date(Date.now() - 13 * 3600_000);
+    Deno.utimeSync(log, old, old);
+    assertEquals(
+      await raw(s.path, new TextEncoder().encode("W")),
+      "protocol|queue_flush_protocol||",
+    );
+    assertEquals(Deno.readTextFileSync(log), "");
+    assertEquals([...Deno.readDirSync(`${s.dir}/queue/incoming`)].map((e) => e.name), ["ABC123"]);
   } finally {
     await s.stop();
   }
