@@ -90,7 +90,8 @@ export async function deliverSmtp(session: DeliverySession, env: SmtpEnv): Promi
       const opened = await openStream(server, s, policy, env.layout.queueDirectory);
       if (!(opened instanceof SmtpStream)) {
         siteFailure = opened;
-        if (!final) info(opened.text);
+        // Postfix logs each failed connection, the last one too.
+        info(opened.text);
         continue;
       }
       sessions++;

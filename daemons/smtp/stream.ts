@@ -71,11 +71,15 @@ export class SmtpStream {
     this.reader.timeoutMs = timeoutMs;
     const lines: string[] = [];
     let code = 0;
+    let garbage = 0;
     for (;;) {
       const line = await this.readLine();
       const m = /^(\d{3})([ -]|$)(.*)$/s.exec(line);
       if (!m) {
-        // Not a reply line: Postfix ends the reply here, with no valid code.
+        // Not a reply line: skipped, as Postfix does (the read timeout ends
+        // a server that sends nothing else). A flood of them ends the reply
+        // with no valid code.
+        if (++garbage < MAX_REPLY_LINES) continue;
         lines.push(line);
         code = 0;
         break;

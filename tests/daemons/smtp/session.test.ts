@@ -181,19 +181,62 @@ Deno.test(
   },
 );
 
-Deno.test("smtp: garbage instead of a greeting defers, no crash", opts, async () => {
-  const srv = await fakeServer({ greeting: "SSH-2.0-OpenSSH_9.2" });
+Deno.test(
+  "smtp: garbage instead of a greeting is skipped and the greeting times out, as the reference",
+  opts,
+  async () => {
+    const srv = await fakeServer({ greeting: "SSH-2.0-OpenSSH_9.2" });
+    try {
+      const r = await deliver({ nexthop: `[127.0.0.1]:${srv.port}` }, "smtp_helo_timeout = 1s");
+      assertEquals([...r.reply.results.values()], ["deferred"]);
+      assertStringIncludes(
+        r.log,
+        "dsn=4.4.2, status=deferred (conversation with 127.0.0.1[127.0.0.1] timed out while receiving the initial server greeting)",
+      );
+    } finally {
+      await srv.close();
+    }
+  },
+);
+
+Deno.test("smtp: garbage lines before a valid greeting are skipped", opts, async () => {
+  const srv = await fakeServer({
+    greeting: "hello there\r\n* garbage *\r\n220 fake.example ESMTP",
+  });
   try {
     const r = await deliver({ nexthop: `[127.0.0.1]:${srv.port}` });
-    assertEquals([...r.reply.results.values()], ["deferred"]);
-    assertStringIncludes(
-      r.log,
-      "status=deferred (host 127.0.0.1[127.0.0.1] refused to talk to me: SSH-2.0-OpenSSH_9.2)",
-    );
+    assertEquals([...r.reply.results.values()], ["sent"]);
   } finally {
     await srv.close();
   }
 });
+
+Deno.test(
+  "smtp: replies without an enhanced code get X.0.0 (greeting 554 skipped as 4.0.0)",
+  opts,
+  async () => {
+    const srv = await fakeServer({ greeting: "554 go away" });
+    try {
+      const r = await deliver({ nexthop: `[127.0.0.1]:${srv.port}` });
+      assertStringIncludes(
+        r.log,
+        "dsn=4.0.0, status=deferred (host 127.0.0.1[127.0.0.1] refused to talk to me: 554 go away)",
+      );
+    } finally {
+      await srv.close();
+    }
+    const rcpt = await fakeServer({ replies: { RCPT: "550 no such user" } });
+    try {
+      const r = await deliver({ nexthop: `[127.0.0.1]:${rcpt.port}` });
+      assertStringIncludes(
+        r.log,
+        "dsn=5.0.0, status=bounced (host 127.0.0.1[127.0.0.1] said: 550 no such user (in reply to RCPT TO command))",
+      );
+    } finally {
+      await rcpt.close();
+    }
+  },
+);
 
 Deno.test(
   "smtp: a 10 MB reply line is cut, read and dropped; the delivery goes on",
