@@ -70,6 +70,13 @@ export function settingsFromConfig(config: VirtualConfig): VirtualSettings {
   } catch (err) {
     fatal((err as Error).message);
   }
+  // A mailbox limit below the message size limit would defer large messages
+  // for ever; Postfix's virtual refuses to start with it.
+  const mailboxLimit = config.size("virtual_mailbox_limit");
+  const messageLimit = config.size("message_size_limit");
+  if (mailboxLimit > 0 && messageLimit > 0 && mailboxLimit < messageLimit) {
+    fatal("configuration error: virtual_mailbox_limit is smaller than message_size_limit");
+  }
   return {
     mailboxBase: config.get("virtual_mailbox_base"),
     mailboxMaps: openTables(config, "virtual_mailbox_maps"),
@@ -80,7 +87,7 @@ export function settingsFromConfig(config: VirtualConfig): VirtualSettings {
     lockAttempts: config.int("deliver_lock_attempts"),
     lockDelay: config.time("deliver_lock_delay"),
     staleLockTime: config.time("stale_lock_time"),
-    mailboxLimit: config.size("virtual_mailbox_limit"),
+    mailboxLimit,
     strictOwnership: config.bool("strict_mailbox_ownership"),
     recipientDelimiter: config.get("recipient_delimiter"),
   };

@@ -222,11 +222,16 @@ Deno.test(
     Deno.writeTextFileSync(path, "From x  Tue Nov 24 19:01:05 2026\n\nold\n\n", { mode: 0o600 });
     Deno.chownSync(path, s.uid, s.gid);
     const before = Deno.readTextFileSync(path);
-    const { log, results } = await deliver(s, mainCf(s, "virtual_mailbox_limit = 100"), [
-      "a@catch.example",
-    ], {
-      body: ["Subject: big", "", "y".repeat(200)],
-    });
+    const { log, results } = await deliver(
+      s,
+      mainCf(s, "virtual_mailbox_limit = 100\nmessage_size_limit = 100"),
+      [
+        "a@catch.example",
+      ],
+      {
+        body: ["Subject: big", "", "y".repeat(200)],
+      },
+    );
     assertEquals(results, ["bounced"]);
     assertStringIncludes(
       log,
@@ -344,3 +349,21 @@ function exists(path: string): boolean {
     return false;
   }
 }
+
+Deno.test("virtual refuses to start with virtual_mailbox_limit below message_size_limit", async () => {
+  const s = await setup();
+  const config = configFromText(s.q.dir, mainCf(s, "virtual_mailbox_limit = 1000"));
+  const log = await withLog((lines) => {
+    try {
+      settingsFromConfig(config);
+    } catch {
+      // fatal() throws after logging.
+    }
+    return Promise.resolve(lines.join("\n"));
+  });
+  assertStringIncludes(
+    log,
+    "fatal: configuration error: virtual_mailbox_limit is smaller than message_size_limit",
+  );
+  await Deno.remove(s.q.dir, { recursive: true });
+});
