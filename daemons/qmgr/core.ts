@@ -66,6 +66,8 @@ export interface QmgrDeps {
   /** Sends one request to the transport's agent; rejects with TransportUnavailable when it cannot connect. */
   deliver(transport: string, request: DeliverRequest): Promise<DeliverReply>;
   bounce: BounceService;
+  /** Rewrites an address to canonical form (a redirect target); used as given when absent. */
+  canonicalize?(address: string): Promise<string>;
   /** Records a probe's result with the verify service; false when it failed. */
   verify?(address: string, status: number, why: string): Promise<boolean>;
   /** address_verify_negative_cache (default yes). */
@@ -357,11 +359,35 @@ export class Qmgr {
       }
       return p;
     };
-    const results = await Promise.all(msg.q.recipients.map((r) => resolveOne(r.address)));
+    let recipients = msg.q.recipients;
+    if (msg.q.redirect && recipients.length) {
+      // A redirect overrides all else: the first recipient goes to the
+      // (canonical) redirect address, the others are dropped, as in Postfix.
+      const redirect = msg.q.redirect;
+      const to = await (this.deps.canonicalize?.(redirect) ?? Promise.resolve(redirect)).catch(
+        (err) => {
+          warn(`${msg.q.queueId}: rewrite ${redirect}: ${(err as Error).message}`);
+          return redirect;
+        },
+      );
+      recipients = [{ ...recipients[0], address: to }];
+    }
+    // A content filter takes the mail instead of the resolver's choice,
+    // except for probes and sendmail -bv, which are never filtered.
+    const filter = msg.q.filter && !(msg.q.traceFlags & TRACE_ONLY_MASK) && !msg.q.redirect
+      ? msg.q.filter
+      : "";
+    const results = await Promise.all(
+      recipients.map((r) => filter ? this.filterRoute(filter, r.address) : resolveOne(r.address)),
+    );
     const groups = new Map<DestQueue, QueuedRecipient[]>();
     for (let i = 0; i < results.length; i++) {
-      const rcpt = msg.q.recipients[i];
+      let rcpt = recipients[i];
       let res = results[i];
+      // Delivery goes to the address as the resolver rewrote it.
+      if (res?.recipient && res.recipient !== rcpt.address) {
+        rcpt = { ...rcpt, address: res.recipient };
+      }
       // As Postfix's qmgr does, recipients it cannot send on now go to the
       // retry service with the reason as next hop (that agent logs them).
       if (!res || (res.flags & RESOLVE_FLAG_FAIL)) {
@@ -414,6 +440,24 @@ export class Qmgr {
       job.total += n;
       queue.todo.push(entry);
     }
+  }
+
+  /**
+   * The route to a content filter (transport:nexthop); without a next hop,
+   * default_filter_nexthop, else the recipient's domain, else myhostname.
+   */
+  private filterRoute(filter: string, address: string): Promise<Resolved> {
+    const colon = filter.indexOf(":");
+    const transport = colon < 0 ? filter : filter.slice(0, colon);
+    let nexthop = colon < 0 ? "" : filter.slice(colon + 1);
+    if (!nexthop) nexthop = this.deps.settings.defaultFilterNexthop;
+    if (!nexthop) {
+      const at = address.lastIndexOf("@");
+      nexthop = at >= 0 && at < address.length - 1
+        ? address.slice(at + 1)
+        : this.deps.settings.myhostname;
+    }
+    return Promise.resolve({ transport, nexthop, recipient: address, flags: 0 });
   }
 
   /** Whether a recipient is the local double_bounce_sender address. */

@@ -35,6 +35,10 @@ export interface QueuedMessage {
   warnOffset: number;
   /** Request attributes (A records other than the per-recipient ones). */
   attrs: Record<string, string>;
+  /** The content filter (L record: transport:nexthop), "" when none; the last one counts. */
+  filter: string;
+  /** The redirect address (> record), "" when none; the last one counts. */
+  redirect: string;
   /** The trace_flags attribute (DEL_REQ_FLAG_MTA_VRFY, _USR_VRFY, _RECORD), and its record's offset (-1: none). */
   traceFlags: number;
   traceOffset: number;
@@ -60,6 +64,8 @@ export function parseQueuedMessage(queueId: string, data: Uint8Array): QueuedMes
     warnTime: 0,
     warnOffset: -1,
     attrs: {},
+    filter: "",
+    redirect: "",
     traceFlags: 0,
     traceOffset: -1,
     recipients: [],
@@ -99,6 +105,12 @@ export function parseQueuedMessage(queueId: string, data: Uint8Array): QueuedMes
       }
       case RecordType.FROM:
         msg.sender = text;
+        break;
+      case RecordType.FILTER:
+        msg.filter = text;
+        break;
+      case RecordType.RDR:
+        msg.redirect = text;
         break;
       case RecordType.WARN:
         msg.warnTime = Number(text.trim()) || 0;

@@ -9,7 +9,7 @@
 
 import type { ProgramContext } from "../../lib/program.ts";
 import { type DaemonContext, triggerServer } from "../../lib/daemon/server.ts";
-import { resolveAddress, resolveVerifyAddress } from "../../lib/rewrite_client.ts";
+import { resolveAddress, resolveVerifyAddress, rewriteAddress } from "../../lib/rewrite_client.ts";
 import { VerifyStat, verifyUpdate } from "../../lib/verify_client.ts";
 import { bounceClient } from "../../lib/bounce_client.ts";
 import { sendDeliverRequest } from "../../lib/deliver/client.ts";
@@ -48,6 +48,7 @@ export function daemonDeps(d: DaemonContext): QmgrDeps {
     settings: qmgrSettings(config, masterProcessLimits(config)),
     resolve: (sender, address) => resolveAddress(config, sender, address),
     resolveVerify: (sender, address) => resolveVerifyAddress(config, sender, address),
+    canonicalize: (address) => rewriteAddress(config, "local", address),
     verify: async (address, status, why) =>
       await verifyUpdate(config, address, status, why) === VerifyStat.OK,
     verifyNegativeCache: config.bool("address_verify_negative_cache"),

@@ -37,6 +37,9 @@ export interface QmgrSettings {
   resolution: number;
   /** double_bounce_sender: local mail to it is discarded here. */
   doubleBounceSender: string;
+  /** default_filter_nexthop and myhostname: the next hop of a content filter that names none. */
+  defaultFilterNexthop: string;
+  myhostname: string;
   /** Per-transport settings (cached). */
   transport(name: string): TransportSettings;
 }
@@ -83,6 +86,8 @@ export function qmgrSettings(
     deferTransports: new Set(config.list("defer_transports")),
     resolution: config.int("delay_logging_resolution_limit"),
     doubleBounceSender: config.get("double_bounce_sender") || "double-bounce",
+    defaultFilterNexthop: config.get("default_filter_nexthop"),
+    myhostname: config.get("myhostname"),
     transport(name) {
       let s = cache.get(name);
       if (s) return s;
