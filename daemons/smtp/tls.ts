@@ -309,7 +309,36 @@ async function handshake(
   const bits = cipherBits(c.standardName ?? c.name);
   info(
     `${kind} TLS connection established to ${serverName(server)}:${server.port}: ` +
-      `${secure.getProtocol()} with cipher ${c.name} (${bits}/${bits} bits)`,
+      `${secure.getProtocol()} with cipher ${c.name} (${bits}/${bits} bits)` +
+      handshakeDetails(secure, hasCert ? cert : undefined),
   );
   return failure;
+}
+
+/**
+ * Postfix 3.7's tail of the TLS line: ` key-exchange X25519 server-signature
+ * RSA-PSS (2048 bits) server-digest SHA256`. node:tls does not say which
+ * signature scheme the handshake used; it is inferred from the key type and
+ * protocol (TLS 1.3 signs with RSA-PSS; ECDSA's digest follows its curve).
+ */
+function handshakeDetails(secure: tls.TLSSocket, cert: tls.PeerCertificate | undefined): string {
+  let out = "";
+  const kx = secure.getEphemeralKeyInfo();
+  if (kx && "name" in kx && kx.name) out += ` key-exchange ${kx.name}`;
+  else if (kx && "type" in kx && kx.type === "DH" && kx.size) {
+    out += ` key-exchange FFDHE${kx.size}`;
+  }
+  if (!cert) return out;
+  const details = cert as tls.PeerCertificate & { asn1Curve?: string; nistCurve?: string };
+  if (details.modulus) {
+    const sig = secure.getProtocol() === "TLSv1.3" ? "RSA-PSS" : "RSA";
+    out += ` server-signature ${sig} (${cert.bits} bits) server-digest SHA256`;
+  } else if (details.asn1Curve || details.nistCurve) {
+    const size = cert.bits ?? 256;
+    const digest = size >= 521 ? "SHA512" : size >= 384 ? "SHA384" : "SHA256";
+    out += ` server-signature ECDSA (${
+      details.nistCurve ?? details.asn1Curve
+    }) server-digest ${digest}`;
+  }
+  return out;
 }
