@@ -19,7 +19,7 @@ import {
   type RecipientStatus,
 } from "../../lib/deliver/agent.ts";
 import { DeliverFlag, type DeliverRecipient } from "../../lib/deliver/request.ts";
-import { headerValues, type MessageContent, readMessage } from "../../lib/deliver/message.ts";
+import { type MessageContent, readMessage } from "../../lib/deliver/message.ts";
 import { queueFilePath, type QueueLayout } from "../../lib/queue/layout.ts";
 import { fatal, warn } from "../../lib/log.ts";
 import { quoteAddress } from "../../lib/address/quote.ts";
@@ -61,9 +61,8 @@ export async function deliverVirtual(
     }
     return;
   }
-  const delivered = new Set(headerValues(content, "Delivered-To").map((v) => v.toLowerCase()));
   for (const rcpt of req.recipients) {
-    const outcome = await deliverRecipient(session, settings, content, delivered, rcpt);
+    const outcome = await deliverRecipient(session, settings, content, rcpt);
     await report(session, rcpt, outcome);
   }
 }
@@ -118,14 +117,12 @@ async function deliverRecipient(
   session: DeliverySession,
   settings: VirtualSettings,
   content: MessageContent,
-  delivered: Set<string>,
   rcpt: DeliverRecipient,
 ): Promise<Outcome> {
+  // No Delivered-To loop check: the reference's virtual(8) has none (it
+  // delivers a message that already carries the recipient's Delivered-To;
+  // loops through virtual aliases are cleanup's and local's business).
   const user = rcpt.address.toLowerCase();
-  // A message that was delivered here before and came back is a loop.
-  if (delivered.has(user)) {
-    return { kind: "bounced", dsn: "5.4.6", text: `mail forwarding loop for ${rcpt.address}` };
-  }
   if (!settings.mailboxBase.startsWith("/")) {
     fatal(`do not specify relative pathname: virtual_mailbox_base = ${settings.mailboxBase}`);
   }
