@@ -18,6 +18,9 @@ export const TYPE = {
   ANY: 255,
 } as const;
 
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
 /** The Internet class. */
 export const CLASS_IN = 1;
 
@@ -159,17 +162,17 @@ class Writer {
   /** Writes a domain name, compressing against names written before. */
   name(name: string, compress = true): void {
     const labels = splitLabels(name);
+    let suffix = labels.map((l) => utf8Decoder.decode(l)).join(".").toLowerCase();
     for (let i = 0; i < labels.length; i++) {
-      const suffix = labels.slice(i).join(".").toLowerCase();
       const at = this.names.get(suffix);
       if (compress && at !== undefined) {
         this.u16(0xc000 | at);
         return;
       }
       if (this.length < 0x4000) this.names.set(suffix, this.length);
-      const label = new TextEncoder().encode(labels[i]);
-      this.u8(label.length);
-      this.bytes(label);
+      this.u8(labels[i].length);
+      this.bytes(labels[i]);
+      suffix = suffix.slice(suffix.indexOf(".") + 1);
     }
     this.u8(0);
   }
@@ -179,20 +182,30 @@ class Writer {
   }
 }
 
-/** Splits a name into labels; validates label and name lengths. */
-function splitLabels(name: string): string[] {
+/** Splits a name into label bytes; validates label and name lengths. */
+function splitLabels(name: string): Uint8Array[] {
   const canon = name.endsWith(".") ? name.slice(0, -1) : name;
   if (canon === "" || canon === ".") return [];
-  const labels = canon.split(".");
+  const labels = canon.split(".").map(labelBytes);
   let total = 1;
   for (const label of labels) {
-    const size = new TextEncoder().encode(label).length;
-    if (size === 0) throw new DnsFormatError(`empty label in domain name: ${name}`);
-    if (size > 63) throw new DnsFormatError(`label too long in domain name: ${name}`);
-    total += size + 1;
+    if (label.length === 0) throw new DnsFormatError(`empty label in domain name: ${name}`);
+    if (label.length > 63) throw new DnsFormatError(`label too long in domain name: ${name}`);
+    total += label.length + 1;
   }
   if (total > 255) throw new DnsFormatError(`domain name too long: ${name}`);
   return labels;
+}
+
+/** A label's bytes: ASCII copied directly (the common case), anything else as UTF-8. */
+function labelBytes(label: string): Uint8Array {
+  const out = new Uint8Array(label.length);
+  for (let i = 0; i < label.length; i++) {
+    const c = label.charCodeAt(i);
+    if (c > 0x7f) return utf8.encode(label);
+    out[i] = c;
+  }
+  return out;
 }
 
 function flagsWord(f: Flags): number {
@@ -258,7 +271,7 @@ function writeRdata(w: Writer, rr: ResourceRecord): void {
     case TYPE.TXT: {
       const strings = rr.strings ?? chunkText(rr.value);
       for (const s of strings) {
-        const b = new TextEncoder().encode(s);
+        const b = utf8.encode(s);
         if (b.length > 255) throw new DnsFormatError("TXT string longer than 255 bytes");
         w.u8(b.length);
         w.bytes(b);
@@ -290,9 +303,9 @@ function writeRdata(w: Writer, rr: ResourceRecord): void {
 /** Splits text into TXT character-strings of at most 255 bytes. */
 function chunkText(text: string): string[] {
   const out: string[] = [];
-  const bytes = new TextEncoder().encode(text);
+  const bytes = utf8.encode(text);
   for (let i = 0; i < bytes.length; i += 255) {
-    out.push(new TextDecoder().decode(bytes.subarray(i, i + 255)));
+    out.push(utf8Decoder.decode(bytes.subarray(i, i + 255)));
   }
   return out.length ? out : [""];
 }
@@ -451,7 +464,7 @@ function readRdata(r: Reader, rr: ResourceRecord, end: number): ResourceRecord {
       break;
     case TYPE.TXT: {
       const strings: string[] = [];
-      while (r.pos < end) strings.push(new TextDecoder().decode(r.bytes(r.u8())));
+      while (r.pos < end) strings.push(utf8Decoder.decode(r.bytes(r.u8())));
       rr.strings = strings;
       rr.value = strings.join("");
       break;
