@@ -106,6 +106,7 @@ export async function deliverSmtp(session: DeliverySession, env: SmtpEnv): Promi
         message: messageBytes,
         envelope: (a) => env.generic(a),
         setupDone: () => session.connSetup = Date.now() / 1000,
+        verifyOnly: session.verifyOnly,
       };
       const end = await new Conversation(opened, server, s, req, [...pending], hooks).run();
       for (const r of end.results) {

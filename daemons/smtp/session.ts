@@ -59,6 +59,8 @@ export interface ConversationHooks {
   envelope(address: string): Promise<string>;
   /** Connection setup finished (delays= c). */
   setupDone(): void;
+  /** An address probe: stop after RCPT TO, send no message. */
+  verifyOnly?: boolean;
 }
 
 /** A conversation's end: failures that apply to every recipient not yet decided. */
@@ -294,6 +296,7 @@ export class Conversation {
     const rcpts: string[] = [];
     for (const r of this.recipients) rcpts.push(await this.rcptCommand(r));
     const accepted: DeliverRecipient[] = [];
+    if (this.hooks.verifyOnly) return await this.probe(mail, rcpts);
     let dataReply: ServerReply | undefined;
     if (this.features.pipelining) {
       // One batch: MAIL, every RCPT, DATA; replies read in order (RFC 2920).
@@ -345,6 +348,49 @@ export class Conversation {
       const end = await this.stream.readReply(t.dataDone);
       for (const r of accepted) this.finalResult(r, end);
     }
+    return { results: this.results };
+  }
+
+  /**
+   * An address probe (verify(8), sendmail -bv): MAIL and RCPT only, as
+   * Postfix with smtp_address_verify_target = rcpt; an accepted recipient
+   * is deliverable with the RCPT reply as its text.
+   */
+  private async probe(mail: string, rcpts: string[]): Promise<ConversationEnd> {
+    const t = this.s.timeouts;
+    this.stage = "sending MAIL FROM";
+    let mailReply: ServerReply;
+    const rcptReplies: ServerReply[] = [];
+    if (this.features.pipelining) {
+      await this.stream.write([mail, ...rcpts].join("\r\n") + "\r\n", t.mail);
+      mailReply = await this.stream.readReply(t.mail);
+      this.stage = "sending RCPT TO";
+      for (const _ of rcpts) rcptReplies.push(await this.stream.readReply(t.rcpt));
+    } else {
+      mailReply = await this.command(mail, t.mail);
+      this.stage = "sending RCPT TO";
+      if (Math.floor(mailReply.code / 100) === 2) {
+        for (const r of rcpts) rcptReplies.push(await this.command(r, t.rcpt));
+      }
+    }
+    if (Math.floor(mailReply.code / 100) !== 2) {
+      return this.failAll(saidFailure(this.server, mailReply, "MAIL FROM command"));
+    }
+    this.recipients.forEach((rcpt, i) => {
+      const r = rcptReplies[i];
+      if (Math.floor(r.code / 100) === 2) {
+        this.results.push({
+          rcpt,
+          sent: {
+            dsn: replyDsn(r),
+            text: r.text,
+            relay: relayName(this.server),
+            reply: r.text,
+            host: this.server.host,
+          },
+        });
+      } else this.results.push({ rcpt, failure: saidFailure(this.server, r, "RCPT TO command") });
+    });
     return { results: this.results };
   }
 

@@ -351,6 +351,8 @@ export interface RunResult {
 /** Request fields a test may set. */
 export interface RequestSpec extends Partial<MessageSpec> {
   nexthop: string;
+  /** DEL_REQ_FLAG_* bits (address probes). */
+  flags?: number;
   encoding?: string;
   smtputf8?: number;
   envid?: string;
@@ -396,7 +398,7 @@ export async function deliver(
   try {
     const result = await withLog(async (lines) => {
       const reply = await sendDeliverRequest(agent.path, {
-        flags: 0,
+        flags: spec.flags ?? 0,
         queueName: "active",
         queueId: id,
         dataOffset: msg.dataOffset,

@@ -486,3 +486,29 @@ Deno.test("smtp: a bad port in the next hop defers with a clear reason", opts, a
   assertEquals([...r.reply.results.values()], ["deferred"]);
   assertStringIncludes(r.log, "bad port in destination: [127.0.0.1]:nosuchport");
 });
+
+Deno.test(
+  "smtp address probes stop after RCPT TO: deliverable and undeliverable, no message sent",
+  opts,
+  async () => {
+    const srv = await fakeServer({
+      replies: { RCPT: (l) => (l.includes("bad@") ? "550 5.1.1 unknown user" : undefined) },
+    });
+    try {
+      const r = await deliver({
+        nexthop: `[127.0.0.1]:${srv.port}`,
+        recipients: ["good@remote.example", "bad@remote.example"],
+        flags: 1 << 9, // DEL_REQ_FLAG_USR_VRFY (sendmail -bv)
+      });
+      assertStringIncludes(r.log, "status=deliverable (250 2.1.5 Ok)");
+      assertStringIncludes(
+        r.log,
+        "status=undeliverable (host 127.0.0.1[127.0.0.1] said: 550 5.1.1 unknown user (in reply to RCPT TO command))",
+      );
+      assertEquals(srv.sessions[0].lines.includes("DATA"), false);
+      assertEquals(srv.sessions[0].messages.length, 0);
+    } finally {
+      await srv.close();
+    }
+  },
+);
