@@ -13,12 +13,7 @@ import { describe } from "./queue/file.ts";
 const exUnavailable = 69;
 
 function die(text: string): never {
-  try {
-    fatal(text);
-  } catch (err) {
-    if (err instanceof FatalError) throw new FatalError(err.message, exUnavailable);
-    throw err;
-  }
+  dieWith(exUnavailable, text);
 }
 
 /** -i: asks the flush service to deliver one queued message now. */
@@ -141,32 +136,28 @@ async function askFlush(
   const status = await flushRequest(config, request, (err, service) => {
     warn(`connect to public/${service}: ${describe(err)}`);
   });
+  const site = request.request === "send_site";
   switch (status) {
     case FlushStatus.ok:
       return 0;
-    case FlushStatus.deny:
-      die(
-        request.request === "send_site"
-          ? `Flush service is not configured for destination "${what}"`
-          : `Cannot flush queue ID - no such message: "${what}"`,
-      );
-      break;
     case FlushStatus.bad:
-      try {
-        fatal(`Invalid request: "${what}"`);
-      } catch (err) {
-        if (err instanceof FatalError) throw new FatalError(err.message, exUsage);
-        throw err;
-      }
+      dieWith(exUsage, `Invalid request: "${what}"`);
       break;
     case FlushStatus.fail:
       die("Cannot flush mail queue - mail system is down");
       break;
+    case FlushStatus.deny:
+      if (site) die(`Flush service is not configured for destination "${what}"`);
   }
+  // postqueue's words: "Unknown" after -s, "Unexpected" after -i.
+  dieWith(exSoftware, `${site ? "Unknown" : "Unexpected"} flush server reply status ${status}`);
+}
+
+function dieWith(code: number, text: string): never {
   try {
-    fatal(`Unknown flush server reply status ${status}`);
+    fatal(text);
   } catch (err) {
-    if (err instanceof FatalError) throw new FatalError(err.message, exSoftware);
+    if (err instanceof FatalError) throw new FatalError(err.message, code);
     throw err;
   }
 }
