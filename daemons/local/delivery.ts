@@ -44,9 +44,11 @@ export function prependHeaders(
   return out;
 }
 
-/** Rights for a file or command: root's become default_privs. */
+/** Rights for a file or command: root's uid and gid become default_privs' (home and shell stay). */
 function commandRights(run: RecipientRun, user: UserAttr | undefined): UserAttr {
-  if (!user || user.uid === 0) return run.env.defaultPrivs;
+  const dp = run.env.defaultPrivs;
+  if (!user) return { uid: dp.uid, gid: dp.gid };
+  if (user.uid === 0) return { ...user, uid: dp.uid, gid: dp.gid };
   return user;
 }
 
@@ -330,10 +332,12 @@ export function commandEnv(
     for (const ch of value) out += s.commandExpansionFilter.includes(ch) ? ch : "_";
     env[name] = out;
   };
-  set("SHELL", user.shell ?? "");
-  set("HOME", user.home ?? "");
-  set("USER", user.logname ?? "");
-  set("LOGNAME", user.logname ?? "");
+  // HOME and SHELL only in a user's context (not for a root-owned alias);
+  // USER and LOGNAME are the bare recipient name, as Postfix sets them.
+  set("SHELL", user.shell);
+  set("HOME", user.home);
+  set("USER", parts.user);
+  set("LOGNAME", parts.user);
   set("SENDER", lv.sender);
   set("RECIPIENT", lv.address);
   set("LOCAL", parts.local);

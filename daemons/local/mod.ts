@@ -143,6 +143,10 @@ function defaultPrivs(config: Config, privileged: boolean): UserAttr {
 /** The agent's environment from its configuration. */
 export function localEnvFromConfig(config: Config, serviceName: string): LocalEnv {
   const settings = localSettings(config, serviceName);
+  const messageLimit = config.size("message_size_limit");
+  if (settings.mailboxSizeLimit && settings.mailboxSizeLimit < messageLimit) {
+    fatal("configuration error: mailbox_size_limit is smaller than message_size_limit");
+  }
   const privileged = (Deno.uid() ?? 0) === 0;
   const tables = new Map<string, Dict>();
   return {

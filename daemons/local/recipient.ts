@@ -182,7 +182,8 @@ function aliasRights(run: RecipientRun, spec: string): UserAttr | undefined {
       // Gone since it was opened: treat as root's.
     }
   }
-  if (uid === 0) return env.defaultPrivs;
+  // Root's alias database: default_privs' ids, and no user context (no HOME).
+  if (uid === 0) return { uid: env.defaultPrivs.uid, gid: env.defaultPrivs.gid };
   const pw = env.lookupUid(uid);
   return pw ? { uid, gid: pw.gid, logname: pw.name, home: pw.home, shell: pw.shell } : { uid, gid };
 }
@@ -363,7 +364,7 @@ async function deliverInclude(run: RecipientRun, lv: Level, path: string): Promi
     warn(`unable to lookup :include: file ${path}: ${read.error}`);
     return fail(run, lv, "5.3.5", "mail system configuration error");
   }
-  let user: UserAttr = env.defaultPrivs;
+  let user: UserAttr = { uid: env.defaultPrivs.uid, gid: env.defaultPrivs.gid };
   if (read.uid !== 0) {
     const pw = env.lookupUid(read.uid);
     user = pw

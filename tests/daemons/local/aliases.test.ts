@@ -293,3 +293,32 @@ Deno.test("an address that resolves elsewhere is forwarded through cleanup", opt
     await f.cleanup();
   }
 });
+
+Deno.test(
+  "an alias command gets the recipient's name as USER; no HOME for a root-owned database",
+  opts,
+  async () => {
+    const f = await localFixture();
+    try {
+      await f.aliases(`envdump: "|env > ${f.dir}/env.txt"\n`);
+      const { log } = await f.deliver(["envdump@example.com"]);
+      assertEquals(statuses(log), [
+        `envdump@example.com 2.0.0 sent (delivered to command: env > ${f.dir}/env.txt)`,
+      ]);
+      const env = Deno.readTextFileSync(`${f.dir}/env.txt`).split("\n");
+      for (
+        const line of [
+          "USER=envdump",
+          "LOGNAME=envdump",
+          "LOCAL=envdump",
+          `PWD=${f.q.layout.queueDirectory}`,
+        ]
+      ) {
+        assert(env.includes(line), `${line} missing from ${env}`);
+      }
+      if (Deno.uid() === 0) assert(!env.some((l) => l.startsWith("HOME=")), String(env));
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
