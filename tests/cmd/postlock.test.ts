@@ -67,15 +67,16 @@ async function compare(
 ): Promise<Outcome> {
   const a = setup();
   prepare(a);
-  const mine = await ours(args(a), a.dir);
+  const b = haveReference ? setup() : undefined;
+  if (b) prepare(b);
+  // Both run at once: each has its own folder.
+  const [mine, ref] = await Promise.all([
+    ours(args(a), a.dir),
+    b ? theirs(args(b), b.dir) : Promise.resolve(undefined),
+  ]);
   Deno.removeSync(a.dir, { recursive: true });
-  if (haveReference) {
-    const b = setup();
-    prepare(b);
-    const ref = await theirs(args(b), b.dir);
-    Deno.removeSync(b.dir, { recursive: true });
-    assertEquals(mine, ref);
-  }
+  if (b) Deno.removeSync(b.dir, { recursive: true });
+  if (ref) assertEquals(mine, ref);
   return mine;
 }
 
