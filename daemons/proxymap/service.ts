@@ -86,7 +86,14 @@ export class ProxyService {
    * empty on failure, as Postfix's clients read them all.
    */
   async handle(request: Map<string, string>, sequences: Map<string, SeqState>): Promise<Reply> {
-    const reply = await this.answer(request, sequences);
+    let reply: Reply;
+    try {
+      reply = await this.answer(request, sequences);
+    } catch (err) {
+      // A table that fails in an unforeseen way costs its client a retry, not the service.
+      warn(`${request.get("table") ?? "(no table)"}: ${(err as Error).message}`);
+      reply = { status: ProxyStatus.retry };
+    }
     const fill: Record<string, Reply> = {
       open: { flags: 0 },
       lookup: { value: "" },
