@@ -19,8 +19,11 @@ function plainAddress(addr: string | undefined): string {
   return addr.startsWith("::ffff:") && addr.includes(".") ? addr.slice(7) : addr;
 }
 
-/** The client's verified and unverified names (each "unknown" when not found). */
+/** The client's verified and unverified names ("unknown" when not found or not looked up). */
 async function peerNames(addr: string, env: SmtpdEnv): Promise<PeerNames> {
+  if (!env.checker.config.bool("smtpd_peername_lookup")) {
+    return { name: "unknown", reverseName: "unknown", nameStatus: "perm", reverseStatus: "perm" };
+  }
   try {
     return await lookupPeer(env.checker.dns, addr, { warn });
   } catch (err) {

@@ -472,3 +472,16 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  ...opts,
+  name: "smtpd_peername_lookup = no leaves every client unknown without asking DNS",
+  async fn() {
+    await withDns("smtpd_peername_lookup = no\n", async (inst, dns) => {
+      const r = await sessionFrom(inst.port, "127.0.0.5", ["QUIT"]);
+      assertEquals(r[1], "221 2.0.0 Bye");
+      await logHas(inst, "disconnect from unknown[127.0.0.5]");
+      assertEquals(dns.queries.length, 0);
+    });
+  },
+});
