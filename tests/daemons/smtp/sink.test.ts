@@ -1,7 +1,7 @@
 // The smtp client against real servers: the reference's smtp-sink (SMTP
 // and LMTP, forced soft and hard rejections) and Posthorn's own smtpd.
 
-import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
+import { assertEquals, assertStringIncludes } from "../../assert.ts";
 import { freePort } from "../smtpd/helpers.ts";
 import { deliver, opts } from "./helpers.ts";
 
