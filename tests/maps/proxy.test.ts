@@ -197,3 +197,43 @@ Deno.test("the proxymap service answers malformed requests with BAD", async () =
     await s.stop();
   }
 });
+
+Deno.test("a client that cannot reach private/proxymap uses public/proxymap and reconnects after a close", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "posthorn-proxy-pub-" });
+  try {
+    await Deno.mkdir(`${dir}/queue/public`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/text`, "k1 v1\nk2 v2\n");
+    await Deno.writeTextFile(
+      `${dir}/main.cf`,
+      `queue_directory = ${dir}/queue\nproxy_read_maps = proxy:texthash:${dir}/text\n`,
+    );
+    const config = loadConfig({ configDir: dir });
+    const service = new ProxyService(config, false);
+    let connections = 0;
+    // Each connection serves one request, as a process at its max_use would.
+    const server = net.createServer((conn) => {
+      connections++;
+      const once = Object.create(service) as ProxyService;
+      once.handle = async (request, seq) => {
+        const reply = await service.handle(request, seq);
+        // Closed just after this reply is written.
+        setTimeout(() => conn.destroy(), 10);
+        return reply;
+      };
+      serveProxy(conn, once).finally(() => conn.destroy());
+    });
+    await new Promise<void>((r) => server.listen(`${dir}/queue/public/proxymap`, () => r()));
+    try {
+      const t = openMap(`proxy:texthash:${dir}/text`, { config });
+      assertEquals(await t.lookup("k1"), "v1");
+      await new Promise((r) => setTimeout(r, 50));
+      assertEquals(await t.lookup("k2"), "v2");
+      assertEquals(connections, 2);
+    } finally {
+      closeProxyStreams();
+      await new Promise((r) => server.close(r));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
