@@ -121,3 +121,45 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "a .forward keeping a copy, piping and forwarding logs as the reference does",
+  opts,
+  async () => {
+    const f = await localFixture({ recipient_delimiter: "+", forward_path: "FWD/$user" });
+    f.env.settings.forwardPath = `${f.dir}/fwd/$user`;
+    try {
+      Deno.mkdirSync(`${f.dir}/fwd`);
+      Deno.writeTextFileSync(
+        `${f.dir}/fwd/alice`,
+        '\\alice, friend@remote.test, "|cat > /dev/null"\n',
+      );
+      const plain = await f.deliver(["alice@example.com"]);
+      assertEquals(statuses(plain.log), [
+        "alice@example.com 2.0.0 sent (delivered to mailbox)",
+        "alice@example.com 2.0.0 sent (delivered to command: cat > /dev/null)",
+        "alice@example.com 2.0.0 sent (forwarded as FWD1)",
+      ]);
+      const ext = await f.deliver(["alice+ext@example.com"]);
+      assertEquals(statuses(ext.log), [
+        "alice@example.com, orig_to=<alice+ext@example.com> 2.0.0 sent (delivered to mailbox)",
+        "alice+ext@example.com 2.0.0 sent (delivered to command: cat > /dev/null)",
+        "alice+ext@example.com 2.0.0 sent (forwarded as FWD2)",
+      ]);
+      f.env.settings.luserRelay = "alice+$local";
+      const relayed = await f.deliver(["unknownx@example.com"]);
+      assertEquals(statuses(relayed.log), [
+        "alice@example.com, orig_to=<unknownx@example.com> 2.0.0 sent (delivered to mailbox)",
+        "alice+unknownx@example.com, orig_to=<unknownx@example.com> 2.0.0 sent (delivered to command: cat > /dev/null)",
+        "unknownx@example.com 2.0.0 sent (forwarded as FWD3)",
+      ]);
+      assertEquals(f.forwarded[2].filter((r) => /^[SOR] /.test(r)), [
+        "S sender@example.org",
+        "O unknownx@example.com",
+        "R friend@remote.test",
+      ]);
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
