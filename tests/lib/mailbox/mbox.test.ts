@@ -8,6 +8,7 @@ import {
   parseLockStyles,
 } from "../../../lib/mailbox/mod.ts";
 import { fastLocks, message, tempDir, testIdentity } from "./fixture.ts";
+import { captureLog } from "../../../lib/log.ts";
 
 const dec = new TextDecoder();
 
@@ -364,3 +365,53 @@ function existsSync(path: string): boolean {
     return false;
   }
 }
+
+Deno.test("deliverToMbox() gives a mailbox it creates as root to createOwner", async () => {
+  const id = testIdentity();
+  if (!id) return; // Needs root.
+  const dir = tempDir();
+  const path = `${dir}/user`;
+  const r = await deliverToMbox({
+    path,
+    sender: "",
+    content: message(["Subject: x", "", "y"]),
+    styles: ["dotlock"],
+    createOwner: id,
+  });
+  assertEquals(r, { ok: true, path });
+  const info = Deno.statSync(path);
+  assertEquals([info.uid, info.gid, info.mode! & 0o777], [id.uid, id.gid, 0o600]);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("deliverToMbox() with dotlockMayFail appends without a dotlock it may not create, and warns", async () => {
+  const id = testIdentity();
+  if (!id) return; // Needs root.
+  const dir = Deno.makeTempDirSync();
+  Deno.chmodSync(dir, 0o755);
+  const path = `${dir}/file`;
+  Deno.writeTextFileSync(path, "", { mode: 0o600 });
+  Deno.chownSync(path, id.uid, id.gid);
+  const lines: string[] = [];
+  captureLog((l) => lines.push(l));
+  let r;
+  try {
+    r = await deliverToMbox({
+      path,
+      sender: "",
+      content: message(["Subject: x", "", "y"]),
+      styles: ["fcntl", "dotlock"],
+      identity: id,
+      dotlockMayFail: true,
+    });
+  } finally {
+    captureLog(undefined);
+  }
+  assertEquals(r, { ok: true, path });
+  assertMatch(
+    lines.join("\n"),
+    /warning: unable to create lock file .*\/file\.lock: Permission denied/,
+  );
+  assertMatch(Deno.readTextFileSync(path), /^From MAILER-DAEMON /);
+  Deno.removeSync(dir, { recursive: true });
+});
