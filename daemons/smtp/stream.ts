@@ -70,6 +70,7 @@ export class SmtpStream {
   async readReply(timeoutMs: number): Promise<ServerReply> {
     this.reader.timeoutMs = timeoutMs;
     const lines: string[] = [];
+    const raw: string[] = [];
     let code = 0;
     let garbage = 0;
     for (;;) {
@@ -81,14 +82,16 @@ export class SmtpStream {
         // with no valid code.
         if (++garbage < MAX_REPLY_LINES) continue;
         lines.push(line);
+        raw.push(line);
         code = 0;
         break;
       }
       code = Number(m[1]);
       lines.push(m[3]);
+      raw.push(line);
       if (m[2] !== "-" || lines.length >= MAX_REPLY_LINES) break;
     }
-    return makeReply(code, lines);
+    return makeReply(code, lines, raw);
   }
 
   /** One line, at most lineLimit bytes kept. */
@@ -171,13 +174,21 @@ export class SmtpStream {
   }
 }
 
-/** A reply from its code and text lines, with its enhanced code split off the first line. */
-export function makeReply(code: number, lines: string[]): ServerReply {
+/**
+ * A reply from its code and text lines, with its enhanced code split off the
+ * first line. The one-line text keeps each line whole, codes included
+ * (`550-5.1.1 first 550 5.1.1 last`), as Postfix logs multi-line replies.
+ */
+export function makeReply(code: number, lines: string[], raw?: string[]): ServerReply {
   const first = lines[0] ?? "";
   const m = /^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)/.exec(first);
   let dsn = "";
   if (m && String(code)[0] === m[1]) dsn = `${m[1]}.${m[2]}.${m[3]}`;
-  const text = code ? `${code} ${lines.join(" ")}`.trimEnd() : lines.join(" ");
+  const text = raw
+    ? raw.join(" ")
+    : code
+    ? `${code} ${lines.join(" ")}`.trimEnd()
+    : lines.join(" ");
   return { code, dsn, lines, text };
 }
 

@@ -512,3 +512,22 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "smtp logs a multi-line reply with every line's code, as the reference",
+  opts,
+  async () => {
+    const srv = await fakeServer({
+      replies: { RCPT: "550-5.1.1 first line\r\n550-5.1.1 second line\r\n550 5.1.1 last line" },
+    });
+    try {
+      const r = await deliver({ nexthop: `[127.0.0.1]:${srv.port}` });
+      assertStringIncludes(
+        r.log,
+        "dsn=5.1.1, status=bounced (host 127.0.0.1[127.0.0.1] said: 550-5.1.1 first line 550-5.1.1 second line 550 5.1.1 last line (in reply to RCPT TO command))",
+      );
+    } finally {
+      await srv.close();
+    }
+  },
+);
