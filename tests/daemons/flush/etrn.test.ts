@@ -15,9 +15,10 @@ import { layoutFromConfig, queueFilePath } from "../../../lib/queue/layout.ts";
 const launcher = `${projectRoot}tests/daemons/qmgr/launch.ts`;
 const flags = "run -A --unstable-ffi --unstable-net";
 
-function masterCf(port: number): string {
+function masterCf(port: number, closed: number): string {
   return `
 127.0.0.1:${port} inet n - n - - smtpd
+127.0.0.1:${closed} inet n - n - - smtpd -o smtpd_etrn_restrictions=reject
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -57,8 +58,9 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const port = freePort();
+    const closed = freePort();
     const inst = await Instance.create(
-      masterCf(port),
+      masterCf(port, closed),
       [
         `posthorn_launcher = ${Deno.execPath()} ${flags} ${launcher}`,
         "myhostname = mx.example.com",
@@ -123,6 +125,9 @@ Deno.test({
         "500 Syntax: ETRN domain",
         "221 2.0.0 Bye",
       ]);
+      // smtpd_etrn_restrictions decide before the flush service is asked.
+      const refused = await session(closed, ["EHLO client.example", "ETRN site-b.example", "QUIT"]);
+      assertEquals(refused[2], "554 5.7.1 <site-b.example>: Etrn command rejected: Access denied");
       const retried = await waitFor(
         () => deferrals(inst.readLog(), a1) === 2 && deferrals(inst.readLog(), a2) === 2,
         30_000,
