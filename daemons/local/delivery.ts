@@ -204,6 +204,7 @@ async function toMbox(
 ): Promise<void> {
   const env = run.env;
   const s = env.settings;
+  if (run.session.verifyOnly) return record(run, lv, "sent", "2.0.0", "delivers to mailbox");
   const own = env.privileged ? user.uid : (Deno.uid() ?? 0);
   let result: MailboxResult;
   try {
@@ -243,6 +244,7 @@ function toMaildir(
   context: "file",
 ): void {
   const s = run.env.settings;
+  if (run.session.verifyOnly) return record(run, lv, "sent", "2.0.0", "delivers to maildir");
   let result: MailboxResult;
   try {
     result = deliverToMaildir({
@@ -277,6 +279,9 @@ export async function deliverFile(
   const user = commandRights(run, lv.user);
   if (run.dup.beenHere(`file ${user.uid} ${path}`)) return;
   if (path.endsWith("/")) return toMaildir(run, lv, path, user, "file");
+  if (run.session.verifyOnly) {
+    return record(run, lv, "sent", "2.0.0", `delivers to file: ${path}`);
+  }
   let result: MailboxResult;
   try {
     result = await deliverToMbox({
@@ -362,6 +367,9 @@ async function runDeliveryCommand(
   parts: AddressParts,
 ): Promise<void> {
   const s = run.env.settings;
+  if (run.session.verifyOnly) {
+    return record(run, lv, "sent", "2.0.0", `delivers to command: ${command}`);
+  }
   const user = commandRights(run, lv.user);
   let cwd = s.queueDirectory;
   if (s.commandExecutionDirectory) {

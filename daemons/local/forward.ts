@@ -72,6 +72,19 @@ export async function finishForwards(run: RecipientRun): Promise<void> {
     run.forwards.clear();
     return;
   }
+  if (run.session.verifyOnly) {
+    for (const rcpts of run.forwards.values()) {
+      for (const r of rcpts) {
+        run.leaves.push({
+          kind: "sent",
+          address: run.top.address,
+          status: { dsn: "2.0.0", relay, text: `forwards to ${r.address}` },
+        });
+      }
+    }
+    run.forwards.clear();
+    return;
+  }
   for (const [sender, rcpts] of run.forwards) {
     // Recipients with different Delivered-To addresses go in separate copies.
     const byDelivered = new Map<string, ForwardRcpt[]>();

@@ -219,6 +219,11 @@ async function deliverAlias(run: RecipientRun, parent: Level, name: string): Pro
       fail(run, lv, "4.3.0", "alias database unavailable");
       return true;
     }
+    // A probe (verify(8), sendmail -bv) learns where the alias goes, no more.
+    if (run.session.verifyOnly) {
+      record(run, lv, "sent", "2.0.0", `aliased to ${value.trim()}`);
+      return true;
+    }
     const child: Level = {
       ...lv,
       expType: "alias",

@@ -46,10 +46,13 @@ async function emitDirect(
   s: RecipientStatus,
 ): Promise<Kind> {
   const req = session.request;
-  const dsn = (k: Kind, st: RecipientStatus) => ({
+  const dsn = (k: Kind, st: RecipientStatus, trace = false) => ({
     status: st.dsn,
     action: actionFor(k),
-    reason: st.text,
+    // The trace log names the agent that delivered, as DeliverySession writes it.
+    reason: trace && st.relay && st.relay !== "none"
+      ? `delivery via ${st.relay}: ${st.text}`
+      : st.text,
     diagType: st.diagType ?? "",
     diagText: st.diagText ?? "",
     mtaType: st.mtaType ?? "",
@@ -57,7 +60,7 @@ async function emitDirect(
   });
   if (kind === "sent") {
     if (wantsNotice(rcpt.notify, "success") || (req.flags & DeliverFlag.RECORD)) {
-      if (await env.agent.bounce.append("trace", req.queueId, rcpt, dsn(kind, s))) {
+      if (await env.agent.bounce.append("trace", req.queueId, rcpt, dsn(kind, s, true))) {
         fixes.traced = true;
       }
     }
@@ -100,7 +103,7 @@ async function emitDirect(
 /** Reports every outcome of one recipient, as described above. */
 export async function reportRecipient(run: RecipientRun, fixes: ReplyFixes): Promise<void> {
   const { env, session, top } = run;
-  const leaves: Leaf[] = run.leaves.length ? run.leaves : [{
+  const leaves: Leaf[] = run.leaves.length ? [...run.leaves] : [{
     kind: "deferred",
     address: top.address,
     status: {
@@ -109,6 +112,9 @@ export async function reportRecipient(run: RecipientRun, fixes: ReplyFixes): Pro
       text: "mail system configuration error",
     },
   }];
+  // A probe reports one outcome per recipient, through the session (which
+  // tells the verify service or the trace log instead of delivering).
+  if (session.verifyOnly) leaves.splice(1);
   let deferred = false;
   let bounced = false;
   let passedDone = false;

@@ -6,6 +6,7 @@
 
 import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
 import { serveAgent } from "../../lib/deliver/agent_harness.ts";
+import { DeliverFlag } from "../../../lib/deliver/request.ts";
 import { localFixture, opts, statuses } from "./fixture.ts";
 
 Deno.test("an alias list delivers to each member, logged with orig_to", opts, async () => {
@@ -322,3 +323,34 @@ Deno.test(
     }
   },
 );
+
+Deno.test("address probes learn what would happen and nothing is delivered", opts, async () => {
+  const f = await localFixture();
+  const updates: string[] = [];
+  f.env.agent.verify = (address, status, why) => {
+    updates.push(`${address} ${status} ${why}`);
+    return Promise.resolve(true);
+  };
+  try {
+    await f.aliases("team: alice, bob\n");
+    const probe = DeliverFlag.MTA_VRFY;
+    const alias = await f.deliver(["team@example.com"], { flags: probe });
+    assertEquals(statuses(alias.log), [
+      "team@example.com 2.0.0 deliverable (aliased to alice, bob)",
+    ]);
+    const user = await f.deliver(["carol@example.com"], { flags: probe });
+    assertEquals(statuses(user.log), ["carol@example.com 2.0.0 deliverable (delivers to mailbox)"]);
+    const unknown = await f.deliver(["nosuch@example.com"], { flags: probe });
+    assertEquals(statuses(unknown.log), [
+      `nosuch@example.com 5.1.1 undeliverable (unknown user: "nosuch")`,
+    ]);
+    assertEquals(updates.map((u) => u.split(" ")[0]), [
+      "team@example.com",
+      "carol@example.com",
+      "nosuch@example.com",
+    ]);
+    assertEquals([...Deno.readDirSync(f.spool)].length, 0);
+  } finally {
+    await f.cleanup();
+  }
+});
