@@ -4,7 +4,7 @@
 // name and flags and shared by every client of the process. A table whose
 // file changes (postmap rebuilt it) is reopened at the next request.
 
-import type { Config } from "../../lib/config/mod.ts";
+import { type Config, splitList } from "../../lib/config/mod.ts";
 import { debug, info, warn } from "../../lib/log.ts";
 import { type Dict, DictError, openMap, splitMapSpec } from "../../maps/mod.ts";
 import {
@@ -34,20 +34,23 @@ export class ProxyService {
   constructor(private readonly config: Config, readonly write: boolean) {
     this.parameter = write ? "proxy_write_maps" : "proxy_read_maps";
     this.approved = new Set();
-    for (const item of config.list(this.parameter)) {
+    this.allow(config.list(this.parameter), 0);
+    this.watch = new TableWatch(config.configDir);
+  }
+
+  /**
+   * Approves the proxy: entries of a list, looking inside unionmap:{...} and
+   * pipemap:{...} too, whose member tables a client may reach through proxy.
+   */
+  private allow(items: string[], depth: number): void {
+    for (const item of items) {
+      const composite = /^(unionmap|pipemap):\{(.*)\}$/s.exec(item);
+      if (composite && depth < 10) this.allow(splitList(composite[2]), depth + 1);
       if (!item.startsWith("proxy:")) continue;
       const table = item.slice("proxy:".length);
       debug(`allowlisting ${table} from ${this.parameter}`);
       this.approved.add(table);
     }
-    this.watch = new TableWatch(config.configDir);
-  }
-
-  /** The service names, for the read-only or read-write role. */
-  get serviceName(): string {
-    return this.write
-      ? this.config.get("proxywrite_service_name") || "proxywrite"
-      : this.config.get("proxymap_service_name") || "proxymap";
   }
 
   /** The shared table `name` opened with `bits`, or the status that refuses it. */

@@ -32,7 +32,8 @@ async function serve(): Promise<Served> {
     `${dir}/main.cf`,
     [
       `queue_directory = ${dir}/queue`,
-      `proxy_read_maps = proxy:hash:${dir}/access, proxy:texthash:${dir}/text, hash:${dir}/plain`,
+      `proxy_read_maps = proxy:hash:${dir}/access, proxy:texthash:${dir}/text, hash:${dir}/plain,` +
+      ` unionmap:{static:x, proxy:texthash:${dir}/member}`,
       `proxy_write_maps = proxy:hash:${dir}/access`,
     ].join("\n") + "\n",
   );
@@ -42,6 +43,7 @@ async function serve(): Promise<Served> {
   await build.close();
   await Deno.writeTextFile(`${dir}/text`, "k1 v1\n");
   await Deno.writeTextFile(`${dir}/plain`, "x y\n");
+  await Deno.writeTextFile(`${dir}/member`, "m1 in-union\n");
   const config = loadConfig({ configDir: dir });
   const servers: net.Server[] = [];
   const served: Served = {
@@ -90,7 +92,10 @@ Deno.test("a proxy:hash table answers lookups through proxymap", async () => {
     assertEquals(await t.lookup("nobody@example.com"), undefined);
     const text = openMap(`proxy:texthash:${s.dir}/text`, { config: s.config });
     assertEquals(await text.lookup("k1"), "v1");
-    assertEquals(s.requests, 4);
+    // A proxy: member of a unionmap listed in proxy_read_maps is approved too.
+    const member = openMap(`proxy:texthash:${s.dir}/member`, { config: s.config });
+    assertEquals(await member.lookup("m1"), "in-union");
+    assertEquals(s.requests, 5);
   } finally {
     await s.stop();
   }
