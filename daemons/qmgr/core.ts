@@ -90,6 +90,10 @@ interface ActiveMessage {
   traced: boolean;
   /** sendmail -q / postqueue -f: defer_transports do not hold it back. */
   force: boolean;
+  /** A verify probe (counted against address_verify_pending_request_limit). */
+  probe: boolean;
+  /** A probe beyond that limit: tempfailed. */
+  overLimit: boolean;
 }
 
 /** Recipients of one message for one destination. */
@@ -157,6 +161,8 @@ export class Qmgr {
   private inFlight = 0;
   /** Recipients of active messages still held in memory (qmgr_message_recipient_limit). */
   private rcptInMemory = 0;
+  /** Verify probes in the active queue. */
+  private probes = 0;
   private scanning: Promise<void> | undefined;
   private rescan: { incoming: boolean; deferred: boolean; ignoreTime: boolean } | undefined;
   /** A scan stopped at the active limit: feed again when a message leaves. */
@@ -330,7 +336,13 @@ export class Qmgr {
       bounced: false,
       traced: false,
       force,
+      probe: (q.traceFlags & DeliverFlag.MTA_VRFY) !== 0,
+      overLimit: false,
     };
+    if (msg.probe) {
+      const limit = this.deps.settings.verifyPendingLimit;
+      msg.overLimit = ++this.probes > limit && limit > 0;
+    }
     this.active.set(id, msg);
     this.rcptInMemory += q.recipients.length;
     info(`${id}: from=<${q.sender}>, size=${q.size}, nrcpt=${q.rcptCount} (queue active)`);
@@ -390,7 +402,10 @@ export class Qmgr {
       }
       // As Postfix's qmgr does, recipients it cannot send on now go to the
       // retry service with the reason as next hop (that agent logs them).
-      if (!res || (res.flags & RESOLVE_FLAG_FAIL)) {
+      if (msg.overLimit) {
+        // Probes beyond address_verify_pending_request_limit are tempfailed.
+        res = redirect(res, "4.3.2 Too many address verification requests");
+      } else if (!res || (res.flags & RESOLVE_FLAG_FAIL)) {
         res = redirect(res, "4.3.0 address resolver failure");
       } else if (res.flags & RESOLVE_FLAG_ERROR) {
         // The error service bounces it (or, for a probe, reports it undeliverable).
@@ -905,6 +920,7 @@ export class Qmgr {
     const id = msg.q.queueId;
     if (!this.active.has(id)) return;
     this.active.delete(id);
+    if (msg.probe) this.probes--;
     this.rcptInMemory -= msg.q.recipients.length;
     const info_ = {
       queueName: "active",

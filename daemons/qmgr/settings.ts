@@ -37,6 +37,8 @@ export interface QmgrSettings {
   resolution: number;
   /** double_bounce_sender: local mail to it is discarded here. */
   doubleBounceSender: string;
+  /** address_verify_pending_request_limit: verify probes in the active queue at once. */
+  verifyPendingLimit: number;
   /** default_filter_nexthop and myhostname: the next hop of a content filter that names none. */
   defaultFilterNexthop: string;
   myhostname: string;
@@ -86,6 +88,7 @@ export function qmgrSettings(
     deferTransports: new Set(config.list("defer_transports")),
     resolution: config.int("delay_logging_resolution_limit"),
     doubleBounceSender: config.get("double_bounce_sender") || "double-bounce",
+    verifyPendingLimit: config.int("address_verify_pending_request_limit"),
     defaultFilterNexthop: config.get("default_filter_nexthop"),
     myhostname: config.get("myhostname"),
     transport(name) {

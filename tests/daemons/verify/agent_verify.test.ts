@@ -286,3 +286,37 @@ Deno.test("qmgr sends an address the resolver calls bad to the error service", a
   qmgr.stop();
   assertEquals(asked, [["error", "5.1.3 bad address syntax"]]);
 });
+
+Deno.test("probes beyond address_verify_pending_request_limit are tempfailed through retry", async () => {
+  const q = await makeQueue();
+  for (let i = 0; i < 3; i++) await queueMessage(q, DeliverFlag.MTA_VRFY, [`u${i}@example.com`]);
+  const asked: [string, string][] = [];
+  const qmgr = new Qmgr({
+    layout: q.layout,
+    settings: qmgrSettings(configFromText(q.dir, "address_verify_pending_request_limit = 2\n")),
+    resolve: (_s, address) =>
+      Promise.resolve({ transport: "smtp", nexthop: "example.com", recipient: address, flags: 0 }),
+    deliver: (transport, req) => {
+      asked.push([transport, req.nexthop]);
+      const session = new DeliverySession(req, {
+        layout: q.layout,
+        bounce: recordingBounce(),
+        resolution: 2,
+        verify: () => Promise.resolve(true),
+      });
+      return session.sent(req.recipients[0], { dsn: "2.0.0", relay: "none", text: "x" })
+        .then(() => session.reply()).finally(() => session.close());
+    },
+    bounce: recordingBounce(),
+  });
+  await logOf(async () => {
+    await qmgr.start();
+    await qmgr.idle();
+  });
+  qmgr.stop();
+  assertEquals(asked.sort(), [
+    ["retry", "4.3.2 Too many address verification requests"],
+    ["smtp", "example.com"],
+    ["smtp", "example.com"],
+  ]);
+});
