@@ -3,9 +3,12 @@
 // socket) whose command is `cat > /dev/null`, one request at a time and four
 // at once (as four pipe processes would take them); beside it the bare cost
 // of running a command through lib/deliver/command.ts and the system's own
-// fork+exec rate from a shell loop, the floor any pipe(8) stands on. No
-// reference figure in this run: the reference pipe(8) only runs under its
-// own master and queue manager, as root.
+// fork+exec rate from a shell loop, the floor any pipe(8) stands on. Then
+// whole instances: the same queue files put into incoming, the instance
+// started, and the time from the first pipe delivery to the last measured
+// from the log (qmgr, pipe processes, the command and the bounce service
+// for each); the reference's figure beside Posthorn's when Postfix is
+// installed and this runs as root (Postfix starts only as root).
 
 import * as net from "node:net";
 import { configFromText } from "../../lib/config/mod.ts";
@@ -169,6 +172,241 @@ export async function bench(): Promise<void> {
     captureLog(undefined);
     await Deno.remove(dir, { recursive: true });
   }
+  await instances(500);
+}
+
+/** One queue file in Postfix's format, as cleanup would have left it in incoming. */
+function queueFileBytes(rcpt: string): Uint8Array {
+  const line = "The quick brown fox jumps over the lazy dog, again and again and again.";
+  const body = ["Subject: bench", "From: bench@example.com", ""];
+  for (let n = 0; n < 4000; n += line.length + 1) body.push(line);
+  const content = body.map((l) => encodeRecord("N", l));
+  const size = content.reduce((n, r) => n + r.length, 0);
+  const env = joinRecords([
+    encodeRecord("T", `${Math.floor(Date.now() / 1000)} 0`),
+    encodeRecord("A", "rewrite_context=local"),
+    encodeRecord("S", "bench@example.com"),
+    encodeRecord("O", rcpt),
+    encodeRecord("R", rcpt),
+  ]);
+  const head = (offset: number) =>
+    encodeRecord("C", [size, offset, 1, 0, size, 0].map((n) => String(n).padStart(15)).join(" "));
+  const mesg = encodeRecord("M", "");
+  const dataOffset = head(0).length + env.length + mesg.length;
+  return joinRecords([
+    head(dataOffset),
+    env,
+    mesg,
+    ...content,
+    encodeRecord("X", ""),
+    encodeRecord("E", ""),
+  ]);
+}
+
+/** Puts `count` complete queue files into `incoming`, owned by the queue's owner. */
+function fillIncoming(queueDirectory: string, count: number, owner?: { uid: number; gid: number }) {
+  const dir = `${queueDirectory}/incoming`;
+  for (let i = 0; i < count; i++) {
+    const id = `B${(0x100000 + i).toString(16).toUpperCase()}E`;
+    const path = `${dir}/${id}`;
+    Deno.writeFileSync(path, queueFileBytes(`rcpt${i}@bench.example`));
+    if (owner) Deno.chownSync(path, owner.uid, owner.gid);
+    Deno.chmodSync(path, 0o700);
+  }
+}
+
+/** Pipe deliveries logged so far. */
+function deliveriesLogged(maillog: string): number {
+  try {
+    return Deno.readTextFileSync(maillog).split("relay=bench,").length - 1;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Seconds from the first to the last of `count` more pipe deliveries (after
+ * `before` already logged), read from the log as it grows.
+ */
+async function deliverySpan(
+  maillog: string,
+  count: number,
+  before = 0,
+  limitMs = 120_000,
+): Promise<number> {
+  const started = performance.now();
+  let first = 0;
+  for (;;) {
+    const sent = deliveriesLogged(maillog) - before;
+    if (sent > 0 && !first) first = performance.now();
+    if (sent >= count) return (performance.now() - first) / 1000;
+    if (performance.now() - started > limitMs) {
+      throw new Error(`pipe bench: ${sent} of ${count} delivered`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function idOf(name: string): { uid: number; gid: number } | undefined {
+  const out = new Deno.Command("id", { args: ["-u", name], stdout: "piped", stderr: "null" })
+    .outputSync();
+  if (!out.success) return undefined;
+  const gid = new Deno.Command("id", { args: ["-g", name], stdout: "piped" }).outputSync();
+  const dec = new TextDecoder();
+  return { uid: Number(dec.decode(out.stdout).trim()), gid: Number(dec.decode(gid.stdout).trim()) };
+}
+
+function run(file: string, args: string[], env: Record<string, string> = {}): boolean {
+  return new Deno.Command(file, { args, stdout: "null", stderr: "null", env }).outputSync().success;
+}
+
+const benchService = "bench     unix  -       n       n       -       -       pipe\n" +
+  "  flags=R user=nobody argv=/bin/sh -c { cat > /dev/null }\n";
+
+/** Posthorn: a whole instance run from source, `count` messages to a pipe service. */
+async function posthornInstance(count: number): Promise<number | undefined> {
+  const root = new URL("../../", import.meta.url).pathname;
+  const flags = ["run", "-A", "--unstable-ffi", "--unstable-net"];
+  const launcher = `${root}tests/daemons/pipe/launch.ts`;
+  const dir = await Deno.makeTempDir({ prefix: "bench-pipe-instance-" });
+  await Deno.chmod(dir, 0o755);
+  // As root the daemons run as mail_owner: a user of its own, as the tests use.
+  const ownerName = Deno.uid() === 0 ? "posthorn-test" : "";
+  const owner = ownerName ? idOf(ownerName) : undefined;
+  if (ownerName && !owner) return undefined;
+  Deno.writeTextFileSync(
+    `${dir}/main.cf`,
+    [
+      `queue_directory = ${dir}/queue`,
+      `data_directory = ${dir}/data`,
+      `maillog_file = ${dir}/maillog`,
+      `posthorn_launcher = ${Deno.execPath()} ${flags.join(" ")} ${launcher}`,
+      ...(ownerName ? [`mail_owner = ${ownerName}`] : []),
+      "myhostname = bench.example.com",
+      "mydestination =",
+      "transport_maps = inline:{bench.example=bench:}",
+      "",
+    ].join("\n"),
+  );
+  Deno.writeTextFileSync(
+    `${dir}/master.cf`,
+    [
+      "pickup    unix  n       -       n       60      1       pickup",
+      "cleanup   unix  n       -       n       -       0       cleanup",
+      "qmgr      unix  n       -       n       300     1       qmgr",
+      "rewrite   unix  -       -       n       -       -       trivial-rewrite",
+      "bounce    unix  -       -       n       -       0       bounce",
+      "defer     unix  -       -       n       -       0       bounce",
+      "trace     unix  -       -       n       -       0       bounce",
+      benchService,
+    ].join("\n"),
+  );
+  const postfix = (command: string) =>
+    run(Deno.execPath(), [...flags, launcher, "postfix", "-c", dir, command], { NO_COLOR: "1" });
+  try {
+    // Warm-up: the first start fills the daemons' module cache.
+    if (!postfix("start")) return undefined;
+    fillIncoming(`${dir}/queue`, 5, owner);
+    await deliverySpan(`${dir}/maillog`, 5, 0, 60_000);
+    postfix("stop");
+    const before = deliveriesLogged(`${dir}/maillog`);
+    fillIncoming(`${dir}/queue`, count, owner);
+    if (!postfix("start")) return undefined;
+    return count / await deliverySpan(`${dir}/maillog`, count, before);
+  } finally {
+    postfix("stop");
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** The reference: Postfix's own instance in a temporary folder, the same queue files. */
+async function referenceInstance(count: number): Promise<number | undefined> {
+  if (Deno.uid() !== 0 || !exists("/usr/sbin/postfix") || !exists("/usr/lib/postfix/sbin/pipe")) {
+    return undefined;
+  }
+  const owner = idOf("postfix");
+  if (!owner) return undefined;
+  const dir = await Deno.makeTempDir({ prefix: "bench-pipe-ref-" });
+  await Deno.chmod(dir, 0o755);
+  Deno.mkdirSync(`${dir}/etc`);
+  Deno.mkdirSync(`${dir}/data`);
+  Deno.mkdirSync(`${dir}/queue`);
+  Deno.chownSync(`${dir}/data`, owner.uid, owner.gid);
+  Deno.writeTextFileSync(
+    `${dir}/etc/main.cf`,
+    [
+      "compatibility_level = 3.6",
+      `queue_directory = ${dir}/queue`,
+      `data_directory = ${dir}/data`,
+      `maillog_file = ${dir}/maillog`,
+      "maillog_file_prefixes = /tmp, /var, /dev/stdout",
+      "myhostname = bench.example.com",
+      "mydestination =",
+      "inet_interfaces = loopback-only",
+      "transport_maps = inline:{bench.example=bench:}",
+      "",
+    ].join("\n"),
+  );
+  Deno.writeTextFileSync(
+    `${dir}/etc/master.cf`,
+    [
+      "pickup    unix  n       -       n       60      1       pickup",
+      "cleanup   unix  n       -       n       -       0       cleanup",
+      "qmgr      unix  n       -       n       300     1       qmgr",
+      "rewrite   unix  -       -       n       -       -       trivial-rewrite",
+      "bounce    unix  -       -       n       -       0       bounce",
+      "defer     unix  -       -       n       -       0       bounce",
+      "trace     unix  -       -       n       -       0       bounce",
+      "postlog   unix-dgram n  -       n       -       1       postlogd",
+      benchService,
+    ].join("\n"),
+  );
+  const postfix = (command: string) => run("/usr/sbin/postfix", ["-c", `${dir}/etc`, command]);
+  try {
+    // check creates the queue directories start insists on.
+    postfix("check");
+    if (!postfix("start") && !postfix("start")) return undefined;
+    fillIncoming(`${dir}/queue`, 5, owner);
+    await deliverySpan(`${dir}/maillog`, 5, 0, 60_000);
+    postfix("stop");
+    const before = deliveriesLogged(`${dir}/maillog`);
+    fillIncoming(`${dir}/queue`, count, owner);
+    // The master takes a moment to go; start refuses meanwhile.
+    let started = false;
+    for (let i = 0; i < 10 && !started; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      started = postfix("start");
+    }
+    if (!started) return undefined;
+    return count / await deliverySpan(`${dir}/maillog`, count, before);
+  } finally {
+    postfix("stop");
+    await new Promise((r) => setTimeout(r, 500));
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Prints the whole-instance figures. */
+async function instances(count: number): Promise<void> {
+  const ours = await posthornInstance(count).catch((err) => {
+    console.log(`pipe: whole instance: ${(err as Error).message}`);
+    return undefined;
+  });
+  const ref = await referenceInstance(count).catch(() => undefined);
+  console.log(
+    `pipe: whole instance, ${count} queued messages to a pipe service: ` +
+      `${ours === undefined ? "n/a" : ours.toFixed(0) + "/s"}` +
+      (ref === undefined ? "" : ` (reference Postfix: ${ref.toFixed(0)}/s)`),
+  );
 }
 
 if (import.meta.main) await bench();
