@@ -23,7 +23,7 @@ import type { SmtpSettings } from "./settings.ts";
 import { connectSocket, SmtpStream } from "./stream.ts";
 import { Conversation, type ConversationHooks, type ServerFeatures } from "./session.ts";
 import { type Failure, localFailure, serverName, softenedFailure } from "./failure.ts";
-import { tlsHook, type TlsPolicy, tlsPolicyFor, wrapperTls } from "./tls.ts";
+import { TLS_HANDSHAKE_FAILURE, tlsHook, type TlsPolicy, tlsPolicyFor, wrapperTls } from "./tls.ts";
 import { saslHook, saslPasswordFor } from "./sasl.ts";
 import { outgoingMessage } from "./content.ts";
 import type { GenericMapper } from "./generic.ts";
@@ -87,28 +87,36 @@ export async function deliverSmtp(session: DeliverySession, env: SmtpEnv): Promi
         siteFailure = policy.failure;
         continue;
       }
-      const opened = await openStream(server, s, policy, env.layout.queueDirectory);
-      if (!(opened instanceof SmtpStream)) {
-        siteFailure = opened;
+      messageBytes ??= messageFor(env, req.queueName, req.queueId, req.dataOffset, req.encoding);
+      const talk = async (p: TlsPolicy) => {
+        const opened = await openStream(server, s, p, env.layout.queueDirectory);
+        if (!(opened instanceof SmtpStream)) return opened;
+        const hooks: ConversationHooks = {
+          tls: p.level === "none" || s.tls.wrapperMode ? undefined : tlsHook(opened, server, s, p),
+          auth: s.sasl.enable
+            ? saslHook(opened, server, s, await saslPasswordFor(s, req, dests[di], server))
+            : undefined,
+          message: messageBytes!,
+          envelope: (a) => env.generic(a),
+          setupDone: () => session.connSetup = Date.now() / 1000,
+          verifyOnly: session.verifyOnly,
+        };
+        return await new Conversation(opened, server, s, req, [...pending], hooks).run();
+      };
+      let end = await talk(policy);
+      // TLS_README: a failed handshake at the may level is retried in the clear.
+      const handshakeFailed = "results" in end && !end.results.length &&
+        end.siteFailure?.text === TLS_HANDSHAKE_FAILURE;
+      if (handshakeFailed && policy.level === "may") {
+        end = await talk({ ...policy, level: "none" });
+      }
+      if (!("results" in end)) {
+        siteFailure = end;
         // Postfix logs each failed connection, the last one too.
-        info(opened.text);
+        info(end.text);
         continue;
       }
       sessions++;
-      messageBytes ??= messageFor(env, req.queueName, req.queueId, req.dataOffset, req.encoding);
-      const hooks: ConversationHooks = {
-        tls: policy.level === "none" || s.tls.wrapperMode
-          ? undefined
-          : tlsHook(opened, server, s, policy),
-        auth: s.sasl.enable
-          ? saslHook(opened, server, s, await saslPasswordFor(s, req, dests[di], server))
-          : undefined,
-        message: messageBytes,
-        envelope: (a) => env.generic(a),
-        setupDone: () => session.connSetup = Date.now() / 1000,
-        verifyOnly: session.verifyOnly,
-      };
-      const end = await new Conversation(opened, server, s, req, [...pending], hooks).run();
       for (const r of end.results) {
         if (r.sent) {
           pending.delete(r.rcpt);

@@ -22,6 +22,9 @@ import type { ServerFeatures } from "./session.ts";
 import { ConversationTimeout, type SmtpStream } from "./stream.ts";
 import { type Failure, localFailure, saidFailure, serverName } from "./failure.ts";
 
+/** The failure text of a TLS handshake that did not complete. */
+export const TLS_HANDSHAKE_FAILURE = "Cannot start TLS: handshake failure";
+
 /** The TLS policy for one server. */
 export interface TlsPolicy {
   level: string;
@@ -279,7 +282,7 @@ async function handshake(
   } catch (err) {
     const why = err instanceof ConversationTimeout ? "timeout" : (err as Error).message;
     info(`SSL_connect error to ${serverName(server)}:${server.port}: ${why}`);
-    return localFailure(server, "4.7.5", "Cannot start TLS: handshake failure");
+    return localFailure(server, "4.7.5", TLS_HANDSHAKE_FAILURE);
   }
   const cert = secure.getPeerCertificate(false);
   const hasCert = !!cert && Object.keys(cert).length > 0;

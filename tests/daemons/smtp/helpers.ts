@@ -42,6 +42,8 @@ export interface FakeServerOptions {
   mute?: boolean;
   /** Offer STARTTLS with this key and certificate (PEM text). */
   tls?: { key: string; cert: string; ca?: string };
+  /** Offer STARTTLS, say 220, then answer the handshake with text (a broken TLS stack). */
+  brokenTls?: boolean;
   /** With `tls`: TLS from the first byte (smtps, smtp_tls_wrappermode) instead of STARTTLS. */
   wrapper?: boolean;
   /** Listen address and port (default 127.0.0.1, any free port). */
@@ -115,7 +117,7 @@ function serveSession(plain: net.Socket, sess: ServerSession, opts: FakeServerOp
   let message: string[] = [];
   const hello = (verb: string) => {
     const ext = [...(opts.extensions ?? ["PIPELINING", "SIZE 10240000", "8BITMIME", "DSN"])];
-    if (opts.tls && !sess.tls) ext.push("STARTTLS");
+    if ((opts.tls || opts.brokenTls) && !sess.tls) ext.push("STARTTLS");
     const lines = ["fake.example", ...ext];
     return lines.map((l, i) => `250${i === lines.length - 1 ? " " : "-"}${l}`).join("\r\n") +
       (verb ? "" : "");
@@ -187,6 +189,12 @@ function serveSession(plain: net.Socket, sess: ServerSession, opts: FakeServerOp
       }
       sess.lines.push(line);
       if (opts.mute) continue;
+      if (line.toUpperCase() === "STARTTLS" && opts.brokenTls) {
+        send("220 2.0.0 Ready to start TLS");
+        send("this is not a TLS server hello");
+        setTimeout(() => sock.destroy(), 10);
+        return;
+      }
       if (line.toUpperCase() === "STARTTLS" && opts.tls && !sess.tls) {
         send("220 2.0.0 Ready to start TLS");
         sock.off("data", onData);

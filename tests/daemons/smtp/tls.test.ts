@@ -170,3 +170,31 @@ Deno.test("smtp_tls_wrappermode speaks TLS from the first byte", opts, async () 
     await srv.close();
   }
 });
+
+Deno.test(
+  "smtp at level may retries in the clear after a failed TLS handshake; encrypt defers",
+  opts,
+  async () => {
+    const srv = await fakeServer({ brokenTls: true });
+    try {
+      const r = await deliver(
+        { nexthop: `[127.0.0.1]:${srv.port}` },
+        "smtp_tls_security_level = may",
+      );
+      assertEquals([...r.reply.results.values()], ["sent"]);
+      assertEquals(srv.sessions.length, 2);
+      assertEquals(srv.sessions[1].lines.includes("STARTTLS"), false);
+      const enc = await deliver(
+        { nexthop: `[127.0.0.1]:${srv.port}` },
+        "smtp_tls_security_level = encrypt",
+      );
+      assertEquals([...enc.reply.results.values()], ["deferred"]);
+      assertStringIncludes(
+        enc.log,
+        "dsn=4.7.5, status=deferred (Cannot start TLS: handshake failure)",
+      );
+    } finally {
+      await srv.close();
+    }
+  },
+);
