@@ -260,6 +260,17 @@ async function delayWarning(env: BounceEnv, msg: NoticeMessage): Promise<number>
   return 0;
 }
 
+/** Trace and success notices never go to the null sender or double_bounce_sender (logged as the reference does). */
+function noticeWanted(env: BounceEnv, msg: NoticeMessage): boolean {
+  const kind = msg.sender === ""
+    ? "single-bounce"
+    : isDoubleBounceSender(env, msg.sender)
+    ? "double-bounce"
+    : "";
+  if (kind) info(`${msg.queueId}: not sending trace/success notification for ${kind} message`);
+  return !kind;
+}
+
 /** DEL_REQ_FLAG_USR_VRFY (sendmail -bv) and DEL_REQ_FLAG_RECORD (sendmail -v): the sender asked for a report. */
 const reportFlags = (1 << 9) | (1 << 10);
 
@@ -274,10 +285,7 @@ async function deliveryReport(
   entries: LogEntry[],
   original: Original | null,
 ): Promise<boolean> {
-  if (msg.sender === "" || isDoubleBounceSender(env, msg.sender)) {
-    info(`${msg.queueId}: delivery status report for the null sender discarded`);
-    return true;
-  }
+  if (!noticeWanted(env, msg)) return true;
   return await send(env, msg, "verify", entries, original, {
     to: msg.sender,
     sender: "",
@@ -295,7 +303,7 @@ async function success(
   original: Original | null,
 ): Promise<boolean> {
   const wanted = entries.filter((e) => wantsNotice(e.notify, "success"));
-  if (!wanted.length || msg.sender === "" || isDoubleBounceSender(env, msg.sender)) return true;
+  if (!wanted.length || !noticeWanted(env, msg)) return true;
   return await send(env, msg, "success", wanted, original, {
     to: msg.sender,
     sender: "",
