@@ -225,6 +225,12 @@ function messageFor(
   };
 }
 
+/** smtp_bind_address (IPv4) or smtp_bind_address6 (IPv6) for a server's address family. */
+function bindAddressFor(server: ServerAddress, s: SmtpSettings): string | undefined {
+  const v6 = server.addr.includes(":");
+  return (v6 ? s.bindAddress6 : s.bindAddress) || undefined;
+}
+
 /** A connected stream to `server` (from the cache, or new), or why not. */
 async function openStream(
   server: ServerAddress,
@@ -240,7 +246,7 @@ async function openStream(
       server.unix
         // A relative socket path (unix:private/lmtp) is under the queue directory.
         ? { path: server.addr.startsWith("/") ? server.addr : `${queueDirectory}/${server.addr}` }
-        : { host: server.addr, port: server.port },
+        : { host: server.addr, port: server.port, localAddress: bindAddressFor(server, s) },
       s.timeouts.connect,
     );
   } catch (err) {

@@ -225,9 +225,11 @@ async function dnsHost(
   s: SmtpSettings,
   dns: DnsLookup,
 ): Promise<string[] | ResolveFailure> {
+  // smtp_address_preference: the preferred family's addresses first.
   const types: ("A" | "AAAA")[] = [];
   if (s.inetProtocols.includes("ipv6")) types.push("AAAA");
   if (s.inetProtocols.includes("ipv4")) types.push("A");
+  if (s.addressPreference === "ipv4") types.reverse();
   const addrs: string[] = [];
   let failed: { type: "A" | "AAAA"; reason: string; soft: boolean } | undefined;
   for (const type of types) {

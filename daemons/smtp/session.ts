@@ -147,6 +147,9 @@ export class Conversation {
     }
     const hello = await this.hello(greeting);
     if (hello) return hello;
+    if (!this.hooks.tls && this.features.starttls && this.s.tls.noteStarttlsOffer) {
+      info(`Host offered STARTTLS: [${this.server.host}]`);
+    }
     if (this.hooks.tls) {
       const tls = await this.hooks.tls(this.features);
       if (tls === "restart") {

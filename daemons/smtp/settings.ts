@@ -64,6 +64,11 @@ export interface SmtpSettings {
   mxAddressLimit: number;
   mxSessionLimit: number;
   fallbackRelay: string[];
+  /** smtp_bind_address / smtp_bind_address6: the local address of outgoing connections. */
+  bindAddress: string;
+  bindAddress6: string;
+  /** smtp_address_preference: ipv4, ipv6 or any. */
+  addressPreference: string;
   randomizeAddresses: boolean;
   deferIfNoMxAddressFound: boolean;
   skip5xxGreeting: boolean;
@@ -135,6 +140,9 @@ export function smtpSettings(config: Config, program: string): SmtpSettings {
     mxAddressLimit: config.int(`${p}_mx_address_limit`),
     mxSessionLimit: config.int(`${p}_mx_session_limit`),
     fallbackRelay: config.list(`${p}_fallback_relay`),
+    bindAddress: config.get(`${p}_bind_address`),
+    bindAddress6: config.get(`${p}_bind_address6`),
+    addressPreference: (config.get(`${p}_address_preference`) || "any").toLowerCase(),
     randomizeAddresses: config.bool(`${p}_randomize_addresses`),
     deferIfNoMxAddressFound: config.bool(`${p}_defer_if_no_mx_address_found`),
     skip5xxGreeting: config.bool(`${p}_skip_5xx_greeting`),

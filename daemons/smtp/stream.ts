@@ -194,13 +194,15 @@ export function makeReply(code: number, lines: string[], raw?: string[]): Server
 
 /** Connects a TCP or unix-domain socket; rejects with the system's error text. */
 export function connectSocket(
-  target: { host: string; port: number } | { path: string },
+  target: { host: string; port: number; localAddress?: string } | { path: string },
   timeoutMs: number,
 ): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = "path" in target
-      ? net.connect({ path: target.path })
-      : net.connect({ host: target.host, port: target.port });
+    const socket = "path" in target ? net.connect({ path: target.path }) : net.connect({
+      host: target.host,
+      port: target.port,
+      ...(target.localAddress ? { localAddress: target.localAddress } : {}),
+    });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const done = (err?: Error) => {
       clearTimeout(timer);

@@ -54,6 +54,8 @@ export interface FakeServerOptions {
 /** One client connection as the server saw it. */
 export interface ServerSession {
   lines: string[];
+  /** The client's address. */
+  peer?: string;
   /** The client's certificate subject CN, when it sent one over TLS. */
   clientCert?: string;
   tls?: boolean;
@@ -77,7 +79,7 @@ export async function fakeServer(opts: FakeServerOptions = {}, path?: string): P
     sockets.add(sock);
     sock.on("close", () => sockets.delete(sock));
     sock.on("error", () => {});
-    const sess: ServerSession = { lines: [], messages: [], rcpts: [] };
+    const sess: ServerSession = { lines: [], messages: [], rcpts: [], peer: sock.remoteAddress };
     sessions.push(sess);
     if (opts.wrapper) sess.tls = true;
     serveSession(sock, sess, opts);

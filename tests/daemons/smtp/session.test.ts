@@ -531,3 +531,22 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "smtp_bind_address sets the local address; smtp_tls_note_starttls_offer logs an unused offer",
+  opts,
+  async () => {
+    const srv = await fakeServer({ extensions: ["PIPELINING", "STARTTLS"] });
+    try {
+      const r = await deliver(
+        { nexthop: `[127.0.0.1]:${srv.port}` },
+        "smtp_bind_address = 127.0.0.2\nsmtp_tls_note_starttls_offer = yes",
+      );
+      assertEquals([...r.reply.results.values()], ["sent"]);
+      assertEquals(srv.sessions[0].peer, "127.0.0.2");
+      assertStringIncludes(r.log, "Host offered STARTTLS: [127.0.0.1]");
+    } finally {
+      await srv.close();
+    }
+  },
+);
