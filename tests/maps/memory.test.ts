@@ -129,14 +129,6 @@ Deno.test("pipemap feeds each result to the next table", async () => {
   assertThrows(() => openMap("pipemap:{inline:{a=b}}"), DictError, "at least two");
 });
 
-Deno.test("proxy tables give a clear error until the proxymap service exists", () => {
-  assertThrows(
-    () => openMap("proxy:hash:/etc/aliases"),
-    DictError,
-    "proxymap service is not available",
-  );
-});
-
 Deno.test("a table type that cannot be written refuses updates with Postfix's error", async () => {
   await assertRejects(
     () => openMap("inline:{a=1}").update("b", "2"),
