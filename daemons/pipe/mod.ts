@@ -44,6 +44,9 @@ export function main(args: string[], ctx: ProgramContext): Promise<number> {
     {
       init(d) {
         settings = pipeSettings(d);
+        // Commands start with umask 077, as under Postfix's pipe: files a
+        // command creates are its user's alone unless it says otherwise.
+        Deno.umask(0o077);
         env = agentEnvFromConfig(d.config);
       },
     },

@@ -36,6 +36,7 @@ echo ---- >> "$out.tmp"
 env | sort >> "$out.tmp"
 echo ---- >> "$out.tmp"
 id -un >> "$out.tmp"
+umask >> "$out.tmp"
 mv "$out.tmp" "$out"
 echo stored
 `;
@@ -115,7 +116,9 @@ Deno.test("a message for a master.cf pipe service reaches its command", {
       ["LANG=C", `MAIL_CONFIG=${inst.dir}`, "PATH=/usr/bin:/bin"],
     );
     // The command ran as user=, not as the pipe daemon's root.
-    if (Deno.uid() === 0) assertEquals(who.trim(), "nobody");
+    const [user, umask] = who.trim().split("\n");
+    if (Deno.uid() === 0) assertEquals(user, "nobody");
+    assertEquals(umask, "0077");
   } finally {
     if (Deno.env.get("SHOW_LOG")) console.log(inst.readLog());
     await inst.destroy();
