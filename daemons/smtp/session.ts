@@ -37,6 +37,8 @@ export interface ServerFeatures {
   smtputf8: boolean;
   starttls: boolean;
   auth: string[];
+  /** XFORWARD attribute names the server accepts (empty: no XFORWARD). */
+  xforward: string[];
 }
 
 /** The outcome of one recipient in a conversation. */
@@ -83,6 +85,7 @@ export class Conversation {
     smtputf8: false,
     starttls: false,
     auth: [],
+    xforward: [],
   };
   private stage = "receiving the initial server greeting";
   private results: RecipientResult[] = [];
@@ -206,6 +209,7 @@ export class Conversation {
       smtputf8: false,
       starttls: false,
       auth: [],
+      xforward: [],
     };
     for (const line of r.lines.slice(1)) {
       const words = line.trim().split(/[\s=]+/);
@@ -219,6 +223,7 @@ export class Conversation {
       else if (key === "DSN") f.dsn = true;
       else if (key === "SMTPUTF8") f.smtputf8 = true;
       else if (key === "STARTTLS") f.starttls = true;
+      else if (key === "XFORWARD") f.xforward = words.slice(1).map((w) => w.toUpperCase());
       else if (key === "AUTH") {
         for (const m of words.slice(1)) {
           if (!f.auth.includes(m.toUpperCase())) f.auth.push(m.toUpperCase());
@@ -288,6 +293,44 @@ export class Conversation {
     return cmd;
   }
 
+  /**
+   * XFORWARD (smtp_send_xforward_command): the original client's name,
+   * address, port, then protocol, HELO name, queue id and source, each as
+   * the server listed it; an unknown value is [UNAVAILABLE] (XFORWARD_README).
+   */
+  private async xforward(): Promise<Failure | undefined> {
+    if (!this.s.sendXforward || !this.features.xforward.length) return undefined;
+    const a = this.request.attrs;
+    const pick = (...names: string[]) => names.map((n) => a[n]).find((v) => v) ?? "";
+    let addr = pick("log_client_address", "client_address");
+    if (addr.includes(":") && !/^ipv6:/i.test(addr)) addr = `IPV6:${addr}`;
+    const context = pick("rewrite_context");
+    const values: Record<string, string> = {
+      NAME: pick("log_client_name", "client_name"),
+      ADDR: addr,
+      PORT: pick("log_client_port", "client_port"),
+      PROTO: pick("log_protocol_name", "protocol_name"),
+      HELO: pick("log_helo_name", "helo_name"),
+      IDENT: pick("log_ident") || this.request.queueId,
+      SOURCE: context === "local" ? "LOCAL" : context === "remote" ? "REMOTE" : "",
+    };
+    const groups: [string, string[]][] = [
+      ["XFORWARD name/address", ["NAME", "ADDR", "PORT"]],
+      ["XFORWARD protocol/helo_name", ["PROTO", "HELO", "IDENT", "SOURCE"]],
+    ];
+    for (const [what, names] of groups) {
+      const offered = names.filter((n) => this.features.xforward.includes(n));
+      if (!offered.length) continue;
+      const parts = offered.map((n) =>
+        `${n}=${values[n] ? xtext(values[n].slice(0, 255)) : "[UNAVAILABLE]"}`
+      );
+      this.stage = `sending ${what}`;
+      const r = await this.command(`XFORWARD ${parts.join(" ")}`, this.s.xforwardTimeout);
+      if (Math.floor(r.code / 100) !== 2) return saidFailure(this.server, r, `${what} command`);
+    }
+    return undefined;
+  }
+
   /** MAIL, RCPT, DATA, the message and its reply(ies). */
   private async transaction(): Promise<ConversationEnd> {
     const t = this.s.timeouts;
@@ -295,6 +338,8 @@ export class Conversation {
     if (pre) return this.failAll(pre);
     const message = this.hooks.message(this.features);
     if (!(message instanceof Uint8Array)) return this.failAll(message);
+    const xforward = await this.xforward();
+    if (xforward) return this.failAll(xforward);
     const mail = await this.mailCommand();
     const rcpts: string[] = [];
     for (const r of this.recipients) rcpts.push(await this.rcptCommand(r));

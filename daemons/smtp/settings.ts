@@ -80,6 +80,9 @@ export interface SmtpSettings {
   genericMaps: string[];
   discardEhloKeywords: string[];
   disableMimeOutputConversion: boolean;
+  /** smtp_send_xforward_command. */
+  sendXforward: boolean;
+  xforwardTimeout: number;
   softBounce: boolean;
   /** myhostname, for the loop check. */
   myhostname: string;
@@ -154,6 +157,8 @@ export function smtpSettings(config: Config, program: string): SmtpSettings {
       k.toUpperCase()
     ),
     disableMimeOutputConversion: config.bool("disable_mime_output_conversion"),
+    sendXforward: config.bool(`${p}_send_xforward_command`),
+    xforwardTimeout: ms("xforward_timeout"),
     softBounce: config.bool("soft_bounce"),
     myhostname: config.get("myhostname"),
     inetInterfaces: config.list("inet_interfaces"),

@@ -368,6 +368,8 @@ export interface RequestSpec extends Partial<MessageSpec> {
   envid?: string;
   ret?: number;
   dsnOrcpt?: string;
+  /** Request attributes (client_name, client_address, ...). */
+  attrs?: Record<string, string>;
 }
 
 /** Queues a message, runs the smtp (or lmtp) agent on one request, returns what happened. */
@@ -421,7 +423,7 @@ export async function deliver(
         ret: spec.ret ?? 0,
         arrival: msg.arrival,
         active: msg.arrival,
-        attrs: {},
+        attrs: spec.attrs ?? {},
         recipients: msg.recipients.map((r) => ({ ...r, dsnOrcpt: spec.dsnOrcpt ?? r.dsnOrcpt })),
       });
       return { reply, log: lines.join("\n") };

@@ -550,3 +550,36 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "smtp_send_xforward_command forwards the original client to a server offering XFORWARD",
+  opts,
+  async () => {
+    const srv = await fakeServer({
+      extensions: ["XFORWARD NAME ADDR PROTO HELO SOURCE"],
+      replies: { XFORWARD: "250 2.0.0 Ok" },
+    });
+    try {
+      const r = await deliver(
+        {
+          nexthop: `[127.0.0.1]:${srv.port}`,
+          attrs: {
+            client_name: "client.example.org",
+            client_address: "2001:db8::1",
+            helo_name: "helo.example.org",
+            protocol_name: "ESMTP",
+            rewrite_context: "remote",
+          },
+        },
+        "smtp_send_xforward_command = yes",
+      );
+      assertEquals([...r.reply.results.values()], ["sent"]);
+      assertEquals(srv.sessions[0].lines.slice(1, 3), [
+        "XFORWARD NAME=client.example.org ADDR=IPV6:2001:db8::1",
+        "XFORWARD PROTO=ESMTP HELO=helo.example.org SOURCE=REMOTE",
+      ]);
+    } finally {
+      await srv.close();
+    }
+  },
+);
