@@ -85,14 +85,22 @@ function statuses(log: string, base: string): Record<string, string> {
   return out;
 }
 
-/** The lines a delivery adds around the message: From_ line shape, prepended headers, the end. */
-function envelopeLines(text: string): string[] {
-  const lines = text.split("\n");
-  // In an mbox only the separators start with "From " (body lines are quoted).
-  const separators = lines.filter((l) => l.startsWith("From "))
-    .map((l) => l.replace(/ {2}\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$/, "  DATE"));
-  const headers = lines.filter((l) => /^(Return-Path|X-Original-To|Delivered-To):/.test(l));
-  return [...separators, ...headers, ...lines.slice(-4)];
+/**
+ * The lines each delivery adds around a message: the From_ line's shape, the
+ * prepended headers, the end; one list per message, in a fixed order (the
+ * reference's queue manager may deliver the two messages in either order).
+ */
+function envelopeLines(text: string, mbox: boolean): string[][] {
+  // Only an mbox quotes body lines, so only there does "From " separate messages.
+  const messages = mbox ? text.split(/^(?=From )/m) : [text];
+  return messages.map((m) => {
+    const lines = m.split("\n");
+    const separator = lines[0].startsWith("From ")
+      ? [lines[0].replace(/ {2}\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$/, "  DATE")]
+      : [];
+    const headers = lines.filter((l) => /^(Return-Path|X-Original-To|Delivered-To):/.test(l));
+    return [...separator, ...headers, ...lines.slice(-4)];
+  }).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 }
 
 async function runReference(dir: string, uid: number, gid: number) {
@@ -216,15 +224,15 @@ Deno.test({
       assertEquals(statuses(ours.log, ours.base), statuses(ref.log, ref.base));
       assertEquals(Object.keys(statuses(ours.log, ours.base)).length, recipients.length);
       assertEquals(
-        envelopeLines(Deno.readTextFileSync(`${ours.base}/bob`)),
-        envelopeLines(Deno.readTextFileSync(`${ref.base}/bob`)),
+        envelopeLines(Deno.readTextFileSync(`${ours.base}/bob`), true),
+        envelopeLines(Deno.readTextFileSync(`${ref.base}/bob`), true),
       );
       const maildir = (base: string) => {
         const dirName = `${base}/alice/new`;
         const [name] = [...Deno.readDirSync(dirName)].map((e) => e.name);
         return {
           name: name.replace(/^\d+\.V[0-9a-f]+I[0-9a-f]+M\d+\./, "SEC.VdevIinoMusec."),
-          lines: envelopeLines(Deno.readTextFileSync(`${dirName}/${name}`)),
+          lines: envelopeLines(Deno.readTextFileSync(`${dirName}/${name}`), false),
         };
       };
       assertEquals(maildir(ours.base), maildir(ref.base));
