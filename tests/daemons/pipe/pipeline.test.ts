@@ -1,6 +1,8 @@
 // pipe under a whole instance: sendmail → pickup → cleanup → qmgr → a
-// master.cf pipe service → the command, which records what it got; a second
-// pipe service whose command exits EX_NOUSER bounces its recipient.
+// master.cf pipe service → the command, which records what it got. One
+// service takes one recipient per command (p1_destination_recipient_limit
+// = 1, as its D and O flags need), one takes several in one command, and
+// one whose command exits EX_NOUSER bounces its recipient.
 
 import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
 import { projectRoot, runProgram } from "../../run.ts";
@@ -21,14 +23,16 @@ trace     unix  -       -       n       -       0       bounce
 error     unix  -       -       n       -       -       error
 discard   unix  -       -       n       -       -       discard
 p1        unix  -       n       n       -       -       pipe
-  flags=DRO user=nobody argv=${script} \${sender} \${recipient} \${nexthop} {x \${user} y}
+  flags=DRO user=nobody argv=${script} \${recipient} \${sender} \${nexthop} {x \${user} y}
+p3        unix  -       n       n       -       -       pipe
+  user=nobody argv=${script} multi \${recipient}
 p2        unix  -       n       n       -       -       pipe
   user=nobody argv=/bin/sh -c { echo no such user; exit 67 }
 `;
 }
 
 const recorder = `#!/bin/sh
-out="$(dirname "$0")/record"
+out="$(dirname "$0")/record-$1"
 for a in "$@"; do printf '[%s]\\n' "$a"; done > "$out.tmp"
 echo ---- >> "$out.tmp"
 cat >> "$out.tmp"
@@ -59,7 +63,8 @@ Deno.test("a message for a master.cf pipe service reaches its command", {
       "mydomain = example.com",
       "myorigin = example.com",
       "mydestination =",
-      "transport_maps = inline:{pipe.example=p1:hop.example, fail.example=p2:, sender.example=discard:}",
+      "transport_maps = inline:{pipe.example=p1:hop.example, fail.example=p2:, " +
+      "multi.example=p3:, sender.example=discard:}",
       "p1_destination_recipient_limit = 1",
       "hash_queue_names =",
     ].join("\n"),
@@ -69,7 +74,15 @@ Deno.test("a message for a master.cf pipe service reaches its command", {
     assertEquals(start.code, 0, start.stderr);
     const sent = await runProgram(
       "sendmail",
-      ["-f", "someone@sender.example", "joe@pipe.example", "ann@fail.example"],
+      [
+        "-f",
+        "someone@sender.example",
+        "joe@pipe.example",
+        "kim@pipe.example",
+        "ann@fail.example",
+        "one@multi.example",
+        "two@multi.example",
+      ],
       {
         stdin: "From: someone@sender.example\nSubject: to a pipe\n\nBody text.\n",
         env: { MAIL_CONFIG: inst.dir },
@@ -79,13 +92,16 @@ Deno.test("a message for a master.cf pipe service reaches its command", {
     await runProgram("postkick", ["-c", inst.dir, "public", "pickup", "W"], {}).catch(() => {});
     const done = await waitFor(
       () =>
-        inst.readLog().includes("status=sent (delivered via p1 service (stored))") &&
+        inst.readLog().split("status=sent (delivered via p").length === 5 &&
         inst.readLog().includes("to=<ann@fail.example>, relay=p2"),
       45_000,
     );
     const log = inst.readLog();
     assert(done, "no pipe delivery:\n" + log);
     assertStringIncludes(log, "to=<joe@pipe.example>, relay=p1, delay=");
+    assertStringIncludes(log, "to=<kim@pipe.example>, relay=p1, delay=");
+    assertStringIncludes(log, "to=<one@multi.example>, relay=p3, delay=");
+    assertStringIncludes(log, "to=<two@multi.example>, relay=p3, delay=");
     assertStringIncludes(
       log,
       "to=<ann@fail.example>, relay=p2, delay=",
@@ -94,13 +110,23 @@ Deno.test("a message for a master.cf pipe service reaches its command", {
       log,
       "dsn=5.1.1, status=bounced (user unknown. Command output: no such user )",
     );
-    const record = Deno.readTextFileSync(`${work}/record`);
+    const record = Deno.readTextFileSync(`${work}/record-joe@pipe.example`);
     const [argText, rest, envText, who] = record.split("----\n");
     assertEquals(argText.trim().split("\n"), [
-      "[someone@sender.example]",
       "[joe@pipe.example]",
+      "[someone@sender.example]",
       "[hop.example]",
       "[x joe y]",
+    ]);
+    // One command per recipient, each with its own Delivered-To.
+    const kim = Deno.readTextFileSync(`${work}/record-kim@pipe.example`);
+    assertStringIncludes(kim, "\nDelivered-To: kim@pipe.example\n");
+    // Without a limit, one command takes both recipients.
+    const multi = Deno.readTextFileSync(`${work}/record-multi`).split("----\n")[0];
+    assertEquals(multi.trim().split("\n"), [
+      "[multi]",
+      "[one@multi.example]",
+      "[two@multi.example]",
     ]);
     assertEquals(rest.split("\n").slice(0, 3), [
       "Return-Path: <someone@sender.example>",
