@@ -10,7 +10,7 @@ import type { DeliverySession, RecipientStatus } from "../../lib/deliver/agent.t
 import { readMessage } from "../../lib/deliver/message.ts";
 import { queueFilePath } from "../../lib/queue/layout.ts";
 import type { QueueLayout } from "../../lib/queue/layout.ts";
-import { info } from "../../lib/log.ts";
+import { info, warn } from "../../lib/log.ts";
 import {
   type Destination,
   parseDestination,
@@ -37,8 +37,17 @@ export interface SmtpEnv {
   generic: GenericMapper;
 }
 
-/** Delivers one request over SMTP or LMTP. */
+/** Delivers one request over SMTP or LMTP; an unexpected error defers what is left. */
 export async function deliverSmtp(session: DeliverySession, env: SmtpEnv): Promise<void> {
+  try {
+    await deliverRequest(session, env);
+  } catch (err) {
+    warn(`${session.request.queueId}: ${(err as Error).stack ?? err}`);
+    await session.deferSite({ dsn: "4.3.0", relay: "none", text: "mail system internal error" });
+  }
+}
+
+async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<void> {
   const s = env.settings;
   const req = session.request;
   let dests: Destination[];

@@ -7,7 +7,7 @@
 
 import type { DeliverRecipient, DeliverRequest } from "../../lib/deliver/request.ts";
 import { DsnNotify, DsnRet } from "../../lib/dsn/status.ts";
-import { info } from "../../lib/log.ts";
+import { info, warn } from "../../lib/log.ts";
 import type { ServerAddress } from "./nexthop.ts";
 import type { SmtpSettings } from "./settings.ts";
 import {
@@ -117,18 +117,20 @@ export class Conversation {
       await this.quit();
       return end;
     } catch (err) {
-      if (err instanceof ConversationTimeout || err instanceof LostConnection) {
-        this.stream.close();
-        return {
-          results: this.results,
-          siteFailure: conversationFailure(
-            this.server,
-            err instanceof ConversationTimeout,
-            this.stage,
-          ),
-        };
+      this.stream.close();
+      if (!(err instanceof ConversationTimeout) && !(err instanceof LostConnection)) {
+        // Something the server sent that we could not take (a bad base64
+        // challenge, a TLS error): the session is over, the mail waits.
+        warn(`${serverName(this.server)}: ${this.stage}: ${(err as Error).message}`);
       }
-      throw err;
+      return {
+        results: this.results,
+        siteFailure: conversationFailure(
+          this.server,
+          err instanceof ConversationTimeout,
+          this.stage,
+        ),
+      };
     }
   }
 

@@ -138,6 +138,8 @@ export class SmtpStream {
     plain.off("end", this.onEnd);
     plain.off("close", this.onEnd);
     plain.off("error", this.onEnd);
+    // The TLS socket reports what goes wrong; the one beneath must not throw.
+    plain.on("error", () => {});
     // Anything the server sent after its 220 and before the handshake is
     // discarded (the plaintext command injection problem).
     this.reader.discard();

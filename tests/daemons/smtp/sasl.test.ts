@@ -148,3 +148,52 @@ Deno.test("smtp without a password for the server sends no AUTH", opts, async ()
     await srv.close();
   }
 });
+
+Deno.test(
+  "smtp: a CRAM-MD5 challenge that is not base64 defers the mail, no crash",
+  opts,
+  async () => {
+    const srv = await fakeServer({
+      extensions: ["AUTH CRAM-MD5"],
+      replies: { AUTH: "334 !!! not base64 !!!" },
+    });
+    try {
+      const r = await deliver(
+        { nexthop: `[127.0.0.1]:${srv.port}` },
+        "smtp_sasl_auth_enable = yes\nsmtp_sasl_password_maps = inline:{127.0.0.1=user:secret}",
+      );
+      assertEquals([...r.reply.results.values()], ["deferred"]);
+      assertStringIncludes(
+        r.log,
+        "status=deferred (lost connection with 127.0.0.1[127.0.0.1] while performing the AUTH handshake)",
+      );
+    } finally {
+      await srv.close();
+    }
+  },
+);
+
+Deno.test("smtp authenticates with CRAM-MD5 under the default security options", opts, async () => {
+  const challenge = "<1896.697170952@postoffice.example>";
+  const srv = await fakeServer({
+    extensions: ["AUTH CRAM-MD5 PLAIN"],
+    replies: {
+      AUTH: `334 ${btoa(challenge)}`,
+      "*": (line) => {
+        if (!/^[A-Za-z0-9+/]+=*$/.test(line)) return undefined;
+        const [user, digest] = atob(line).split(" ");
+        return user === "user" && /^[0-9a-f]{32}$/.test(digest) ? "235 2.7.0 Ok" : undefined;
+      },
+    },
+  });
+  try {
+    const r = await deliver(
+      { nexthop: `[127.0.0.1]:${srv.port}` },
+      "smtp_sasl_auth_enable = yes\nsmtp_sasl_password_maps = inline:{127.0.0.1=user:secret}",
+    );
+    assertEquals([...r.reply.results.values()], ["sent"]);
+    assertEquals(srv.sessions[0].lines[1], "AUTH CRAM-MD5");
+  } finally {
+    await srv.close();
+  }
+});
