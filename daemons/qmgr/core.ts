@@ -72,6 +72,8 @@ export interface QmgrDeps {
   verify?(address: string, status: number, why: string): Promise<boolean>;
   /** address_verify_negative_cache (default yes). */
   verifyNegativeCache?: boolean;
+  /** Tells the fast flush service about a deferred recipient's domain (flush_add). */
+  flush?(address: string, queueId: string): Promise<unknown>;
   /** Seconds since the epoch. */
   now?: () => number;
 }
@@ -853,6 +855,7 @@ export class Qmgr {
         }
       }
       await this.deps.bounce.append("defer", msg.q.queueId, rcpt, entry("delayed"));
+      await this.deps.flush?.(rcpt.address, msg.q.queueId);
     }
     const now = this.now();
     info(deliveryLogLine(

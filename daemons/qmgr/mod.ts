@@ -11,6 +11,7 @@ import type { ProgramContext } from "../../lib/program.ts";
 import { type DaemonContext, triggerServer } from "../../lib/daemon/server.ts";
 import { resolveAddress, resolveVerifyAddress, rewriteAddress } from "../../lib/rewrite_client.ts";
 import { VerifyStat, verifyUpdate } from "../../lib/verify_client.ts";
+import { flushAddRecipient } from "../../lib/flush_client.ts";
 import { bounceClient } from "../../lib/bounce_client.ts";
 import { sendDeliverRequest } from "../../lib/deliver/client.ts";
 import { layoutFromConfig } from "../../lib/queue/layout.ts";
@@ -77,6 +78,7 @@ export function daemonDeps(d: DaemonContext): QmgrDeps {
       defer: config.get("defer_service_name") || "defer",
       trace: config.get("trace_service_name") || "trace",
     }),
+    flush: (address, queueId) => flushAddRecipient(config, address, queueId),
   };
 }
 

@@ -18,6 +18,8 @@
 
 import type * as net from "node:net";
 import { AttrReader, encodeAttrs } from "../ipc/attr.ts";
+import type { Config } from "../config/mod.ts";
+import { flushAddRecipient } from "../flush_client.ts";
 import { bounceClient, type BounceService } from "../bounce_client.ts";
 import { actionFor, type DsnStatus, wantsNotice } from "../dsn/status.ts";
 import { layoutFromConfig, queueFilePath, type QueueLayout } from "../queue/layout.ts";
@@ -51,6 +53,11 @@ export interface AgentEnv {
   verify?: (address: string, status: number, why: string) => Promise<boolean>;
   /** address_verify_negative_cache: whether undeliverable probe results are recorded (default yes). */
   verifyNegativeCache?: boolean;
+  /**
+   * Tells the fast flush service about a deferred recipient's domain, as
+   * Postfix's defer logging does (flush_add); never fatal.
+   */
+  flush?: (address: string, queueId: string) => Promise<unknown>;
 }
 
 /** The outcome names of the verify log line and trace entries, by outcome. */
@@ -208,6 +215,7 @@ export class DeliverySession {
     if (this.verifyOnly) return await this.verified(rcpt, s, "deferred");
     if (this.recording) await this.traceAppend(rcpt, s, actionFor("deferred"));
     await this.env.bounce.append("defer", this.request.queueId, rcpt, this.dsnOf("deferred", s));
+    await this.env.flush?.(rcpt.address, this.request.queueId);
     this.log(rcpt, "deferred", s);
     this.results.set(rcpt.offset, "deferred");
   }
@@ -412,6 +420,10 @@ export function agentEnvFromConfig(
   const queue = config.get("queue_directory");
   const verifyPath = `${queue}/private/${config.get("address_verify_service_name") || "verify"}`;
   return {
+    // Only a whole Config reaches the flush service (tests pass less).
+    flush: "configDir" in config
+      ? (address, id) => flushAddRecipient(config as Config, address, id)
+      : undefined,
     verify: async (address, status, why) =>
       await verifyUpdateAt(verifyPath, address, status, why) === VerifyStat.OK,
     verifyNegativeCache: config.bool?.("address_verify_negative_cache") ?? true,
