@@ -266,6 +266,37 @@ export async function openMailbox(
   path: string,
   opts: LockOptions,
 ): Promise<{ ok: true; mailbox: OpenMailbox } | ({ ok: false } & MailboxFailure)> {
+  const unclaim = await claimPath(path);
+  let result;
+  try {
+    result = await lockMailbox(path, opts, unclaim);
+  } finally {
+    if (!result?.ok) unclaim();
+  }
+  return result;
+}
+
+// Mailboxes this process has open, each with a promise settled on release.
+// fcntl locks belong to the process (a second one of ours would succeed,
+// and closing any descriptor of the file drops them), so deliveries within
+// one process take turns per path before locking against other processes.
+const claimed = new Map<string, Promise<void>>();
+
+async function claimPath(path: string): Promise<() => void> {
+  while (claimed.has(path)) await claimed.get(path);
+  let settle!: () => void;
+  claimed.set(path, new Promise<void>((resolve) => (settle = resolve)));
+  return () => {
+    claimed.delete(path);
+    settle();
+  };
+}
+
+async function lockMailbox(
+  path: string,
+  opts: LockOptions,
+  unclaim: () => void,
+): Promise<{ ok: true; mailbox: OpenMailbox } | ({ ok: false } & MailboxFailure)> {
   const def = opts.defaultDsn ?? "5.2.0";
   let dotlocked = false;
   if (opts.styles.includes("dotlock") && isMissingOrRegular(path, opts.identity)) {
@@ -340,6 +371,7 @@ export async function openMailbox(
         released = true;
         closeQuietly(fd);
         unlockDot();
+        unclaim();
       },
     },
   };

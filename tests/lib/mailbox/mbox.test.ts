@@ -5,6 +5,7 @@ import {
   fromLine,
   LockStyleError,
   mboxMessage,
+  openMailbox,
   parseLockStyles,
 } from "../../../lib/mailbox/mod.ts";
 import { fastLocks, message, tempDir, testIdentity } from "./fixture.ts";
@@ -413,5 +414,33 @@ Deno.test("deliverToMbox() with dotlockMayFail appends without a dotlock it may 
     /warning: unable to create lock file .*\/file\.lock: Permission denied/,
   );
   assertMatch(Deno.readTextFileSync(path), /^From MAILER-DAEMON /);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("openMailbox() makes deliveries of one process take turns on a mailbox", async () => {
+  const dir = tempDir();
+  const path = `${dir}/user`;
+  const first = await openMailbox(path, { styles: ["fcntl"] });
+  assert(first.ok);
+  let secondDone = false;
+  const second = openMailbox(path, { styles: ["fcntl"] }).then((r) => {
+    secondDone = true;
+    return r;
+  });
+  await new Promise((r) => setTimeout(r, 30));
+  assert(!secondDone, "an fcntl lock of the same process must not let a second delivery in");
+  first.mailbox.release();
+  const r = await second;
+  assert(r.ok);
+  r.mailbox.release();
+  const all = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+    deliverToMbox({
+      path,
+      sender: "",
+      content: message([`Subject: ${i}`, "", "body"]),
+      styles: ["fcntl"],
+    })));
+  assert(all.every((x) => x.ok));
+  assertEquals(Deno.readTextFileSync(path).match(/^From MAILER-DAEMON /gm)?.length, 10);
   Deno.removeSync(dir, { recursive: true });
 });
