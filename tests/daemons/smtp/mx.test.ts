@@ -158,3 +158,37 @@ Deno.test("smtp_mx_address_limit bounds the addresses tried", opts, async () => 
     await late.close();
   }
 });
+
+Deno.test(
+  "smtp_mx_session_limit bounds the sessions: a 421 greeting uses the only one",
+  opts,
+  async () => {
+    const busy = await fakeServer({ host: "127.0.0.13", greeting: "421 4.3.2 busy" });
+    const idle = await fakeServer({ host: "127.0.0.14", port: busy.port });
+    try {
+      await withDns([
+        { name: "limit.example", type: "MX", value: "a.limit.example", preference: 10 },
+        { name: "limit.example", type: "MX", value: "b.limit.example", preference: 20 },
+        { name: "a.limit.example", type: "A", value: "127.0.0.13" },
+        { name: "b.limit.example", type: "A", value: "127.0.0.14" },
+      ], async (_d, cf) => {
+        const one = await deliver(
+          { nexthop: `limit.example:${busy.port}` },
+          `${cf}\nsmtp_mx_session_limit = 1`,
+        );
+        assertEquals([...one.reply.results.values()], ["deferred"]);
+        assertStringIncludes(
+          one.log,
+          "dsn=4.3.2, status=deferred (host a.limit.example[127.0.0.13] refused to talk to me: 421 4.3.2 busy)",
+        );
+        assertEquals(idle.sessions.length, 0);
+        const two = await deliver({ nexthop: `limit.example:${busy.port}` }, cf);
+        assertEquals([...two.reply.results.values()], ["sent"]);
+        assertEquals(idle.sessions.length, 1);
+      });
+    } finally {
+      await busy.close();
+      await idle.close();
+    }
+  },
+);
