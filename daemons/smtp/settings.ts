@@ -35,6 +35,9 @@ export interface TlsSettings {
   wrapperMode: boolean;
   loglevel: number;
   noteStarttlsOffer: boolean;
+  /** smtp_tls_protocols (opportunistic) and smtp_tls_mandatory_protocols. */
+  protocols: string[];
+  mandatoryProtocols: string[];
 }
 
 /** SASL client settings (smtp_sasl_*). */
@@ -178,6 +181,8 @@ export function smtpSettings(config: Config, program: string): SmtpSettings {
       wrapperMode: config.bool(`${p}_tls_wrappermode`),
       loglevel: config.int(`${p}_tls_loglevel`),
       noteStarttlsOffer: config.bool(`${p}_tls_note_starttls_offer`),
+      protocols: config.list(`${p}_tls_protocols`),
+      mandatoryProtocols: config.list(`${p}_tls_mandatory_protocols`),
     },
     sasl: {
       enable: config.bool(`${p}_sasl_auth_enable`),

@@ -268,9 +268,13 @@ async function handshake(
     : s.tls.servername && s.tls.servername !== "none"
     ? s.tls.servername
     : undefined;
+  const versions = protocolRange(
+    policy.level === "may" ? s.tls.protocols : s.tls.mandatoryProtocols,
+  );
   let secure: tls.TLSSocket;
   try {
     secure = await stream.startTls({
+      ...versions,
       rejectUnauthorized: false,
       // Names are checked below, per level: `authorized` then says only
       // whether the chain leads to a trust anchor.
@@ -344,4 +348,31 @@ function handshakeDetails(secure: tls.TLSSocket, cert: tls.PeerCertificate | und
     }) server-digest ${digest}`;
   }
   return out;
+}
+
+const VERSIONS = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] as const;
+type Version = typeof VERSIONS[number];
+
+/**
+ * smtp_tls_protocols / smtp_tls_mandatory_protocols as a version range:
+ * `>=TLSv1.2`, `<=TLSv1.2`, or exclusions (`!SSLv3, !TLSv1`) that trim the
+ * ends of the range (SSLv2/SSLv3 are never spoken).
+ */
+export function protocolRange(list: string[]): { minVersion?: Version; maxVersion?: Version } {
+  let lo = 0;
+  let hi = VERSIONS.length - 1;
+  const excluded = new Set<string>();
+  for (const item of list.flatMap((x) => x.split(":")).map((x) => x.trim()).filter(Boolean)) {
+    const ge = /^>=\s*(\S+)$/.exec(item);
+    const le = /^<=\s*(\S+)$/.exec(item);
+    if (ge) lo = Math.max(lo, VERSIONS.indexOf(ge[1] as Version));
+    else if (le && VERSIONS.includes(le[1] as Version)) {
+      hi = Math.min(hi, VERSIONS.indexOf(le[1] as Version));
+    } else if (item.startsWith("!")) excluded.add(item.slice(1));
+  }
+  if (lo < 0) lo = 0;
+  while (lo <= hi && excluded.has(VERSIONS[lo])) lo++;
+  while (hi >= lo && excluded.has(VERSIONS[hi])) hi--;
+  if (lo > hi) return {};
+  return { minVersion: VERSIONS[lo], maxVersion: VERSIONS[hi] };
 }

@@ -198,3 +198,18 @@ Deno.test(
     }
   },
 );
+
+Deno.test("smtp_tls_protocols limits the TLS versions offered", opts, async () => {
+  const c = getCerts();
+  const srv = await fakeServer({ tls: { key: c.serverKey, cert: c.serverCert } });
+  try {
+    const r = await deliver(
+      { nexthop: `[127.0.0.1]:${srv.port}` },
+      "smtp_tls_security_level = may\nsmtp_tls_protocols = !SSLv2, !SSLv3, !TLSv1.3",
+    );
+    assertStringIncludes(r.log, "TLS connection established to 127.0.0.1[127.0.0.1]");
+    assertStringIncludes(r.log, ": TLSv1.2 with cipher ");
+  } finally {
+    await srv.close();
+  }
+});
