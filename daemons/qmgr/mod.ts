@@ -1,4 +1,5 @@
-// qmgr: the queue manager, as Postfix's qmgr(8) (also run as nqmgr).
+// qmgr: the queue manager, as Postfix's qmgr(8) (also run as nqmgr), and as
+// oqmgr(8), the old queue manager: the same without preemption.
 //
 // Resident: moves mail from incoming (and deferred, when due) into active,
 // resolves recipients through trivial-rewrite, and schedules deliveries to
@@ -17,7 +18,7 @@ import { sendDeliverRequest } from "../../lib/deliver/client.ts";
 import { layoutFromConfig } from "../../lib/queue/layout.ts";
 import { warn } from "../../lib/log.ts";
 import { Qmgr, type QmgrDeps, TransportUnavailable } from "./core.ts";
-import { qmgrSettings } from "./settings.ts";
+import { type QmgrSettings, qmgrSettings } from "./settings.ts";
 import { type Config } from "../../lib/config/mod.ts";
 import { parseMasterCf } from "../../lib/config/master_cf.ts";
 
@@ -39,6 +40,18 @@ export function masterProcessLimits(config: Config): Map<string, number> {
   return limits;
 }
 
+/**
+ * oqmgr(8), the old queue manager: the same strategies (leaky bucket,
+ * fairness, slow start, round robin, backoff, dead-destination cache)
+ * without nqmgr's preemptive job scheduling, so every transport runs with
+ * delivery slot cost 0 and messages go in the order they entered the
+ * active queue.
+ */
+export function withoutPreemption(settings: QmgrSettings): QmgrSettings {
+  const transport = settings.transport.bind(settings);
+  return { ...settings, transport: (name) => ({ ...transport(name), slotCost: 0 }) };
+}
+
 /** The core's dependencies for a daemon: the real resolver, agents and bounce service. */
 export function daemonDeps(d: DaemonContext): QmgrDeps {
   const config = d.config;
@@ -46,7 +59,9 @@ export function daemonDeps(d: DaemonContext): QmgrDeps {
   const layout = layoutFromConfig(config);
   return {
     layout,
-    settings: qmgrSettings(config, masterProcessLimits(config)),
+    settings: d.program === "oqmgr"
+      ? withoutPreemption(qmgrSettings(config, masterProcessLimits(config)))
+      : qmgrSettings(config, masterProcessLimits(config)),
     resolve: (sender, address) => resolveAddress(config, sender, address),
     resolveVerify: (sender, address) => resolveVerifyAddress(config, sender, address),
     canonicalize: (address) => rewriteAddress(config, "local", address),

@@ -24,6 +24,7 @@ const aliases: Record<string, string> = {
   trace: "bounce",
   retry: "error",
   nqmgr: "qmgr",
+  oqmgr: "qmgr",
 };
 
 const [name, ...args] = Deno.args;
