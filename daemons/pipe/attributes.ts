@@ -1,8 +1,7 @@
 // pipe(8)'s command attributes, from the end of its master.cf entry:
-// `flags=... user=name[:group] size=N eol=\r\n directory=DIR
+// `flags=... user=name[:group] size=N eol=\r\n directory=DIR chroot=DIR
 // null_sender=TEXT argv=command args...`. Every mistake is fatal, with the
 // wording of Postfix's pipe(8), so that the master throttles the service.
-// chroot=DIR is refused with a fatal error (see parsePipeAttributes).
 
 import type { Config } from "../../lib/config/mod.ts";
 import { getpwnam } from "../../lib/ffi/libc.ts";
@@ -48,8 +47,10 @@ export interface PipeAttributes {
   sizeLimit: number;
   /** eol=, escapes resolved. */
   eol: string;
-  /** directory=, "" for the default ($queue_directory). */
+  /** directory=, "" for the default ($queue_directory, or the new root with chroot=). */
   directory: string;
+  /** chroot=, "" for none. */
+  chroot: string;
   /** null_sender= (default MAILER-DAEMON). */
   nullSender: string;
   /** argv=: the command and its arguments, macros not yet expanded. */
@@ -146,6 +147,7 @@ export function parsePipeAttributes(operands: string[], config: Config): PipeAtt
   let sizeLimit = 0;
   let eol = "\n";
   let directory = "";
+  let chroot = "";
   let nullSender = "MAILER-DAEMON";
   let argv: string[] | undefined;
   for (let i = 0; i < operands.length; i++) {
@@ -180,9 +182,7 @@ export function parsePipeAttributes(operands: string[], config: Config): PipeAtt
         directory = value;
         break;
       case "chroot":
-        // Deno starts commands without a hook between fork and exec, where
-        // chroot(2) would go: refused rather than silently ignored.
-        fatal(`chroot= command-line attribute is not supported: ${value}`);
+        chroot = value;
         break;
       case "null_sender":
         nullSender = value;
@@ -194,5 +194,5 @@ export function parsePipeAttributes(operands: string[], config: Config): PipeAtt
   if (!who) fatal("missing user= command-line attribute");
   if (!argv) fatal("missing argv= command-line attribute");
   checkPrivileges(who, config);
-  return { flags, ...who, sizeLimit, eol, directory, nullSender, argv };
+  return { flags, ...who, sizeLimit, eol, directory, chroot, nullSender, argv };
 }

@@ -225,7 +225,9 @@ export async function deliverPipe(session: DeliverySession, s: PipeSettings): Pr
     uid: attrs.uid,
     gid: attrs.gid,
     stdin: input,
-    cwd: attrs.directory || s.queueDirectory,
+    // chroot= leaves the command at the new root unless directory= says otherwise.
+    cwd: attrs.directory || (attrs.chroot ? undefined : s.queueDirectory),
+    chroot: attrs.chroot || undefined,
     timeLimit: s.timeLimit,
     exportEnvironment: s.exportEnvironment,
     importEnvironment: s.importEnvironment,

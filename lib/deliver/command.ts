@@ -30,6 +30,11 @@
 // child call setsid(), so it leads its own process group and the time limit
 // kills the group, offspring included.
 //
+// chroot: Deno.Command has no hook between fork and exec where chroot(2)
+// would go, so the command is started through chroot(8) (coreutils:
+// --userspec and --groups drop privileges after entering the jail), and
+// chroot(8)'s own failures are reported as Postfix's child reports them.
+//
 // Output: Postfix points the command's standard output and standard error
 // at one pipe; Deno.Command pipes them separately, so both are read at once
 // and joined in the order the pieces arrive.
@@ -63,8 +68,15 @@ export interface CommandOptions {
   importEnvironment?: string[];
   /** The message, written to the command's standard input. */
   stdin?: Uint8Array;
-  /** Working directory (default: this process's). */
+  /** Working directory (default: this process's); inside `chroot` when that is given. */
   cwd?: string;
+  /**
+   * Root directory for the command (pipe(8)'s chroot=): entered before the
+   * privileges change, then `cwd` (default: the new root). Runs through the
+   * system's chroot(8), as Deno has no hook between fork and exec; a `cwd`
+   * inside it needs /bin/sh in the jail.
+   */
+  chroot?: string;
   /** Seconds before the process group is killed (command_time_limit, TRANSPORT_time_limit). */
   timeLimit: number;
   /** Bytes of output kept for the diagnostic (default 4096, Postfix's buffer). */
@@ -248,6 +260,68 @@ function spawnErrorText(err: unknown): string {
   return msg;
 }
 
+/** The system's chroot(8). */
+const CHROOT_PROGRAM = ["/usr/sbin/chroot", "/usr/bin/chroot"].find(isFile) ?? "chroot";
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** What a failed cd inside the jail prints, to be told from the command's own output. */
+const CHDIR_FAILED = "posthorn: chdir failed";
+
+/** The command line that runs `argv` inside opts.chroot, as opts.uid/gid, in opts.cwd. */
+function chrootVector(opts: CommandOptions, argv: string[]): string[] {
+  const out = [CHROOT_PROGRAM];
+  if (opts.uid !== undefined && opts.gid !== undefined) {
+    out.push(`--userspec=${opts.uid}:${opts.gid}`, `--groups=${opts.gid}`);
+  }
+  out.push(opts.chroot!);
+  if (opts.cwd) {
+    out.push(
+      "/bin/sh",
+      "-c",
+      `cd -- "$0" 2>&- || { echo "${CHDIR_FAILED}"; exit ${EX_TEMPFAIL}; }; exec "$@"`,
+      opts.cwd,
+    );
+  }
+  return [...out, ...argv];
+}
+
+/**
+ * chroot(8)'s own failures (exit 125-127 with its message), and a failed cd
+ * in the jail, as Postfix's child reports them: logged as its fatal error,
+ * the delivery deferred (EX_TEMPFAIL), an exec failure shown as output.
+ */
+function chrootFailure(
+  opts: CommandOptions,
+  code: number,
+  output: string,
+): SpawnFailure | undefined {
+  if (code === EX_TEMPFAIL && output.trim() === CHDIR_FAILED) {
+    const inJail = `${opts.chroot}/${opts.cwd}`.replace(/\/+/g, "/");
+    return {
+      fatal: `cannot change directory to "${opts.cwd}" for uid=${opts.uid ?? Deno.uid()} gid=${
+        opts.gid ?? Deno.gid()
+      }: ${isDirectory(inJail) ? "Permission denied" : "No such file or directory"}`,
+      inOutput: false,
+    };
+  }
+  // chroot(8) names itself as invoked: "/usr/sbin/chroot: ...".
+  const own = /^\S*chroot: (.*)/.exec(output.split("\n")[0]);
+  if (code < 125 || code > 127 || !own) return undefined;
+  const line = own[1];
+  const run = /^failed to run command ['\u2018](.*)['\u2019]: (.*)$/.exec(line);
+  if (run) return { fatal: `pipe_command: execvp ${run[1]}: ${run[2]}`, inOutput: true };
+  const root = /^cannot change root directory to ['\u2018](.*)['\u2019]: (.*)$/.exec(line);
+  if (root) return { fatal: `chroot(${root[1]}): ${root[2]}`, inOutput: false };
+  return { fatal: line, inOutput: false };
+}
+
 /** Why a child could not start: Postfix's child logs a fatal error, and shows it in its output unless chdir failed (it logs before its output is set up). */
 interface SpawnFailure {
   fatal: string;
@@ -271,12 +345,19 @@ function spawnChild(
     stderr: "piped",
     detached: true,
   };
-  if (root && opts.uid !== undefined) options.uid = opts.uid;
-  if (root && opts.gid !== undefined) options.gid = opts.gid;
+  if (opts.chroot) {
+    // chroot(8) enters the jail as root and drops privileges itself.
+    argv = chrootVector(opts, argv);
+    options.args = argv.slice(1);
+    options.cwd = undefined;
+  } else {
+    if (root && opts.uid !== undefined) options.uid = opts.uid;
+    if (root && opts.gid !== undefined) options.gid = opts.gid;
+  }
   try {
     return new Deno.Command(argv[0], options).spawn();
   } catch (err) {
-    if (opts.cwd && !isDirectory(opts.cwd)) {
+    if (!opts.chroot && opts.cwd && !isDirectory(opts.cwd)) {
       return {
         fatal: `cannot change directory to "${opts.cwd}" for uid=${opts.uid ?? Deno.uid()} gid=${
           opts.gid ?? Deno.gid()
@@ -401,17 +482,7 @@ export async function runCommand(opts: CommandOptions): Promise<CommandResult> {
   ) {
     child = spawnChild(opts, ["/bin/sh", "-c", opts.command], env);
   }
-  if ("fatal" in child) {
-    // What Postfix's child would have done: log the fatal error, exit EX_TEMPFAIL.
-    panicNoExit("fatal", child.fatal);
-    const bytes = child.inOutput
-      ? new TextEncoder().encode(`${opts.program ?? "pipe"}: fatal: ${child.fatal}\n`)
-      : new Uint8Array(0);
-    const out = bytes.subarray(0, limit);
-    return statusResult(label, { code: EX_TEMPFAIL, signal: null }, printableOutput(out), {
-      outputLength: out.length,
-    });
-  }
+  if ("fatal" in child) return childFailed(opts, label, child, limit);
   const proc = child;
   const collector = new OutputCollector([proc.stdout, proc.stderr], limit);
   let timedOut = false;
@@ -440,10 +511,31 @@ export async function runCommand(opts: CommandOptions): Promise<CommandResult> {
   }
   const status = await proc.status;
   const raw = collector.bytes();
+  if (opts.chroot && !timedOut && !status.signal) {
+    const failed = chrootFailure(opts, status.code, new TextDecoder().decode(raw));
+    if (failed) return childFailed(opts, label, failed, limit);
+  }
   return statusResult(label, status, printableOutput(raw), {
     outputLength: raw.length,
     timedOut,
     writeError: timedOut ? "" : await writeError,
+  });
+}
+
+/** What Postfix's child does when it cannot run the command: log the fatal error, exit EX_TEMPFAIL. */
+function childFailed(
+  opts: CommandOptions,
+  label: string,
+  failure: SpawnFailure,
+  limit: number,
+): CommandResult {
+  panicNoExit("fatal", failure.fatal);
+  const bytes = failure.inOutput
+    ? new TextEncoder().encode(`${opts.program ?? "pipe"}: fatal: ${failure.fatal}\n`)
+    : new Uint8Array(0);
+  const out = bytes.subarray(0, limit);
+  return statusResult(label, { code: EX_TEMPFAIL, signal: null }, printableOutput(out), {
+    outputLength: out.length,
   });
 }
 

@@ -14,6 +14,7 @@ import { asctime, deliverPipe, successText } from "../../../daemons/pipe/deliver
 import { makeQueue, recordingBounce, withLog, writeMessage } from "../qmgr/helpers.ts";
 import { serveAgent } from "../../lib/deliver/agent_harness.ts";
 import { ensureTestUser } from "../master/instance.ts";
+import { makeJail } from "./jail.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const root = Deno.uid() === 0;
@@ -400,6 +401,36 @@ Deno.test("pipe runs the command as user= in the queue directory or directory=",
   const d = await deliver({ operands: ["directory=/tmp", "user=" + runAs, "argv=SCRIPT"] });
   assertEquals(d.record.split("----\n")[2].trim().split("\n")[2], "/tmp");
 });
+
+Deno.test(
+  "pipe chroot= runs the command in the jail, at its root or in directory=",
+  opts,
+  async () => {
+    if (!root) return; // chroot(2) needs root.
+    const jail = await makeJail();
+    try {
+      const r = await deliver({
+        operands: [`chroot=${jail}`, "user=" + runAs, "argv=/bin/sh", "-c", "cat > /work/in; pwd"],
+        body: ["Subject: jailed", "", "x"],
+      });
+      assertStringIncludes(r.log, "status=sent (delivered via p1 service (/))");
+      assertEquals(Deno.readTextFileSync(`${jail}/work/in`), "Subject: jailed\n\nx\n");
+      const d = await deliver({
+        operands: [
+          `chroot=${jail}`,
+          "directory=/work",
+          "user=" + runAs,
+          "argv=/bin/sh",
+          "-c",
+          "pwd",
+        ],
+      });
+      assertStringIncludes(d.log, "status=sent (delivered via p1 service (/work))");
+    } finally {
+      await Deno.remove(jail, { recursive: true });
+    }
+  },
+);
 
 Deno.test("pipe defers for an unknown macro with the master.cf warning", opts, async () => {
   const r = await deliver({ operands: ["user=" + runAs, "argv=SCRIPT", "${bogus}"] });

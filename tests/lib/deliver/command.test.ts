@@ -15,6 +15,7 @@ import {
   sysExitsSoftError,
 } from "../../../lib/deliver/command.ts";
 import { ensureTestUser } from "../../daemons/master/instance.ts";
+import { makeJail } from "../../daemons/pipe/jail.ts";
 
 const enc = new TextEncoder();
 
@@ -289,4 +290,70 @@ Deno.test("runCommand() runs as the given user without root's supplementary grou
   assertEquals([u, g], [String(uid), String(gid)]);
   // "Groups:" then nothing, or the primary group alone: never root's 0.
   assertMatch(groups.join(" "), new RegExp(`^Groups:( ${gid})?$`));
+});
+
+Deno.test("runCommand() runs the command inside chroot, then in cwd there, as the user", async () => {
+  if (Deno.uid() !== 0) return; // chroot(2) needs root.
+  const jail = await makeJail();
+  try {
+    const r = await runCommand({
+      argv: ["/bin/sh", "-c", "echo /*; pwd; cat > /work/in"],
+      chroot: jail,
+      uid: 65534,
+      gid: 65534,
+      stdin: enc.encode("message\n"),
+      timeLimit: 10,
+    });
+    assertEquals(r.outcome, "sent");
+    // Only the jail is visible; the command starts at its root.
+    assert(r.output.endsWith(" / "), r.output);
+    assert(!r.output.includes("/proc") && !r.output.includes("/usr"), r.output);
+    assertEquals(Deno.readTextFileSync(`${jail}/work/in`), "message\n");
+    assertEquals(Deno.statSync(`${jail}/work/in`).uid, 65534);
+    const inWork = await runCommand({
+      argv: ["/bin/sh", "-c", "pwd"],
+      chroot: jail,
+      cwd: "/work",
+      uid: 65534,
+      gid: 65534,
+      timeLimit: 10,
+    });
+    assertEquals(inWork.output, "/work ");
+  } finally {
+    await Deno.remove(jail, { recursive: true });
+  }
+});
+
+Deno.test("runCommand() reports chroot failures as Postfix's child does", async () => {
+  if (Deno.uid() !== 0) return;
+  const jail = await makeJail();
+  try {
+    const as = { uid: 65534, gid: 65534, timeLimit: 10, chroot: jail };
+    const { value: [missing, noDir, noJail], log } = await logged(() =>
+      Promise.all([
+        runCommand({ ...as, argv: ["/bin/nothere"] }),
+        runCommand({ ...as, argv: ["/bin/sh", "-c", "pwd"], cwd: "/nowhere" }),
+        runCommand({ ...as, argv: ["/bin/sh"], chroot: `${jail}/none` }),
+      ])
+    );
+    assertEquals([missing.outcome, missing.dsn], ["deferred", "4.3.0"]);
+    assertEquals(
+      missing.text,
+      "temporary failure. Command output: pipe: fatal: pipe_command: execvp /bin/nothere: No such file or directory ",
+    );
+    assertEquals([noDir.outcome, noDir.text], ["deferred", "temporary failure"]);
+    assertEquals([noJail.outcome, noJail.text], ["deferred", "temporary failure"]);
+    const text = log.join("\n");
+    assertStringIncludes(
+      text,
+      "fatal: pipe_command: execvp /bin/nothere: No such file or directory",
+    );
+    assertStringIncludes(
+      text,
+      'fatal: cannot change directory to "/nowhere" for uid=65534 gid=65534: No such file or directory',
+    );
+    assertStringIncludes(text, `fatal: chroot(${jail}/none): No such file or directory`);
+  } finally {
+    await Deno.remove(jail, { recursive: true });
+  }
 });
