@@ -579,7 +579,7 @@ export function statusResult(
     return {
       ...base,
       outcome: "deferred",
-      dsn: "5.3.0",
+      dsn: "4.3.0",
       text: `Command died with signal ${signalNumber(status.signal)}: "${label}"${withOutput}`,
       diagText: diag(sysExitsDetail(70).text),
     };

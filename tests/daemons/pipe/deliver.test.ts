@@ -356,6 +356,13 @@ Deno.test(
         'Command died with status 3: "/bin/sh". Command output: nope ',
       ],
       ["echo 5.2.2 mailbox is full; exit 75", "bounced", "5.2.2", "mailbox is full "],
+      // The reference: a signal defers with 4.3.0.
+      [
+        "echo dying; kill -TERM $$$$", // argv= turns $$ into $
+        "deferred",
+        "4.3.0",
+        'Command died with signal 15: "/bin/sh". Command output: dying ',
+      ],
     ];
     for (const [script, outcome, dsn, text] of cases) {
       const r = await deliver({ operands: ["user=" + runAs, "argv=/bin/sh", "-c", script] });
