@@ -91,7 +91,7 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
       const server = list[ai];
       const final = lastDest &&
         (ai === list.length - 1 || (s.mxSessionLimit > 0 && sessions + 1 >= s.mxSessionLimit));
-      const policy = await tlsPolicyFor(s, dests[di], server, req.nexthop);
+      const policy = await tlsPolicyFor(s, dests[di], server, env.resolve.dns);
       if ("failure" in policy) {
         siteFailure = policy.failure;
         continue;

@@ -15,11 +15,13 @@ export interface DnsAnswer {
   status: "ok" | "nxdomain" | "nodata" | "tempfail";
   reason: string;
   records: { name: string; type: string; ttl: number; value: string; preference?: number }[];
+  /** The answer was DNSSEC-validated (AD bit; only when DNSSEC was asked for). */
+  ad?: boolean;
 }
 
 /** A DNS lookup function (lib/dns Resolver.query, or a test's). */
 export interface DnsLookup {
-  query(name: string, type: "A" | "AAAA" | "MX"): Promise<DnsAnswer>;
+  query(name: string, type: "A" | "AAAA" | "MX" | "TLSA"): Promise<DnsAnswer>;
 }
 
 /** Host lookup by the system's resolver (smtp_host_lookup = native). */

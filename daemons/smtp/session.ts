@@ -156,6 +156,7 @@ export class Conversation {
       info(`Host offered STARTTLS: [${this.server.host}]`);
     }
     if (this.hooks.tls) {
+      this.stage = "receiving the STARTTLS response";
       const tls = await this.hooks.tls(this.features);
       if (tls === "restart") {
         // A new TLS session starts with a new EHLO (RFC 3207 4.2).

@@ -63,6 +63,8 @@ export interface SmtpSettings {
   /** Default TCP port of the protocol (smtp_tcp_port / lmtp_tcp_port). */
   tcpPort: number;
   hostLookup: string[];
+  /** smtp_dns_support_level is dnssec: answers carry the AD bit (DANE needs it). */
+  dnssec: boolean;
   inetProtocols: string[];
   mxAddressLimit: number;
   mxSessionLimit: number;
@@ -142,6 +144,8 @@ export function smtpSettings(config: Config, program: string): SmtpSettings {
     neverSendEhlo: lmtp ? false : config.bool("smtp_never_send_ehlo"),
     tcpPort: portNumber(config.get(`${p}_tcp_port`)) ?? (lmtp ? 24 : 25),
     hostLookup: config.list(`${p}_host_lookup`),
+    // The resolver asks for DNSSEC by smtp_dns_support_level (lib/dns).
+    dnssec: config.get("smtp_dns_support_level") === "dnssec",
     inetProtocols: expandProtocols(config.list("inet_protocols")),
     mxAddressLimit: config.int(`${p}_mx_address_limit`),
     mxSessionLimit: config.int(`${p}_mx_session_limit`),

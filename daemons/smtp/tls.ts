@@ -6,17 +6,21 @@
 // fingerprint: the certificate or public-key digest), and Postfix's log line
 // `Verified TLS connection established to h[a]:25: TLSv1.3 with cipher ...`.
 //
-// DANE (levels dane and dane-only) needs DNSSEC-validated TLSA records,
-// which this client does not check: `dane` is treated as `may` (Postfix's
-// own fallback when TLSA records cannot be had securely), `dane-only`
-// defers the mail.
+// DANE (RFC 7672, levels dane and dane-only) with smtp_dns_support_level =
+// dnssec: the server's TLSA records, when DNSSEC-validated, authenticate it
+// (DANE-EE: the certificate or its key; DANE-TA: a trust anchor in the
+// chain the server sends, plus its name). Without secure TLSA records
+// `dane` is `may` and `dane-only` defers; with only unusable ones (PKIX
+// usages) TLS is mandatory but unauthenticated, as Postfix does. Not
+// checked: whether the MX host's address records were themselves signed.
 
 import * as tls from "node:tls";
+import { Buffer } from "node:buffer";
 import { createHash, X509Certificate } from "node:crypto";
 import { info, warn } from "../../lib/log.ts";
 import { openMap } from "../../maps/mod.ts";
 import type { Dict } from "../../maps/mod.ts";
-import type { Destination, ServerAddress } from "./nexthop.ts";
+import type { Destination, DnsLookup, ServerAddress } from "./nexthop.ts";
 import type { SmtpSettings } from "./settings.ts";
 import type { ServerFeatures } from "./session.ts";
 import { ConversationTimeout, type SmtpStream } from "./stream.ts";
@@ -25,9 +29,20 @@ import { type Failure, localFailure, saidFailure, serverName } from "./failure.t
 /** The failure text of a TLS handshake that did not complete. */
 export const TLS_HANDSHAKE_FAILURE = "Cannot start TLS: handshake failure";
 
+/** One usable TLSA record (RFC 6698): DANE-TA(2) or DANE-EE(3). */
+export interface TlsaRecord {
+  usage: number;
+  selector: number;
+  mtype: number;
+  /** The association data, lower-case hex. */
+  data: string;
+}
+
 /** The TLS policy for one server. */
 export interface TlsPolicy {
   level: string;
+  /** The server's DNSSEC-validated TLSA records (level dane). */
+  tlsa?: TlsaRecord[];
   /** match= patterns (secure: host names; fingerprint: digests). */
   match: string[];
   /** The next-hop domain (secure level's `nexthop` and `dot-nexthop`). */
@@ -59,7 +74,7 @@ export async function tlsPolicyFor(
   s: SmtpSettings,
   dest: Destination,
   server: ServerAddress,
-  _nexthop: string,
+  dns?: DnsLookup,
 ): Promise<TlsPolicy | { failure: Failure }> {
   let text = s.tls.level || "none";
   if (s.tls.policyMaps.length) {
@@ -100,7 +115,9 @@ export async function tlsPolicyFor(
     const m = /^match=(.*)$/i.exec(w);
     if (m) match.push(...m[1].split(/[|:]/).filter(Boolean));
   }
-  if (level === "dane") level = "may";
+  if (level === "dane" || level === "dane-only") {
+    return await danePolicy(level, s, dest, server, match, dns);
+  }
   if (server.unix && level === "may") level = "none";
   if (level === "fingerprint") {
     // Fingerprints are colon-separated hex: rejoin what the split above broke up.
@@ -131,9 +148,6 @@ export function tlsHook(
 ): (features: ServerFeatures) => Promise<Failure | "restart" | undefined> {
   return async (features) => {
     const mandatory = policy.level !== "may";
-    if (policy.level === "dane-only") {
-      return localFailure(server, "4.7.5", "TLS is required, but no usable TLSA records (DANE)");
-    }
     if (!features.starttls) {
       if (!mandatory) return undefined;
       return localFailure(
@@ -298,6 +312,9 @@ async function handshake(
     const got = hasCert ? fingerprints(cert, s.tls.fingerprintDigest) : [];
     verified = got.some((f) => policy.match.includes(f));
     if (!verified) failure = localFailure(server, "4.7.5", "Server certificate not verified");
+  } else if (policy.level === "dane") {
+    verified = hasCert && daneMatches(secure, policy.tlsa ?? [], [server.host, policy.nexthop]);
+    if (!verified) failure = localFailure(server, "4.7.5", "Server certificate not verified");
   } else if (policy.level === "verify" || policy.level === "secure") {
     verified = trusted && nameMatches(cert, namesToMatch(server, s, policy, nexthop));
     if (!verified) {
@@ -375,4 +392,124 @@ export function protocolRange(list: string[]): { minVersion?: Version; maxVersio
   while (hi >= lo && excluded.has(VERSIONS[hi])) hi--;
   if (lo > hi) return {};
   return { minVersion: VERSIONS[lo], maxVersion: VERSIONS[hi] };
+}
+
+/** The dane/dane-only policy of a server from its TLSA records (RFC 7672 2.2). */
+async function danePolicy(
+  level: string,
+  s: SmtpSettings,
+  dest: Destination,
+  server: ServerAddress,
+  match: string[],
+  dns?: DnsLookup,
+): Promise<TlsPolicy | { failure: Failure }> {
+  const only = level === "dane-only";
+  const base = { match, nexthop: dest.name };
+  if (server.unix) return { ...base, level: "none" };
+  if (!s.dnssec || !dns) {
+    warn(
+      `${dest.text}: ${level} TLS security level requires ${s.prefix}_dns_support_level = dnssec` +
+        (only ? "" : '; using "may"'),
+    );
+    if (only) {
+      return { failure: localFailure(server, "4.7.5", "client TLS configuration problem", false) };
+    }
+    return { ...base, level: "may" };
+  }
+  const name = `_${server.port}._tcp.${server.host}`;
+  const got = await dns.query(name, "TLSA");
+  if (got.status === "tempfail") {
+    return {
+      failure: localFailure(
+        server,
+        "4.7.5",
+        `TLSA lookup error for ${server.host}:${server.port}`,
+        false,
+      ),
+    };
+  }
+  const secure = got.status === "ok" && got.ad === true;
+  if (!secure) {
+    if (!only) return { ...base, level: "may" };
+    return {
+      failure: localFailure(
+        server,
+        "4.7.5",
+        `no TLSA records found for ${server.host}:${server.port}`,
+        false,
+      ),
+    };
+  }
+  const usable: TlsaRecord[] = [];
+  for (const r of got.records) {
+    const [usage, selector, mtype, ...hex] = r.value.trim().split(/\s+/);
+    const rec = {
+      usage: Number(usage),
+      selector: Number(selector),
+      mtype: Number(mtype),
+      data: hex.join("").toLowerCase(),
+    };
+    if ((rec.usage === 2 || rec.usage === 3) && rec.selector <= 1 && rec.mtype <= 2) {
+      usable.push(rec);
+    }
+  }
+  // RFC 7672 2.2: TLSA records that are all unusable still mean TLS is supported.
+  if (!usable.length) return { ...base, level: "encrypt" };
+  return { ...base, level: "dane", tlsa: usable };
+}
+
+/** The chain the server sent, leaf first. */
+function peerChain(secure: tls.TLSSocket): tls.DetailedPeerCertificate[] {
+  const out: tls.DetailedPeerCertificate[] = [];
+  let c: tls.DetailedPeerCertificate | undefined = secure.getPeerCertificate(true);
+  const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
+  while (c && c.raw && !out.some((x) => same(x.raw, c!.raw))) {
+    out.push(c);
+    c = c.issuerCertificate;
+  }
+  return out;
+}
+
+function tlsaMatches(cert: tls.PeerCertificate, r: TlsaRecord): boolean {
+  try {
+    const data = r.selector === 0
+      ? cert.raw
+      : new X509Certificate(cert.raw).publicKey.export({ type: "spki", format: "der" });
+    const digest = r.mtype === 0
+      ? Buffer.from(data).toString("hex")
+      : createHash(r.mtype === 1 ? "sha256" : "sha512").update(data).digest("hex");
+    return digest === r.data;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * RFC 7672 3: DANE-EE matches the server's certificate (no name or date
+ * check); DANE-TA matches a certificate of the chain that signs down to the
+ * server's, whose name must then be the MX host or the next-hop domain.
+ */
+function daneMatches(secure: tls.TLSSocket, tlsa: TlsaRecord[], names: string[]): boolean {
+  const chain = peerChain(secure);
+  if (!chain.length) return false;
+  if (tlsa.some((r) => r.usage === 3 && tlsaMatches(chain[0], r))) return true;
+  for (let depth = 0; depth < chain.length; depth++) {
+    if (!tlsa.some((r) => r.usage === 2 && tlsaMatches(chain[depth], r))) continue;
+    if (signedDown(chain, depth) && nameMatches(chain[0], names)) return true;
+  }
+  return false;
+}
+
+/** Whether each certificate below `depth` is signed by the one above it. */
+function signedDown(chain: tls.PeerCertificate[], depth: number): boolean {
+  try {
+    for (let i = 0; i < depth; i++) {
+      const child = new X509Certificate(chain[i].raw);
+      const parent = new X509Certificate(chain[i + 1].raw);
+      if (!child.verify(parent.publicKey)) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
 }
