@@ -73,6 +73,8 @@ export interface ConversationEnd {
 }
 
 const enc = new TextEncoder();
+/** Bytes of message content per write (each under its own timeout). */
+const WRITE_CHUNK = 256 * 1024;
 
 /** Holds the conversation with `server` over `stream` for `recipients`. */
 export class Conversation {
@@ -389,7 +391,10 @@ export class Conversation {
       return { results: this.results };
     }
     this.stage = "sending message body";
-    await this.stream.write(message, t.dataXfer);
+    // smtp_data_xfer_timeout bounds each write, not the whole message (as Postfix's per-I/O deadline).
+    for (let at = 0; at < message.length; at += WRITE_CHUNK) {
+      await this.stream.write(message.subarray(at, at + WRITE_CHUNK), t.dataXfer);
+    }
     this.stage = "sending end of data -- message may be sent more than once";
     await this.stream.write(".\r\n", t.dataXfer);
     if (this.s.lmtp) {

@@ -583,3 +583,22 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "smtp sends a 2 MB message whole, in pieces under the transfer timeout",
+  opts,
+  async () => {
+    const srv = await fakeServer();
+    const body = ["Subject: big", ""];
+    for (let i = 0; i < 20_000; i++) body.push((i % 7 === 0 ? "." : "x") + "y".repeat(99));
+    try {
+      const r = await deliver({ nexthop: `[127.0.0.1]:${srv.port}`, body });
+      assertEquals([...r.reply.results.values()], ["sent"]);
+      const lines = srv.sessions[0].messages[0].split("\r\n");
+      assertEquals(lines.length, body.length);
+      assertEquals(lines[2], "..y" + "y".repeat(98), "a leading dot is doubled");
+    } finally {
+      await srv.close();
+    }
+  },
+);
