@@ -96,7 +96,13 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
         siteFailure = policy.failure;
         continue;
       }
-      messageBytes ??= messageFor(env, req.queueName, req.queueId, req.dataOffset, req.encoding);
+      messageBytes ??= await messageFor(
+        env,
+        req.queueName,
+        req.queueId,
+        req.dataOffset,
+        req.encoding,
+      );
       const talk = async (p: TlsPolicy) => {
         const opened = await openStream(server, s, p, env.layout.queueDirectory);
         if (!(opened instanceof SmtpStream)) return opened;
@@ -106,7 +112,7 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
             ? saslHook(opened, server, s, await saslPasswordFor(s, req, dests[di], server))
             : undefined,
           message: messageBytes!,
-          envelope: (a) => env.generic(a),
+          envelope: (a) => env.generic.envelope(a),
           setupDone: () => session.connSetup = Date.now() / 1000,
           verifyOnly: session.verifyOnly,
         };
@@ -199,17 +205,18 @@ function statusOf(f: Failure): RecipientStatus {
 }
 
 /** The message bytes for a server, read once per request. */
-function messageFor(
+async function messageFor(
   env: SmtpEnv,
   queueName: string,
   queueId: string,
   dataOffset: number,
   encoding: string,
-): (features: ServerFeatures) => Uint8Array | Failure {
+): Promise<(features: ServerFeatures) => Uint8Array | Failure> {
   let content: ReturnType<typeof readMessage> | undefined;
   let error = "";
   try {
     content = readMessage(queueFilePath(env.layout, queueName, queueId), dataOffset);
+    content = await env.generic.headers(content);
   } catch (err) {
     error = (err as Error).message;
   }

@@ -468,14 +468,36 @@ Deno.test(
   },
 );
 
-Deno.test("smtp_generic_maps rewrites the envelope sender", opts, async () => {
+Deno.test("smtp_generic_maps rewrites the envelope sender and address headers", opts, async () => {
   const srv = await fakeServer();
   try {
     await deliver(
-      { nexthop: `[127.0.0.1]:${srv.port}`, sender: "user@internal.example" },
+      {
+        nexthop: `[127.0.0.1]:${srv.port}`,
+        sender: "user@internal.example",
+        body: [
+          "From: User Name <user@internal.example>",
+          "To: other@remote.example,",
+          " user@internal.example (me)",
+          "Subject: user@internal.example stays",
+          "Cc: aaaaaaaaaa@remote.example, bbbbbbbbbb@remote.example, user@internal.example, cccccccccc@remote.example, dddddddddd@remote.example",
+          "",
+          "user@internal.example stays in the body",
+        ],
+      },
       "smtp_generic_maps = inline:{user@internal.example=user@public.example}",
     );
     assertStringIncludes(srv.sessions[0].lines[1], "MAIL FROM:<user@public.example>");
+    const m = srv.sessions[0].messages[0];
+    assertStringIncludes(m, "From: User Name <user@public.example>\r\n");
+    // As the reference prints it (checked against its smtp client).
+    assertStringIncludes(m, "To: other@remote.example, user@public.example (me)\r\n");
+    assertStringIncludes(m, "Subject: user@internal.example stays\r\n");
+    assertStringIncludes(
+      m,
+      "Cc: aaaaaaaaaa@remote.example, bbbbbbbbbb@remote.example,\r\n\tuser@public.example, cccccccccc@remote.example,\r\n\tdddddddddd@remote.example\r\n",
+    );
+    assertStringIncludes(m, "\r\nuser@internal.example stays in the body");
   } finally {
     await srv.close();
   }
