@@ -171,6 +171,11 @@ export async function deliverPipe(session: DeliverySession, s: PipeSettings): Pr
     diagType: "x-unix",
     diagText,
   });
+  // Address verification and expansion (sendmail -bv): report what would
+  // happen, never run the command.
+  if (session.verifyOnly) {
+    return decideAll(session, "sent", status("2.0.0", `delivers to command: ${attrs.argv[0]}`));
+  }
   if (attrs.sizeLimit > 0 && req.dataSize > attrs.sizeLimit) {
     return decideAll(session, "bounced", status("5.2.3", "message too large"));
   }

@@ -5,7 +5,7 @@
 
 import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
 import { sendDeliverRequest } from "../../../lib/deliver/client.ts";
-import type { DeliverReply } from "../../../lib/deliver/request.ts";
+import { DeliverFlag, type DeliverReply } from "../../../lib/deliver/request.ts";
 import { queueFilePath } from "../../../lib/queue/layout.ts";
 import { configFromText } from "../../../lib/config/mod.ts";
 import { parseQueuedMessage } from "../../../daemons/qmgr/message.ts";
@@ -42,6 +42,8 @@ interface Case {
   timeLimit?: number;
   attrs?: Record<string, string>;
   nexthop?: string;
+  flags?: number;
+  verify?: (address: string, status: number, why: string) => Promise<boolean>;
 }
 
 interface Outcome {
@@ -72,7 +74,7 @@ async function deliver(c: Case): Promise<Outcome> {
   const attrs = parsePipeAttributes(operands, config);
   const agent = await serveAgent(
     q.dir,
-    { layout: q.layout, bounce, resolution: 2 },
+    { layout: q.layout, bounce, resolution: 2, verify: c.verify },
     (s) =>
       deliverPipe(s, {
         service: "p1",
@@ -91,7 +93,7 @@ async function deliver(c: Case): Promise<Outcome> {
   try {
     return await withLog(async (lines) => {
       const reply = await sendDeliverRequest(agent.path, {
-        flags: 0,
+        flags: c.flags ?? 0,
         queueName: "active",
         queueId: id,
         dataOffset: msg.dataOffset,
@@ -438,6 +440,33 @@ Deno.test(
     }
   },
 );
+
+Deno.test("pipe answers sendmail -bv without running the command", opts, async () => {
+  const r = await deliver({
+    operands: ["user=" + runAs, "argv=SCRIPT", "${recipient}"],
+    flags: DeliverFlag.USR_VRFY,
+  });
+  assertEquals(r.record, "");
+  // The reference: "status=deliverable (delivers to command: /bin/true)".
+  assertStringIncludes(r.log, `status=deliverable (delivers to command: ${r.dir}/record.sh)`);
+  assertEquals(r.bounce.calls[0].log, "trace");
+});
+
+Deno.test("pipe answers a verify probe without running the command", opts, async () => {
+  const probes: [string, number, string][] = [];
+  const r = await deliver({
+    operands: ["user=" + runAs, "argv=SCRIPT"],
+    flags: DeliverFlag.MTA_VRFY,
+    verify: (address, status, why) => {
+      probes.push([address, status, why]);
+      return Promise.resolve(true);
+    },
+  });
+  assertEquals(r.record, "");
+  assertEquals(probes.length, 1);
+  assertEquals(probes[0][0], "User+ext@t1.test");
+  assertStringIncludes(probes[0][2], "delivers to command: ");
+});
 
 Deno.test("pipe defers for an unknown macro with the master.cf warning", opts, async () => {
   const r = await deliver({ operands: ["user=" + runAs, "argv=SCRIPT", "${bogus}"] });
