@@ -142,7 +142,8 @@ export function quotedPrintable(line: MessageLine): MessageLine[] {
     if ((b === 0x20 || b === 0x09) && !last) piece = String.fromCharCode(b);
     else if (b >= 33 && b <= 126 && b !== 0x3d) piece = String.fromCharCode(b);
     else piece = "=" + b.toString(16).toUpperCase().padStart(2, "0");
-    if (cur.length + piece.length > 75) {
+    // As Postfix's downgrade: a soft break once the line holds more than 72 characters.
+    if (cur.length > 72) {
       out.push(cur + "=");
       cur = "";
     }

@@ -392,13 +392,19 @@ Deno.test(
       "Content-Type: text/plain; charset=utf-8",
       "Content-Transfer-Encoding: 8bit",
       "",
-      "caf\u00e9 = ok",
+      "caf\u00e9 = ok and a long line " + "a".repeat(94) + " end",
+      "trailing space ",
     ];
     try {
       await deliver({ nexthop: `[127.0.0.1]:${srv.port}`, encoding: "8bit", body });
       const m = srv.sessions[0].messages[0];
       assertStringIncludes(m, "Content-Transfer-Encoding: quoted-printable");
-      assertStringIncludes(m, "caf=C3=A9 =3D ok");
+      // Byte for byte what the reference's smtp client sends to a server without 8BITMIME.
+      assertStringIncludes(
+        m,
+        "caf=C3=A9 =3D ok and a long line " + "a".repeat(40) + "=\r\n" + "a".repeat(54) +
+          " end\r\ntrailing space=20",
+      );
       const again = await deliver(
         { nexthop: `[127.0.0.1]:${srv.port}`, encoding: "8bit", body },
         "disable_mime_output_conversion = yes",
