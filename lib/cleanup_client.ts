@@ -8,10 +8,14 @@ import { encodeRecord } from "./queue/record.ts";
 
 /** CLEANUP_FLAG_* bits a client sends (cleanup(8)'s request flags). */
 export const CleanupRequestFlag = {
+  /** Bounce a message refused for good instead of reporting the refusal (pickup, postsuper -r). */
+  BOUNCE: 1 << 0,
   FILTER: 1 << 1,
   BCC_OK: 1 << 4,
   MAP_OK: 1 << 5,
   MILTER: 1 << 6,
+  /** Detect SMTPUTF8 from the content (smtputf8_autodetect_classes names the client). */
+  AUTOUTF8: 1 << 9,
 } as const;
 
 /** The flags for receive_override_options or input_transparency, as Postfix's input_transp_cleanup(). */

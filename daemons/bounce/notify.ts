@@ -8,7 +8,7 @@
 
 import type { AttrList } from "../../lib/ipc/attr.ts";
 import { info, warn } from "../../lib/log.ts";
-import { readQueueFile } from "../../lib/queue/file.ts";
+import { checkComplete } from "../../lib/queue/file.ts";
 import { queueFilePath, type QueueLayout } from "../../lib/queue/layout.ts";
 import { RecordReader, RecordType } from "../../lib/queue/record.ts";
 import { buildReport, type ReportTemplate } from "../../lib/dsn/report.ts";
@@ -58,7 +58,11 @@ const dec = new TextDecoder();
 export function readOriginal(path: string): Original | null {
   let data: Uint8Array;
   try {
-    data = readQueueFile(path);
+    // Not readQueueFile: cleanup bounces a refused message from its file in
+    // incoming before that file is ever marked complete (Postfix's bounce
+    // reads it as it is, too); the records must still parse to the end.
+    data = Deno.readFileSync(path);
+    checkComplete(data, path);
   } catch {
     return null;
   }

@@ -51,7 +51,39 @@ export interface CleanupResult {
   discarded: boolean;
   /** Recipients written. */
   recipients: number;
+  /**
+   * A message refused for good that the client asked cleanup to bounce
+   * (CLEANUP_FLAG_BOUNCE: sendmail/pickup, local forwarding, postsuper -r):
+   * the complete queue file and what the non-delivery notice needs.
+   */
+  bounce?: CleanupBounce;
 }
+
+/** What cleanup bounces itself (see CleanupResult.bounce). */
+export interface CleanupBounce {
+  file: Uint8Array;
+  recipients: {
+    origRcpt: string;
+    address: string;
+    offset: number;
+    dsnOrcpt: string;
+    notify: number;
+  }[];
+  sender: string;
+  envid: string;
+  ret: number;
+  encoding: string;
+  smtputf8: number;
+  /** Arrival, seconds since the epoch. */
+  arrival: number;
+}
+
+/**
+ * Refusals cleanup bounces when asked to (content, hop count, permission):
+ * the queue file is still complete. A size, write or protocol failure has
+ * no complete file to return, and no recipient means nobody to tell.
+ */
+const bounceable = CleanupStat.CONT | CleanupStat.HOPS | CleanupStat.NOPERM;
 
 const decoder = new TextDecoder();
 const text = (data: Uint8Array) => decoder.decode(data);
@@ -95,6 +127,8 @@ export class CleanupState {
   redirect = "";
   filter = "";
   encoding = "";
+  /** The recipients written, for a bounce by cleanup itself. */
+  private written: CleanupBounce["recipients"] = [];
   sender: string | undefined;
   fullname = "";
   firstRecipient = "";
@@ -141,6 +175,17 @@ export class CleanupState {
   /** Whether output still matters (no error, not discarded). */
   get writing(): boolean {
     return this.errs === 0 && !this.discard;
+  }
+
+  /** Whether the refusal so far is one cleanup bounces itself (the file is kept complete). */
+  private get bouncing(): boolean {
+    return (this.req.flags & CleanupFlag.BOUNCE) !== 0 && this.errs !== 0 &&
+      (this.errs & ~bounceable) === 0 && !this.discard;
+  }
+
+  /** Whether records still go to the file: while writing, or while bouncing. */
+  private get output(): boolean {
+    return this.writing || this.bouncing;
   }
 
   /** Records an error status and its reason (the first reason wins). */
@@ -417,6 +462,13 @@ export class CleanupState {
       if (notify) this.out.record(RecordType.ATTR, `notify_flags=${notify}`);
       if (dsnOrcpt) this.out.record(RecordType.ATTR, `dsn_orig_rcpt=${dsnOrcpt}`);
       if (s.enableOriginalRecipient) this.out.record(RecordType.ORCP, orcpt);
+      this.written.push({
+        origRcpt: orcpt,
+        address: target,
+        offset: this.out.offset,
+        dsnOrcpt,
+        notify,
+      });
       this.out.record(RecordType.RCPT, target);
       this.recipients++;
       // Automatic BCC recipients leave the size record's DSN flags alone (as the reference).
@@ -473,7 +525,7 @@ export class CleanupState {
 
   /** Writes one content line (message text), honouring message_size_limit. */
   writeLine(line: Uint8Array): void {
-    if (!this.writing) return;
+    if (!this.output) return;
     const limit = this.settings.messageSizeLimit;
     if (limit > 0 && this.out.offset + line.length > limit) {
       this.fail(CleanupStat.SIZE, "", "queue file size limit exceeded");
@@ -528,7 +580,7 @@ export class CleanupState {
     const extra = [...this.bcc];
     if (bccOk && s.alwaysBcc) extra.unshift(s.alwaysBcc);
     for (const bcc of extra) {
-      if (!this.writing) break;
+      if (!this.output) break;
       const addr = await toCanonical(bcc.trim(), s, this.req.tables);
       // A BCC recipient is added as if with NOTIFY=NONE (always_bcc in postconf(5)).
       await this.outRecipient(addr, addr, "", 1, true);
@@ -552,8 +604,19 @@ export class CleanupState {
       queue: this.hold ? "hold" as const : "incoming" as const,
       recipients: this.recipients,
     };
-    if (this.errs !== 0) return { ...base, file: null, discarded: false };
+    if (this.errs !== 0) {
+      if (!this.ended || !this.bouncing || this.written.length === 0) {
+        return { ...base, file: null, discarded: false };
+      }
+      this.patchSize();
+      return { ...base, file: null, discarded: false, bounce: this.bounceInfo() };
+    }
     if (this.discard) return { ...base, file: null, discarded: true };
+    this.patchSize();
+    return { ...base, file: this.out.bytes(), discarded: false };
+  }
+
+  private patchSize(): void {
     const dataSize = this.xtraOffset - this.dataOffset;
     this.out.patchSize([
       dataSize,
@@ -563,7 +626,20 @@ export class CleanupState {
       dataSize,
       this.smtputf8,
     ]);
-    return { ...base, file: this.out.bytes(), discarded: false };
+  }
+
+  private bounceInfo(): CleanupBounce {
+    const arrival = (this.arrival ?? this.now).getTime() / 1000;
+    return {
+      file: this.out.bytes(),
+      recipients: this.written,
+      sender: this.sender ?? "",
+      envid: this.clientInfo.get("envelope_id") ?? "",
+      ret: parseInt(this.clientInfo.get("ret_flags") ?? "0", 10) || 0,
+      encoding: this.encoding,
+      smtputf8: this.smtputf8,
+      arrival,
+    };
   }
 }
 

@@ -15,6 +15,7 @@ import { settingsFrom } from "./settings.ts";
 import { rewriteAddress as rewriteClient } from "../../lib/rewrite_client.ts";
 import { quoteAddress, unquoteAddress } from "../../lib/address/mod.ts";
 import { openCleanupTables } from "./tables.ts";
+import { bounceClient } from "../../lib/bounce_client.ts";
 
 /** Runs the cleanup service under the daemon runtime. */
 export function main(args: string[], ctx: ProgramContext): Promise<number> {
@@ -26,6 +27,12 @@ export function main(args: string[], ctx: ProgramContext): Promise<number> {
           layout: layoutFromConfig(d.config),
           queueService: d.config.get("queue_service_name") || "qmgr",
           longIds: d.config.bool("enable_long_queue_ids"),
+          bounce: bounceClient(d.config.get("queue_directory"), {
+            bounce: d.config.get("bounce_service_name") || "bounce",
+            defer: d.config.get("defer_service_name") || "defer",
+            trace: d.config.get("trace_service_name") || "trace",
+          }),
+          resolution: d.config.int("delay_logging_resolution_limit"),
           settings: settingsFrom(d.config),
           tables: {
             ...openCleanupTables(d.config),

@@ -30,7 +30,10 @@ import {
 } from "../../lib/queue/layout.ts";
 import { decodeRecordAt, RecordError, RecordType } from "../../lib/queue/record.ts";
 import { info, warn } from "../../lib/log.ts";
-import { type InputRecord, processMessage } from "./core.ts";
+import { type CleanupResult, type InputRecord, processMessage } from "./core.ts";
+import type { BounceService } from "../../lib/bounce_client.ts";
+import { deliveryLogLine } from "../../lib/deliver/log_line.ts";
+import { splitDsnText } from "../../lib/dsn/status.ts";
 import type { CleanupSettings } from "./settings.ts";
 import { CleanupStat } from "./status.ts";
 import type { CleanupTables } from "./tables.ts";
@@ -43,6 +46,10 @@ export interface ServiceEnv {
   longIds: boolean;
   settings: CleanupSettings;
   tables: CleanupTables;
+  /** The bounce service, for messages cleanup bounces itself (absent: none are). */
+  bounce?: BounceService;
+  /** delay_logging_resolution_limit. */
+  resolution?: number;
 }
 
 /** Reads a connection as a queue of byte chunks, ending at EOF. */
@@ -184,16 +191,20 @@ export async function serveCleanup(conn: net.Socket, env: ServiceEnv): Promise<v
       tables: env.tables,
       log: { info, warn },
     });
+    status = result.status;
+    reason = result.reason;
     if (result.file) {
       writeAllSync(qf.file, result.file);
       if (result.queue === "hold") moveToHold(qf, env.layout);
       commitQueueFile(qf);
       queued = result.queue === "incoming";
     } else {
+      if (result.bounce && env.bounce) {
+        writeAllSync(qf.file, result.bounce.file);
+        if (await bounceRefused(qf.id, result, env)) status = CleanupStat.OK;
+      }
       abandonQueueFile(qf);
     }
-    status = result.status;
-    reason = result.reason;
   } catch (err) {
     warn(`${qf.id}: ${(err as Error).message}`);
     abandonQueueFile(qf);
@@ -202,6 +213,52 @@ export async function serveCleanup(conn: net.Socket, env: ServiceEnv): Promise<v
   await send(conn, { status, reason }).catch(() => {});
   // Only mail in incoming is the queue manager's business (not held or discarded mail).
   if (queued) wakeQmgr(env.layout.queueDirectory, env.queueService);
+}
+
+/**
+ * Bounces a message refused for good when the client asked for it
+ * (Postfix's cleanup_bounce): every recipient logged `status=bounced`
+ * with relay=none and appended to the bounce log, then the non-delivery
+ * notice sent from the not yet committed file in incoming. True when the
+ * notice went out: the client is then told the message was taken care of.
+ */
+async function bounceRefused(id: string, result: CleanupResult, env: ServiceEnv): Promise<boolean> {
+  const b = result.bounce!;
+  const { code, text } = splitDsnText(result.reason, "5.0.0");
+  const dsn = { status: code, action: "failed", reason: text };
+  const now = Date.now() / 1000;
+  const times = { arrival: b.arrival, active: now, agentStart: now, connSetup: now };
+  for (const rcpt of b.recipients) {
+    info(deliveryLogLine(
+      {
+        queueId: id,
+        recipient: rcpt.address,
+        origRecipient: rcpt.origRcpt,
+        relay: "none",
+        times,
+        dsn: code,
+        status: "bounced",
+        text,
+      },
+      now,
+      env.resolution,
+    ));
+    if (!await env.bounce!.append("bounce", id, rcpt, dsn)) {
+      warn(`${id}: bounce message failure`);
+      return false;
+    }
+  }
+  const sent = await env.bounce!.notify("flush", "bounce", {
+    queueName: "incoming",
+    queueId: id,
+    encoding: b.encoding,
+    smtputf8: b.smtputf8,
+    sender: b.sender,
+    envid: b.envid,
+    ret: b.ret,
+  });
+  if (!sent) warn(`${id}: bounce message failure`);
+  return sent;
 }
 
 /**

@@ -7,11 +7,8 @@
 
 import type { ProgramContext } from "../../lib/program.ts";
 import { type DaemonContext, triggerServer } from "../../lib/daemon/server.ts";
-import { cleanupFlagsFor } from "../../lib/cleanup_client.ts";
+import { cleanupFlagsFor, CleanupRequestFlag } from "../../lib/cleanup_client.ts";
 import { type PickupEnv, scanMaildrop } from "./scan.ts";
-
-/** The cleanup request flag asking for SMTPUTF8 autodetection (CleanupFlag.AUTOUTF8 in cleanup). */
-const AUTOUTF8 = 1 << 9;
 
 /** Seconds between scans when no master sends wakeups (a daemon started with -L). */
 const standaloneInterval = 60;
@@ -22,10 +19,11 @@ function environment(ctx: DaemonContext): PickupEnv {
   return {
     maildrop: `${queue}/maildrop`,
     cleanupSocket: `${queue}/public/${c.get("cleanup_service_name") || "cleanup"}`,
-    flags: cleanupFlagsFor(c.list("receive_override_options")) |
+    // Refusals come back to the sender as bounces, as Postfix's pickup asks cleanup.
+    flags: CleanupRequestFlag.BOUNCE | cleanupFlagsFor(c.list("receive_override_options")) |
       // Local submissions are the "sendmail" class of smtputf8_autodetect_classes.
       (c.bool("smtputf8_enable") && c.list("smtputf8_autodetect_classes").includes("sendmail")
-        ? AUTOUTF8
+        ? CleanupRequestFlag.AUTOUTF8
         : 0),
     myhostname: c.get("myhostname"),
     mailName: c.get("mail_name") || "Postfix",

@@ -150,8 +150,10 @@ async function copyToCleanup(
   const text = reply.reason.replace(/^[245]\.\d+\.\d+ /, "");
   warn(`maildrop/${name}: error writing ${id}: ${text}`);
   // A temporary failure is retried on the next scan; a permanent refusal
-  // cannot succeed later. There is no bounce service yet to return such a
-  // message, so the log line is the only record of it.
+  // cannot succeed later. cleanup bounces what it refuses for good (the
+  // BOUNCE request flag) and reports success; a refusal reaching here is
+  // one it could not bounce, and the log line is its only record, as with
+  // Postfix's pickup.
   if (reply.reason.startsWith("4")) return "kept";
   remove(path);
   return "removed";
