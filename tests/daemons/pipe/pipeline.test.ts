@@ -26,9 +26,20 @@ p1        unix  -       n       n       -       -       pipe
   flags=DRO user=nobody argv=${script} \${recipient} \${sender} \${nexthop} {x \${user} y}
 p3        unix  -       n       n       -       -       pipe
   user=nobody argv=${script} multi \${recipient}
+p4        unix  -       -       n       -       -       pipe
+  user=nobody argv=${script} unprivileged
 p2        unix  -       n       n       -       -       pipe
   user=nobody argv=/bin/sh -c { echo no such user; exit 67 }
 `;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const recorder = `#!/bin/sh
@@ -64,7 +75,7 @@ Deno.test("a message for a master.cf pipe service reaches its command", {
       "myorigin = example.com",
       "mydestination =",
       "transport_maps = inline:{pipe.example=p1:hop.example, fail.example=p2:, " +
-      "multi.example=p3:, sender.example=discard:}",
+      "multi.example=p3:, unpriv.example=p4:, sender.example=discard:}",
       "p1_destination_recipient_limit = 1",
       "hash_queue_names =",
     ].join("\n"),
@@ -82,6 +93,7 @@ Deno.test("a message for a master.cf pipe service reaches its command", {
         "ann@fail.example",
         "one@multi.example",
         "two@multi.example",
+        "eve@unpriv.example",
       ],
       {
         stdin: "From: someone@sender.example\nSubject: to a pipe\n\nBody text.\n",
@@ -145,6 +157,18 @@ Deno.test("a message for a master.cf pipe service reaches its command", {
     const [user, umask] = who.trim().split("\n");
     if (Deno.uid() === 0) assertEquals(user, "nobody");
     assertEquals(umask, "0077");
+    // As root, a pipe service left unprivileged in master.cf would run its
+    // commands as mail_owner: it refuses to start, and nothing runs.
+    if (Deno.uid() === 0) {
+      assert(
+        await waitFor(
+          () => inst.readLog().includes("fatal: service p4: running unprivileged"),
+          20_000,
+        ),
+        inst.readLog(),
+      );
+      assert(!exists(`${work}/record-unprivileged`));
+    }
   } finally {
     if (Deno.env.get("SHOW_LOG")) console.log(inst.readLog());
     await inst.destroy();
