@@ -39,6 +39,9 @@
 // another code bounces 5.3.0 "Command died with status N"; a signal defers
 // 4.3.0 "Command died with signal N"; the time limit bounces 5.3.0
 // "Command time limit exceeded"; a command that cannot start defers 4.3.0.
+// The time limit counts from the start of the command; Postfix applies it
+// to each wait for the command (write, read, exit), which differs only for
+// a command that trickles its reading past the limit.
 //
 // chroot: Deno.Command has no hook between fork and exec where chroot(2)
 // would go, so the command is started through chroot(8) (coreutils:
