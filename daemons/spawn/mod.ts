@@ -137,8 +137,9 @@ const signalNumbers: Record<string, number> = {
 /** Logs an unsuccessful end as Postfix's spawn does; a clean exit is silent. */
 export function logOutcome(command: string, outcome: Outcome): void {
   if (outcome.failed !== undefined) {
-    // Postfix's child logs this before its exec fails, then exits 1.
-    panicNoExit("fatal", `spawn_command: execvp ${command}: ${outcome.failed}`);
+    // Postfix's child logs this (with the reference's spelling) before its
+    // exec fails, then exits 1.
+    panicNoExit("fatal", `spawn_comand: execvp ${command}: ${outcome.failed}`);
     warn(`command ${command} exit status 1`);
     return;
   }
@@ -191,7 +192,10 @@ export function runCommand(
       return;
     }
     let settled = false;
+    let timedOut = false;
     const timer = setTimeout(() => {
+      // Postfix logs this and nothing more about the killed command.
+      timedOut = true;
       warn(`${command}: process id ${child.pid}: command time limit exceeded`);
       try {
         Deno.kill(-child.pid!, "SIGKILL");
@@ -203,7 +207,7 @@ export function runCommand(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      logOutcome(command, outcome);
+      if (!timedOut) logOutcome(command, outcome);
       conn.end();
       resolve();
     };
