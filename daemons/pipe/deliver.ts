@@ -240,7 +240,9 @@ export async function deliverPipe(session: DeliverySession, s: PipeSettings): Pr
   });
   if (result.outcome === "sent") {
     const text = successText(s.service, result.output);
-    return decideAll(session, "sent", status("2.0.0", text));
+    // Without X the command only hands the message on: DSN "relayed".
+    const action = attrs.flags.has(PipeFlag.FINAL) ? "delivered" : "relayed";
+    return decideAll(session, "sent", { ...status("2.0.0", text), action });
   }
   return decideAll(
     session,

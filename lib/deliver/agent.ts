@@ -80,6 +80,11 @@ export interface RecipientStatus {
   diagText?: string;
   mtaType?: string;
   mtaName?: string;
+  /**
+   * The DSN action of a success: "relayed" for a hand-off to a system that
+   * will not report delivery (pipe without flag X), else "delivered".
+   */
+  action?: "delivered" | "relayed";
 }
 
 const wallClock = () => Date.now() / 1000;
@@ -182,7 +187,7 @@ export class DeliverySession {
   async sent(rcpt: DeliverRecipient, s: RecipientStatus): Promise<void> {
     if (this.verifyOnly) return await this.verified(rcpt, s, "sent");
     if (wantsNotice(rcpt.notify, "success") || this.recording) {
-      await this.traceAppend(rcpt, s, actionFor("sent"));
+      await this.traceAppend(rcpt, s, s.action ?? actionFor("sent"));
     }
     this.log(rcpt, "sent", s);
     this.markDone(rcpt);

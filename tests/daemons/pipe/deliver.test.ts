@@ -484,3 +484,19 @@ Deno.test("successText() shows at most 100 characters of output, trailing blanks
     `delivered via p1 service (${"c".repeat(100)})`,
   );
 });
+
+Deno.test(
+  "pipe reports a success as relayed, or delivered with flag X (sendmail -v trace)",
+  opts,
+  async () => {
+    for (const [flags, action] of [[[], "relayed"], [["flags=X"], "delivered"]] as const) {
+      const r = await deliver({
+        operands: ["user=" + runAs, ...flags, "argv=SCRIPT"],
+        flags: DeliverFlag.RECORD,
+      });
+      assertEquals([...r.reply.results.values()], ["sent"]);
+      const traced = r.bounce.calls.filter((c) => c.kind === "append" && c.log === "trace");
+      assertEquals(traced.map((c) => c.dsn?.action), [action]);
+    }
+  },
+);
