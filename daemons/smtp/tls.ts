@@ -318,7 +318,7 @@ async function handshake(
   } else if (policy.level === "verify" || policy.level === "secure") {
     verified = trusted && nameMatches(cert, namesToMatch(server, s, policy, nexthop));
     if (!verified) {
-      if (hasCert && !trusted) {
+      if (hasCert && !trusted && s.tls.loglevel >= 1) {
         info(
           `certificate verification failed for ${serverName(server)}:${server.port}: ${
             secure.authorizationError ?? "untrusted issuer"
@@ -331,11 +331,14 @@ async function handshake(
   const kind = verified ? "Verified" : trusted ? "Trusted" : hasCert ? "Untrusted" : "Anonymous";
   const c = secure.getCipher();
   const bits = cipherBits(c.standardName ?? c.name);
-  info(
-    `${kind} TLS connection established to ${serverName(server)}:${server.port}: ` +
-      `${secure.getProtocol()} with cipher ${c.name} (${bits}/${bits} bits)` +
-      handshakeDetails(secure, hasCert ? cert : undefined),
-  );
+  // smtp_tls_loglevel 0 logs no TLS activity; 1 the summary line.
+  if (s.tls.loglevel >= 1) {
+    info(
+      `${kind} TLS connection established to ${serverName(server)}:${server.port}: ` +
+        `${secure.getProtocol()} with cipher ${c.name} (${bits}/${bits} bits)` +
+        handshakeDetails(secure, hasCert ? cert : undefined),
+    );
+  }
   return failure;
 }
 

@@ -42,6 +42,7 @@ async function run(
         `posthorn_dns_servers = ${dns.spec}`,
         "inet_protocols = ipv4",
         "smtp_dns_support_level = dnssec",
+        "smtp_tls_loglevel = 1",
         `smtp_tls_security_level = ${opts2.level ?? "dane"}`,
       ].join("\n"),
     );

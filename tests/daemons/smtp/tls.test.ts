@@ -31,7 +31,7 @@ Deno.test(
     try {
       const r = await deliver(
         { nexthop: `[127.0.0.1]:${srv.port}` },
-        "smtp_tls_security_level = may",
+        "smtp_tls_loglevel = 1\nsmtp_tls_security_level = may",
       );
       assertEquals([...r.reply.results.values()], ["sent"]);
       assert(
@@ -55,7 +55,7 @@ Deno.test("smtp with smtp_tls_CAfile logs a Trusted connection at level may", op
   try {
     const r = await deliver(
       { nexthop: `[127.0.0.1]:${srv.port}` },
-      `smtp_tls_security_level = may\nsmtp_tls_CAfile = ${c.caFile}`,
+      `smtp_tls_loglevel = 1\nsmtp_tls_security_level = may\nsmtp_tls_CAfile = ${c.caFile}`,
     );
     assertStringIncludes(r.log, "Trusted TLS connection established to 127.0.0.1[127.0.0.1]");
   } finally {
@@ -68,7 +68,7 @@ Deno.test("smtp at level encrypt defers when the server offers no STARTTLS", opt
   try {
     const r = await deliver(
       { nexthop: `[127.0.0.1]:${srv.port}` },
-      "smtp_tls_security_level = encrypt",
+      "smtp_tls_loglevel = 1\nsmtp_tls_security_level = encrypt",
     );
     assertEquals([...r.reply.results.values()], ["deferred"]);
     assertStringIncludes(
@@ -86,7 +86,8 @@ Deno.test("smtp at level verify checks the chain and the host name", opts, async
   const good = await fakeServer({ tls: { key: c.serverKey, cert: c.serverCert } });
   const self = await fakeServer({ tls: { key: c.selfKey, cert: c.selfCert } });
   try {
-    const cf = `smtp_tls_security_level = verify\nsmtp_tls_CAfile = ${c.caFile}`;
+    const cf =
+      `smtp_tls_loglevel = 1\nsmtp_tls_security_level = verify\nsmtp_tls_CAfile = ${c.caFile}`;
     const ok = await deliver({ nexthop: `[127.0.0.1]:${good.port}` }, cf);
     assertEquals([...ok.reply.results.values()], ["sent"]);
     assertStringIncludes(ok.log, "Verified TLS connection established to 127.0.0.1[127.0.0.1]");
@@ -109,14 +110,14 @@ Deno.test("smtp_tls_policy_maps: secure with match= and fingerprint levels", opt
     Deno.writeTextFileSync(`${dir}/policy`, `${key} secure match=mx.tls.example\n`);
     const secure = await deliver(
       { nexthop: key },
-      `smtp_tls_policy_maps = texthash:${dir}/policy\nsmtp_tls_CAfile = ${c.caFile}`,
+      `smtp_tls_loglevel = 1\nsmtp_tls_policy_maps = texthash:${dir}/policy\nsmtp_tls_CAfile = ${c.caFile}`,
     );
     assertEquals([...secure.reply.results.values()], ["sent"]);
     assertStringIncludes(secure.log, "Verified TLS connection established");
     Deno.writeTextFileSync(`${dir}/policy`, `${key} secure match=other.example\n`);
     const mismatch = await deliver(
       { nexthop: key },
-      `smtp_tls_policy_maps = texthash:${dir}/policy\nsmtp_tls_CAfile = ${c.caFile}`,
+      `smtp_tls_loglevel = 1\nsmtp_tls_policy_maps = texthash:${dir}/policy\nsmtp_tls_CAfile = ${c.caFile}`,
     );
     assertStringIncludes(mismatch.log, "status=deferred (Server certificate not verified)");
     Deno.writeTextFileSync(
@@ -125,14 +126,14 @@ Deno.test("smtp_tls_policy_maps: secure with match= and fingerprint levels", opt
     );
     const fp = await deliver(
       { nexthop: key },
-      `smtp_tls_policy_maps = texthash:${dir}/policy\nsmtp_tls_fingerprint_digest = sha256`,
+      `smtp_tls_loglevel = 1\nsmtp_tls_policy_maps = texthash:${dir}/policy\nsmtp_tls_fingerprint_digest = sha256`,
     );
     assertEquals([...fp.reply.results.values()], ["sent"]);
     assertStringIncludes(fp.log, "Verified TLS connection established");
     Deno.writeTextFileSync(`${dir}/policy`, `${key} fingerprint match=${"AB:".repeat(31)}AB\n`);
     const wrong = await deliver(
       { nexthop: key },
-      `smtp_tls_policy_maps = texthash:${dir}/policy\nsmtp_tls_fingerprint_digest = sha256`,
+      `smtp_tls_loglevel = 1\nsmtp_tls_policy_maps = texthash:${dir}/policy\nsmtp_tls_fingerprint_digest = sha256`,
     );
     assertStringIncludes(wrong.log, "status=deferred (Server certificate not verified)");
   } finally {
@@ -147,7 +148,7 @@ Deno.test("smtp presents smtp_tls_cert_file as its client certificate", opts, as
   try {
     await deliver(
       { nexthop: `[127.0.0.1]:${srv.port}` },
-      `smtp_tls_security_level = encrypt\nsmtp_tls_cert_file = ${c.clientCertFile}\nsmtp_tls_key_file = ${c.clientKeyFile}`,
+      `smtp_tls_loglevel = 1\nsmtp_tls_security_level = encrypt\nsmtp_tls_cert_file = ${c.clientCertFile}\nsmtp_tls_key_file = ${c.clientKeyFile}`,
     );
     assertEquals(srv.sessions[0].clientCert, "client.example");
   } finally {
@@ -161,7 +162,7 @@ Deno.test("smtp_tls_wrappermode speaks TLS from the first byte", opts, async () 
   try {
     const r = await deliver(
       { nexthop: `[127.0.0.1]:${srv.port}` },
-      "smtp_tls_wrappermode = yes\nsmtp_tls_security_level = encrypt",
+      "smtp_tls_loglevel = 1\nsmtp_tls_wrappermode = yes\nsmtp_tls_security_level = encrypt",
     );
     assertEquals([...r.reply.results.values()], ["sent"]);
     assertStringIncludes(r.log, "Untrusted TLS connection established to 127.0.0.1[127.0.0.1]");
@@ -179,14 +180,14 @@ Deno.test(
     try {
       const r = await deliver(
         { nexthop: `[127.0.0.1]:${srv.port}` },
-        "smtp_tls_security_level = may",
+        "smtp_tls_loglevel = 1\nsmtp_tls_security_level = may",
       );
       assertEquals([...r.reply.results.values()], ["sent"]);
       assertEquals(srv.sessions.length, 2);
       assertEquals(srv.sessions[1].lines.includes("STARTTLS"), false);
       const enc = await deliver(
         { nexthop: `[127.0.0.1]:${srv.port}` },
-        "smtp_tls_security_level = encrypt",
+        "smtp_tls_loglevel = 1\nsmtp_tls_security_level = encrypt",
       );
       assertEquals([...enc.reply.results.values()], ["deferred"]);
       assertStringIncludes(
@@ -205,10 +206,26 @@ Deno.test("smtp_tls_protocols limits the TLS versions offered", opts, async () =
   try {
     const r = await deliver(
       { nexthop: `[127.0.0.1]:${srv.port}` },
-      "smtp_tls_security_level = may\nsmtp_tls_protocols = !SSLv2, !SSLv3, !TLSv1.3",
+      "smtp_tls_loglevel = 1\nsmtp_tls_security_level = may\nsmtp_tls_protocols = !SSLv2, !SSLv3, !TLSv1.3",
     );
     assertStringIncludes(r.log, "TLS connection established to 127.0.0.1[127.0.0.1]");
     assertStringIncludes(r.log, ": TLSv1.2 with cipher ");
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test("smtp_tls_loglevel = 0 (the default) logs no TLS line", opts, async () => {
+  const c = getCerts();
+  const srv = await fakeServer({ tls: { key: c.serverKey, cert: c.serverCert } });
+  try {
+    const r = await deliver(
+      { nexthop: `[127.0.0.1]:${srv.port}` },
+      "smtp_tls_security_level = may",
+    );
+    assertEquals([...r.reply.results.values()], ["sent"]);
+    assertEquals(srv.sessions[0].tls, true);
+    assertEquals(r.log.includes("TLS connection established"), false, r.log);
   } finally {
     await srv.close();
   }
