@@ -63,10 +63,12 @@ Deno.test({
   async fn() {
     const port = freePort();
     const closed = freePort();
+    const slow = freePort();
     const inst = await Instance.create(
       `127.0.0.1:${port} inet n - n - - qmqpd\n` +
         `127.0.0.1:${closed} inet n - n - - qmqpd -o qmqpd_authorized_clients=10.0.0.0/8 ` +
         `-o qmqpd_client_port_logging=yes\n` +
+        `127.0.0.1:${slow} inet n - n - - qmqpd -o qmqpd_timeout=1s\n` +
         `cleanup unix n - n - 0 cleanup\n` +
         `rewrite unix - - n - - trivial-rewrite\n`,
       "myhostname = mx.example.com\nmydestination = $myhostname\nhash_queue_names =\n" +
@@ -133,6 +135,19 @@ Deno.test({
       assertMatch(
         refused,
         /^DError: localhost\[127\.0\.0\.1\]:\d+ is not authorized to use this service$/,
+      );
+
+      // qmqpd_timeout: a client that stops sending is dropped.
+      const stalled = await Deno.connect({ hostname: "127.0.0.1", port: slow });
+      await stalled.write(enc.encode("100:50:hello"));
+      const gone = await stalled.read(new Uint8Array(10)).catch(() => null);
+      assertEquals(gone, null);
+      stalled.close();
+      assertStringIncludes(
+        await waitFor(() =>
+          inst.readLog().includes("read/write timeout") && inst.readLog()
+        ) as string,
+        ": localhost[127.0.0.1]: read/write timeout while receiving message content",
       );
 
       const log = await waitFor(() =>

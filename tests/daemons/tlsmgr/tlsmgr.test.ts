@@ -79,6 +79,16 @@ Deno.test({
       assertEquals(exch.size, 1024);
       assert(Deno.statSync(`${inst.dir}/data/smtpd_scache.db`).isFile);
 
+      // The exchange file is saved again when tlsmgr exits.
+      const before = Deno.readFileSync(`${inst.dir}/data/prng_exch`);
+      client.close();
+      assertEquals((await inst.postfix("stop")).code, 0);
+      const after = await waitFor(() => {
+        const now = Deno.readFileSync(`${inst.dir}/data/prng_exch`);
+        return now.some((b, i) => b !== before[i]) && now;
+      }, 5000);
+      assert(after, "the exchange file was not rewritten at exit");
+
       const log = await waitFor(() => inst.readLog().includes("bogus seed") && inst.readLog());
       assertStringIncludes(log as string, "postfix/tlsmgr[");
       assertStringIncludes(log as string, 'warning: bogus seed length "0" in "seed" request');
