@@ -343,7 +343,16 @@ export async function serveQmqp(conn: net.Socket, st: QmqpdSettings): Promise<vo
   const client = await identify(conn, st.portLogging);
   info(`connect from ${client.namaddr}`);
   const session = new QmqpSession(conn, client, st);
-  if (!(await st.authorized.matches(client.name, client.addr))) {
+  let authorized: boolean | undefined;
+  try {
+    authorized = await st.authorized.matches(client.name, client.addr);
+  } catch (err) {
+    // A table that cannot be searched: try again later, as Postfix answers.
+    warn(`qmqpd_authorized_clients: ${(err as Error).message}`);
+  }
+  if (authorized === undefined) {
+    await session.reply(QmqpStatus.RETRY, "Error: server configuration error", false);
+  } else if (!authorized) {
     await session.reply(
       QmqpStatus.HARD,
       `Error: ${client.namaddr} is not authorized to use this service`,

@@ -64,11 +64,14 @@ Deno.test({
     const port = freePort();
     const closed = freePort();
     const slow = freePort();
+    const broken = freePort();
     const inst = await Instance.create(
       `127.0.0.1:${port} inet n - n - - qmqpd\n` +
         `127.0.0.1:${closed} inet n - n - - qmqpd -o qmqpd_authorized_clients=10.0.0.0/8 ` +
         `-o qmqpd_client_port_logging=yes\n` +
         `127.0.0.1:${slow} inet n - n - - qmqpd -o qmqpd_timeout=1s\n` +
+        `127.0.0.1:${broken} inet n - n - - qmqpd ` +
+        `-o qmqpd_authorized_clients=hash:/nonexistent/table\n` +
         `cleanup unix n - n - 0 cleanup\n` +
         `rewrite unix - - n - - trivial-rewrite\n`,
       "myhostname = mx.example.com\nmydestination = $myhostname\nhash_queue_names =\n" +
@@ -135,6 +138,12 @@ Deno.test({
       assertMatch(
         refused,
         /^DError: localhost\[127\.0\.0\.1\]:\d+ is not authorized to use this service$/,
+      );
+
+      // A client list that cannot be searched: try again later.
+      assertEquals(
+        await qmqp(broken, packet("x\n", "a@b", ["u@mx.example.com"])),
+        "ZError: server configuration error",
       );
 
       // qmqpd_timeout: a client that stops sending is dropped.
