@@ -46,15 +46,18 @@ function groupId(name: string): number | undefined {
 /**
  * Parses the master.cf command attributes (`user=name[:group]`, then
  * `argv=command args...`, which must come last) with Postfix's fatal
- * wording for each mistake; refuses root and the mail system owner.
+ * wording for each mistake; refuses root, the mail system owner and their
+ * groups.
  */
 export function parseSpawnAttributes(
   words: string[],
   service: string,
   config: Config,
 ): SpawnAttributes {
-  let uid = -1;
-  let gid = -1;
+  if (words.length === 0) fatal("missing user= attribute");
+  // Without user= the command would run as root, which is refused below.
+  let uid = 0;
+  let gid = 0;
   let argv: string[] | undefined;
   for (let i = 0; i < words.length; i++) {
     const word = words[i];
@@ -78,10 +81,11 @@ export function parseSpawnAttributes(
     }
   }
   if (!argv || !argv[0]) fatal("missing argv= attribute");
-  if (uid < 0) fatal("missing user= attribute");
   if (uid === 0) fatal("request to deliver as root");
   const owner = getpwnam(config.get("mail_owner"));
   if (owner && owner.uid === uid) fatal("request to deliver as mail system owner");
+  if (gid === 0) fatal(`request to use privileged group id ${gid}`);
+  if (owner && owner.gid === gid) fatal(`request to use mail system owner group id ${gid}`);
   return { uid, gid, argv, timeLimit: serviceTimeLimit(config, service) };
 }
 

@@ -10,6 +10,7 @@ import { session } from "../smtpd/helpers.ts";
 import { parseSpawnAttributes, serviceTimeLimit } from "../../../daemons/spawn/mod.ts";
 import { configFromText } from "../../../lib/config/mod.ts";
 import { captureLog, FatalError } from "../../../lib/log.ts";
+import { getpwnam } from "../../../lib/ffi/libc.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
@@ -158,7 +159,7 @@ function fatalText(fn: () => unknown): string {
   return "";
 }
 
-Deno.test("spawn refuses root, the mail owner, unknown users and attributes, a missing argv=", () => {
+Deno.test("spawn refuses root, the mail owner, privileged groups, unknown users and attributes", () => {
   const config = configFromText("/tmp", "mail_owner = root\npolicy_time_limit = 7\n");
   assertStringIncludes(
     fatalText(() => parseSpawnAttributes(["user=root", "argv=/bin/cat"], "policy", config)),
@@ -186,9 +187,21 @@ Deno.test("spawn refuses root, the mail owner, unknown users and attributes, a m
     ),
     "request to deliver as mail system owner",
   );
-  const attr = parseSpawnAttributes(["user=nobody:root", "argv=/bin/cat", "-u"], "policy", config);
+  assertStringIncludes(
+    fatalText(() => parseSpawnAttributes(["user=nobody:root", "argv=/bin/cat"], "p", config)),
+    "request to use privileged group id 0",
+  );
+  assertStringIncludes(
+    fatalText(() => parseSpawnAttributes(["argv=/bin/cat"], "p", config)),
+    "request to deliver as root",
+  );
+  assertStringIncludes(
+    fatalText(() => parseSpawnAttributes([], "p", config)),
+    "missing user= attribute",
+  );
+  const attr = parseSpawnAttributes(["user=nobody", "argv=/bin/cat", "-u"], "policy", config);
   assertEquals(attr.argv, ["/bin/cat", "-u"]);
-  assertEquals(attr.gid, 0);
+  assertEquals(attr.uid, getpwnam("nobody")?.uid);
   assertEquals(attr.timeLimit, 7);
   assertEquals(serviceTimeLimit(config, "other"), 1000);
 });
