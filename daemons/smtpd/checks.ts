@@ -290,7 +290,12 @@ export class Checker {
       const reply = pending?.ifReject && v.reply.code >= 500 ? pending.ifReject : v.reply;
       return this.finish(reply, ctx, stage);
     }
-    if (!last) return undefined;
+    if (!last) {
+      // DEFER_IF_REJECT holds within one stage's restrictions; DEFER_IF_PERMIT
+      // carries on to the recipient restrictions, as in Postfix.
+      if (pending) pending.ifReject = undefined;
+      return undefined;
+    }
     this.pending.delete(ctx);
     return pending?.ifPermit ? this.finish(pending.ifPermit, ctx, stage) : undefined;
   }
@@ -635,7 +640,7 @@ export class Checker {
       );
     }
     const name = helo.endsWith(".") && !helo.endsWith("..") ? helo.slice(0, -1) : helo;
-    const status = await mailHostStatus(this.dns, name, ["A", "AAAA", "MX"]);
+    const status = await mailHostStatus(this.dns, name, ["A", "AAAA", "MX"], false);
     if (status === "ok" || status === "nullmx") return DUNNO;
     if (status === "tempfail") {
       return this.tempfailAction("unknown_helo_hostname_tempfail_action", {
@@ -1176,10 +1181,15 @@ export class Checker {
           };
         } else {
           // No NS: the name servers of the nearest parent domain.
-          while (result.status !== "ok" && result.status !== "tempfail" && domain.includes(".")) {
-            domain = domain.slice(domain.indexOf(".") + 1);
+          let parent: string | undefined = domain;
+          while (result.status !== "ok" && result.status !== "tempfail") {
+            parent = parent.includes(".") ? parent.slice(parent.indexOf(".") + 1) : undefined;
+            if (parent === undefined) break;
+            domain = parent;
             result = await this.dns.query(domain, type);
           }
+          // Postfix names the whole address once the search ran out of parents.
+          if (parent === undefined) domain = target;
         }
       }
       if (result.status !== "ok") {

@@ -1,10 +1,10 @@
 // "Does this domain exist for mail?" as Postfix's smtpd asks it for
 // reject_unknown_sender_domain / reject_unknown_recipient_domain (MX, then A,
 // then AAAA) and reject_unknown_helo_hostname (A, AAAA, then MX): the first
-// type that answers settles it; a null MX (RFC 7505) and an MX whose host is
-// not a host name are reported as such.
+// type that answers settles it; a null MX (RFC 7505) is reported as such, and
+// so is an answer with only malformed host names (which ends the search when
+// `stopInvalid`, as Postfix's DNS_REQ_FLAG_STOP_INVAL).
 
-import { validHostname } from "./address.ts";
 import type { DnsType, Resolver } from "./mod.ts";
 
 /** The outcome: found, not found, a temporary failure, a null MX, or only malformed MX hosts. */
@@ -15,6 +15,7 @@ export async function mailHostStatus(
   resolver: Resolver,
   name: string,
   types: DnsType[],
+  stopInvalid = true,
 ): Promise<MailHostStatus> {
   let tempfail = false;
   let invalid = false;
@@ -24,12 +25,15 @@ export async function mailHostStatus(
       tempfail = true;
       continue;
     }
+    if (result.invalid) {
+      invalid = true;
+      if (stopInvalid) break;
+    }
     if (result.status !== "ok") continue;
-    if (type !== "MX") return "ok";
-    if (result.records.length === 1 && result.records[0].value === "") return "nullmx";
-    if (result.records.some((r) => r.value !== "" && validHostname(r.value))) return "ok";
-    invalid = true;
-    break;
+    if (type === "MX" && result.records.length === 1 && result.records[0].value === "") {
+      return "nullmx";
+    }
+    return "ok";
   }
   if (tempfail) return "tempfail";
   return invalid ? "invalid" : "notfound";

@@ -8,7 +8,8 @@
 // every program at a given server instead of resolv.conf's.
 
 import type { Config } from "../config/mod.ts";
-import { fatal } from "../log.ts";
+import { fatal, warn as logWarning } from "../log.ts";
+import { isAddress, validHostname } from "./address.ts";
 import {
   canonicalName,
   CLASS_IN,
@@ -54,6 +55,11 @@ export interface DnsResult {
   records: DnsRecord[];
   /** The AD bit of the answer (only when DNSSEC was asked for, as Postfix). */
   ad: boolean;
+  /**
+   * Set (with status "nodata") when the server answered only with records
+   * whose host name is malformed (Postfix's DNS_INVAL).
+   */
+  invalid?: boolean;
 }
 
 /** Postfix's texts for the resolver's h_errno values. */
@@ -77,6 +83,11 @@ export interface ResolverOptions {
   resolvConf?: string;
   /** Send EDNS0 with the DO bit and report the AD bit. */
   dnssec?: boolean;
+  /**
+   * Where warnings about odd answers go ("numeric domain name in resource
+   * data of MX record for ..."); default: the program's log, as Postfix's.
+   */
+  warn?: (text: string) => void;
   /** Rotate the first server between queries (default: resolv.conf's rotate). */
   rotate?: boolean;
   /**
@@ -102,6 +113,7 @@ export class Resolver {
   readonly searchList: string[];
   readonly ndots: number;
   private nextServer = 0;
+  private readonly warn: (text: string) => void;
 
   /**
    * A resolver for a program's configuration: `posthorn_dns_servers` when set,
@@ -140,6 +152,7 @@ export class Resolver {
     this.rotate = opts.rotate ?? conf.rotate;
     this.searchList = opts.search ? conf.search : [];
     this.ndots = conf.ndots;
+    this.warn = opts.warn ?? logWarning;
   }
 
   /** Looks up records of one type for a name. Never throws for DNS trouble. */
@@ -170,14 +183,37 @@ export class Resolver {
     if (reply.flags.rcode === RCODE.NXDOMAIN) {
       return { status: "nxdomain", reason: REASON.nxdomain, records: [], ad };
     }
-    const { records, dangling } = followChain(reply, name, type);
+    const chain = followChain(reply, name, type);
+    const { dangling } = chain;
+    const records = this.saneRecords(name, type, chain.records);
     if (records.length) return { status: "ok", reason: "", records, ad };
+    if (chain.records.length) {
+      return { status: "nodata", reason: REASON.nodata, records: [], ad, invalid: true };
+    }
     if (dangling && depth < MAX_CNAME_HOPS) {
       // The server gave a CNAME but not its target: ask for the target.
       const next = await this.lookup(dangling, type, depth + 1);
       return { ...next, ad: ad && next.ad };
     }
     return { status: "nodata", reason: REASON.nodata, records: [], ad };
+  }
+
+  /**
+   * Drops records whose host name is malformed and warns about numeric
+   * ones, as Postfix's dns_lookup does (a null MX's empty name is kept).
+   */
+  private saneRecords(name: string, type: DnsType, records: DnsRecord[]): DnsRecord[] {
+    if (type !== "MX" && type !== "NS" && type !== "CNAME") return records;
+    return records.filter((r) => {
+      if (type === "MX" && r.value === "") return true;
+      if (isAddress(r.value)) {
+        this.warn(`numeric domain name in resource data of ${type} record for ${name}: ${r.value}`);
+        return true;
+      }
+      if (validHostname(r.value)) return true;
+      this.warn(`malformed domain name in resource data of ${type} record for ${name}: ${r.value}`);
+      return false;
+    });
   }
 
   /** Asks the servers in turn, attempts times, until one gives a usable reply. */

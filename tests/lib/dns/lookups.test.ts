@@ -158,23 +158,39 @@ Deno.test("the client hostname lookup forward-confirms the PTR name", async () =
   }
 });
 
-Deno.test("a mail domain exists by MX, A or AAAA; null MX and malformed MX are told apart", async () => {
+Deno.test("a mail domain exists by MX, A or AAAA; null MX and malformed MX hosts are told apart", async () => {
   const dns = await TestDnsServer.start([
     { name: "mx.example", type: "MX", value: "mail.mx.example", preference: 10 },
     { name: "aonly.example", type: "A", value: "192.0.2.1" },
     { name: "six.example", type: "AAAA", value: "2001:db8::1" },
     { name: "null.example", type: "MX", value: "", preference: 0 },
-    { name: "bad.example", type: "MX", value: "192.0.2.7", preference: 0 },
+    { name: "numeric.example", type: "MX", value: "192.0.2.7", preference: 0 },
+    { name: "bad.example", type: "MX", value: "bad!host.example", preference: 0 },
+    { name: "bad.example", type: "A", value: "192.0.2.8" },
   ]);
   dns.fail("fail.example", "servfail", "MX");
   try {
-    const r = new Resolver({ servers: [dns.spec], timeoutMs: 300, attempts: 1 });
+    const warnings: string[] = [];
+    const r = new Resolver({
+      servers: [dns.spec],
+      timeoutMs: 300,
+      attempts: 1,
+      warn: (t) => warnings.push(t),
+    });
     const order = ["MX", "A", "AAAA"] as const;
     assertEquals(await mailHostStatus(r, "mx.example", [...order]), "ok");
     assertEquals(await mailHostStatus(r, "aonly.example", [...order]), "ok");
     assertEquals(await mailHostStatus(r, "six.example", [...order]), "ok");
     assertEquals(await mailHostStatus(r, "null.example", [...order]), "nullmx");
+    assertEquals(await mailHostStatus(r, "numeric.example", [...order]), "ok");
     assertEquals(await mailHostStatus(r, "bad.example", [...order]), "invalid");
+    // Without stopping at a malformed answer, the A record counts.
+    assertEquals(await mailHostStatus(r, "bad.example", [...order], false), "ok");
+    assertEquals(warnings, [
+      "numeric domain name in resource data of MX record for numeric.example: 192.0.2.7",
+      "malformed domain name in resource data of MX record for bad.example: bad!host.example",
+      "malformed domain name in resource data of MX record for bad.example: bad!host.example",
+    ]);
     assertEquals(await mailHostStatus(r, "gone.example", [...order]), "notfound");
     assertEquals(await mailHostStatus(r, "fail.example", [...order]), "tempfail");
   } finally {

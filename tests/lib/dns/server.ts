@@ -80,19 +80,26 @@ export class TestDnsServer {
     this.records = [...records];
   }
 
-  /** Starts a server on 127.0.0.1 with UDP and TCP on the same free port. */
-  static async start(records: ZoneRecord[] = []): Promise<TestDnsServer> {
+  /**
+   * Starts a server on 127.0.0.1 with UDP and TCP on the same free port (or
+   * on `options.port`, e.g. 53 inside a network namespace of its own).
+   */
+  static async start(
+    records: ZoneRecord[] = [],
+    options: { port?: number } = {},
+  ): Promise<TestDnsServer> {
     for (let tries = 0; tries < 20; tries++) {
       const udp = dgram.createSocket("udp4");
       const port = await new Promise<number>((resolve, reject) => {
         udp.once("error", reject);
-        udp.bind(0, "127.0.0.1", () => resolve(udp.address().port));
+        udp.bind(options.port ?? 0, "127.0.0.1", () => resolve(udp.address().port));
       });
       let tcp: Deno.TcpListener;
       try {
         tcp = Deno.listen({ hostname: "127.0.0.1", port });
-      } catch {
+      } catch (err) {
         udp.close();
+        if (options.port !== undefined) throw err;
         continue;
       }
       const server = new TestDnsServer(udp, tcp, port, records);
