@@ -44,7 +44,7 @@ function codecRate(): { encode: number; decode: number } {
   };
   const n = 100_000;
   let start = performance.now();
-  let wire = new Uint8Array();
+  let wire: Uint8Array = new Uint8Array();
   for (let i = 0; i < n; i++) wire = encodeMessage(msg);
   const encode = n / ((performance.now() - start) / 1000);
   start = performance.now();
