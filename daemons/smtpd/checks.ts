@@ -11,7 +11,7 @@ import { networkInterfaces } from "node:os";
 import type { Config } from "../../lib/config/mod.ts";
 import { expand, MacroError } from "../../lib/config/expand.ts";
 import { Resolver as DnsResolver } from "../../lib/dns/mod.ts";
-import { isAddress, normalizeAddress } from "../../lib/dns/address.ts";
+import { isAddress, isIPv6Address, normalizeAddress } from "../../lib/dns/address.ts";
 import {
   addressQuery,
   type DnsxlAnswer,
@@ -393,7 +393,7 @@ export class Checker {
       case "client":
         return { name: `${ctx.clientName}[${ctx.clientAddr}]`, cls: "Client host" };
       case "reverse":
-        return { name: `${ctx.clientName}[${ctx.clientAddr}]`, cls: "Unverified Client host" };
+        return { name: ctx.reverseName, cls: "Unverified Client host" };
       case "helo":
         return { name: ctx.helo, cls: "Helo command" };
       case "sender":
@@ -459,7 +459,9 @@ export class Checker {
         return await this.authDestination(lower, ctx);
       case "reject_invalid_helo_hostname":
       case "reject_invalid_hostname":
-        return ctx.helo && !validHostname(ctx.helo) && !validAddressLiteral(ctx.helo)
+        if (!ctx.helo) return DUNNO;
+        if (ctx.helo.startsWith("[")) return this.invalidHeloAddress(ctx);
+        return !validHostname(ctx.helo) && !isAddress(truncateDot(ctx.helo))
           ? this.rejectReply(
             "helo",
             ctx,
@@ -470,7 +472,9 @@ export class Checker {
           : DUNNO;
       case "reject_non_fqdn_helo_hostname":
       case "reject_non_fqdn_hostname":
-        return ctx.helo && !validAddressLiteral(ctx.helo) && !isFqdn(ctx.helo)
+        if (!ctx.helo) return DUNNO;
+        if (ctx.helo.startsWith("[")) return this.invalidHeloAddress(ctx);
+        return !isFqdn(ctx.helo)
           ? this.rejectReply(
             "helo",
             ctx,
@@ -623,6 +627,17 @@ export class Checker {
     return { kind: "defer_if_permit", reply };
   }
 
+  /** A HELO address literal must hold a valid address ([1.2.3.4] or [IPv6:...]). */
+  private invalidHeloAddress(ctx: CheckContext): Verdict {
+    return validAddressLiteral(ctx.helo) ? DUNNO : this.rejectReply(
+      "helo",
+      ctx,
+      this.config.int("invalid_hostname_reject_code"),
+      "5.5.2",
+      "invalid ip address",
+    );
+  }
+
   /**
    * reject_unknown_helo_hostname: the HELO name needs an A, AAAA or MX
    * record (a null MX is fine for an MTA name); an address literal must be
@@ -630,17 +645,8 @@ export class Checker {
    */
   private async unknownHelo(ctx: CheckContext): Promise<Verdict> {
     const helo = ctx.helo;
-    if (helo.startsWith("[")) {
-      return validAddressLiteral(helo) ? DUNNO : this.rejectReply(
-        "helo",
-        ctx,
-        this.config.int("invalid_hostname_reject_code"),
-        "5.5.2",
-        "invalid ip address",
-      );
-    }
-    const name = helo.endsWith(".") && !helo.endsWith("..") ? helo.slice(0, -1) : helo;
-    const status = await mailHostStatus(this.dns, name, ["A", "AAAA", "MX"], false);
+    if (helo.startsWith("[")) return this.invalidHeloAddress(ctx);
+    const status = await mailHostStatus(this.dns, helo, ["A", "AAAA", "MX"], false);
     if (status === "ok" || status === "nullmx") return DUNNO;
     if (status === "tempfail") {
       return this.tempfailAction("unknown_helo_hostname_tempfail_action", {
@@ -668,7 +674,7 @@ export class Checker {
   private async unknownDomain(address: string, role: "sender" | "recipient"): Promise<Verdict> {
     const at = address.lastIndexOf("@");
     if (at < 0) return DUNNO;
-    const domain = address.slice(at + 1).replace(/\.$/, "");
+    const domain = address.slice(at + 1);
     if (domain === "" || domain.startsWith("[")) return DUNNO;
     const cls = await this.classify(address);
     if (cls === undefined) return this.lookupFailure(address);
@@ -986,9 +992,10 @@ export class Checker {
     depth: number,
   ): Promise<Verdict> {
     if (lower === "check_policy_service") return this.policy(arg, kind, ctx, stage, depth);
-    const server = /^check_(client|reverse_client|helo|sender|recipient)_(mx|ns|a)_access$/.exec(
-      lower,
-    );
+    const server = /^check_(client|reverse_client_hostname|helo|sender|recipient)_(mx|ns|a)_access$/
+      .exec(
+        lower,
+      );
     const table = this.table(arg);
     if (!table) {
       return {
@@ -1015,7 +1022,7 @@ export class Checker {
     try {
       switch (lower) {
         case "check_client_access":
-        case "check_reverse_client_access": {
+        case "check_reverse_client_hostname_access": {
           what = lower === "check_client_access" ? "client" : "reverse";
           label = what === "client" ? "Client host" : "Unverified Client host";
           const host = lower === "check_client_access" ? ctx.clientName : ctx.reverseName;
@@ -1069,7 +1076,7 @@ export class Checker {
   }
 
   /**
-   * check_{client,reverse_client,helo,sender,recipient}_{mx,ns,a}_access:
+   * check_{client,reverse_client_hostname,helo,sender,recipient}_{mx,ns,a}_access:
    * the table is searched for the MX hosts, the name servers, or the
    * addresses of a name, host names first, then their addresses. OK is not
    * allowed as a result (postconf(5)): that is a configuration error.
@@ -1092,7 +1099,7 @@ export class Checker {
         target = ctx.clientName;
         what = "client";
         break;
-      case "reverse_client":
+      case "reverse_client_hostname":
         target = ctx.reverseName;
         what = "reverse";
         break;
@@ -1464,11 +1471,18 @@ export function validHostname(name: string): boolean {
 
 /** `[1.2.3.4]` or `[ipv6:...]`. */
 export function validAddressLiteral(name: string): boolean {
-  return /^\[(\d{1,3}\.){3}\d{1,3}\]$/.test(name) || /^\[ipv6:[0-9a-f:.]+\]$/i.test(name);
+  const m = /^\[(ipv6:)?(.*)\]$/i.exec(name);
+  if (!m) return false;
+  return m[1] ? isIPv6Address(m[2]) : isAddress(m[2]) && !m[2].includes(":");
+}
+
+/** Drops one trailing dot (not of ".."), as Postfix does before checking a HELO name. */
+function truncateDot(name: string): string {
+  return name.length > 1 && name.endsWith(".") && !name.endsWith("..") ? name.slice(0, -1) : name;
 }
 
 function isFqdn(name: string): boolean {
-  return validHostname(name) && name.replace(/\.$/, "").includes(".");
+  return validHostname(name) && truncateDot(name).includes(".");
 }
 
 function addressFqdn(address: string): boolean {

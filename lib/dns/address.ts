@@ -45,3 +45,8 @@ export function validHostname(name: string): boolean {
   }
   return !/^[0-9.]+$/.test(trimmed);
 }
+
+/** Host name syntax without the trailing-dot allowance, as Postfix checks names before asking DNS. */
+export function strictHostname(name: string): boolean {
+  return !name.endsWith(".") && validHostname(name);
+}

@@ -3,7 +3,7 @@
 // domain under a list's domain, the "=d.d.d.d" reply filter with its
 // "[n;m..k]" byte patterns, and the lookup itself (A, then TXT for the reason).
 
-import { normalizeAddress, validHostname } from "./address.ts";
+import { normalizeAddress, strictHostname } from "./address.ts";
 import { type Resolver, reverseName } from "./mod.ts";
 
 /** A list site as written after the restriction: `domain` or `domain=pattern`. */
@@ -84,8 +84,8 @@ export function addressQuery(address: string, domain: string): string | undefine
  */
 export function domainQuery(what: string, domain: string): string | undefined {
   const at = what.lastIndexOf("@");
-  const name = (at >= 0 ? what.slice(at + 1) : what).replace(/\.$/, "");
-  if (name === "" || name.startsWith("[") || !validHostname(name)) return undefined;
+  const name = at >= 0 ? what.slice(at + 1) : what;
+  if (name === "" || name.startsWith("[") || !strictHostname(name)) return undefined;
   const last = name.slice(name.lastIndexOf(".") + 1);
   if (/^\d+$/.test(last)) return undefined;
   return `${name}.${domain}`;

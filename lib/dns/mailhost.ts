@@ -5,6 +5,7 @@
 // so is an answer with only malformed host names (which ends the search when
 // `stopInvalid`, as Postfix's DNS_REQ_FLAG_STOP_INVAL).
 
+import { isAddress, strictHostname } from "./address.ts";
 import type { DnsType, Resolver } from "./mod.ts";
 
 /** The outcome: found, not found, a temporary failure, a null MX, or only malformed MX hosts. */
@@ -17,6 +18,8 @@ export async function mailHostStatus(
   types: DnsType[],
   stopInvalid = true,
 ): Promise<MailHostStatus> {
+  // A malformed name (a trailing dot included) is not asked about: not found.
+  if (!strictHostname(name) && !isAddress(name)) return "notfound";
   let tempfail = false;
   let invalid = false;
   for (const type of types) {

@@ -29,7 +29,8 @@ Deno.test("DNS list sites, query names and reply filters", () => {
     addressQuery("2001:db8::1", "zen.example"),
     "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.zen.example",
   );
-  assertEquals(domainQuery("user@Spam.Example.", "rhs.example"), "Spam.Example.rhs.example");
+  assertEquals(domainQuery("user@Spam.Example", "rhs.example"), "Spam.Example.rhs.example");
+  assertEquals(domainQuery("host.example.", "rhs.example"), undefined);
   assertEquals(domainQuery("host.example", "rhs.example"), "host.example.rhs.example");
   // Address literals, bad names and numeric last labels are not asked about.
   assertEquals(domainQuery("user@[192.0.2.1]", "rhs.example"), undefined);

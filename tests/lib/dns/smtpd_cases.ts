@@ -46,6 +46,10 @@ export const ZONE: ZoneRecord[] = [
   { name: "sub.nsdomain.example", type: "A", value: "192.0.2.31" },
   { name: "ahost.example", type: "A", value: "192.0.2.77" },
   { name: "okmx.example", type: "MX", value: "mx.ok.example", preference: 10 },
+  // Client access by reverse name and its addresses, allow lists by name.
+  { name: "14.0.0.127.in-addr.arpa", type: "PTR", value: "forged2.example" },
+  { name: "forged2.example", type: "A", value: "192.0.2.67" },
+  { name: "good.example.wlrhs.example", type: "A", value: "127.0.0.2" },
 ];
 
 /** Names whose every query fails, and how. */
@@ -253,6 +257,68 @@ export const DNS_CASES: DnsCase[] = [
     }],
   },
 ];
+
+DNS_CASES.push(
+  {
+    name: "client-access-names",
+    cf: "smtpd_client_restrictions = check_reverse_client_hostname_access texthash:DIR/rev, " +
+      "check_reverse_client_hostname_a_access texthash:DIR/addrs, " +
+      "permit_rhswl_client wlrhs.example, " +
+      "reject_rhsbl_client rhs.example, warn_if_reject reject_rbl_client zen.example\n",
+    files: {
+      rev: "forged2.example REJECT no reverse\n",
+      addrs: "192.0.2.66 REJECT forged address\n",
+    },
+    sessions: [plain("127.0.0.6"), plain("127.0.0.14"), plain("127.0.0.5"), plain("127.0.0.10")],
+  },
+  {
+    name: "access-deferrals",
+    cf: "smtpd_sender_restrictions = check_sender_access texthash:DIR/senders\n" +
+      "smtpd_relay_restrictions = reject_unauth_destination\n",
+    files: {
+      senders: "defer.example DEFER_IF_PERMIT try later\ndir.example DEFER_IF_REJECT maybe\n",
+    },
+    sessions: [{
+      from: "127.0.0.7",
+      lines: [
+        "EHLO x.example",
+        "MAIL FROM:<a@defer.example>",
+        "RCPT TO:<u@mx.example.com>",
+        "RCPT TO:<u@elsewhere.example>",
+        "RSET",
+        "MAIL FROM:<a@dir.example>",
+        "RCPT TO:<u@elsewhere.example>",
+        "RCPT TO:<u@mx.example.com>",
+        "QUIT",
+      ],
+    }],
+  },
+  {
+    name: "helo-literals",
+    cf: "smtpd_helo_restrictions = reject_invalid_helo_hostname, reject_unknown_helo_hostname\n",
+    sessions: [{
+      from: "127.0.0.7",
+      lines: [
+        "EHLO [999.1.1.1]",
+        "MAIL FROM:<a@example.org>",
+        "RCPT TO:<u@mx.example.com>",
+        "RSET",
+        "EHLO 192.0.2.1",
+        "MAIL FROM:<a@example.org>",
+        "RCPT TO:<u@mx.example.com>",
+        "RSET",
+        "EHLO good.example.",
+        "MAIL FROM:<a@example.org>",
+        "RCPT TO:<u@mx.example.com>",
+        "RSET",
+        "EHLO [IPv6:2001:db8::1]",
+        "MAIL FROM:<a@example.org>",
+        "RCPT TO:<u@mx.example.com>",
+        "QUIT",
+      ],
+    }],
+  },
+);
 
 /**
  * The log lines a comparison keeps: actions and warnings, with the program
