@@ -28,6 +28,7 @@ import { saslHook, saslPasswordFor } from "./sasl.ts";
 import { outgoingMessage } from "./content.ts";
 import type { GenericMapper } from "./generic.ts";
 import { cachedConnection } from "./cache.ts";
+import type { ReplyFilter, StatusFilter } from "./filters.ts";
 
 /** What the delivery procedure needs besides the request. */
 export interface SmtpEnv {
@@ -35,6 +36,10 @@ export interface SmtpEnv {
   resolve: ResolveDeps;
   layout: QueueLayout;
   generic: GenericMapper;
+  /** smtp_reply_filter. */
+  replyFilter?: ReplyFilter;
+  /** smtp_delivery_status_filter. */
+  statusFilter?: StatusFilter;
 }
 
 /** Delivers one request over SMTP or LMTP; an unexpected error defers what is left. */
@@ -47,7 +52,35 @@ export async function deliverSmtp(session: DeliverySession, env: SmtpEnv): Promi
   }
 }
 
+/** The session's reporting calls, through smtp_delivery_status_filter when one is set. */
+function reporter(session: DeliverySession, filter: StatusFilter | undefined) {
+  const apply = async (st: RecipientStatus): Promise<RecipientStatus> => {
+    if (!filter) return st;
+    const f = await filter(st.dsn, st.text);
+    return { ...st, dsn: f.dsn, text: f.text };
+  };
+  return {
+    sent: async (r: DeliverRecipient, st: RecipientStatus) => session.sent(r, await apply(st)),
+    bounced: async (r: DeliverRecipient, st: RecipientStatus) => {
+      const f = await apply(st);
+      // The filter may turn a bounce into a deferral (5.x.x to 4.x.x) or back.
+      return f.dsn.startsWith("4") ? session.deferred(r, f) : session.bounced(r, f);
+    },
+    deferred: async (r: DeliverRecipient, st: RecipientStatus) => {
+      const f = await apply(st);
+      return f.dsn.startsWith("5") ? session.bounced(r, f) : session.deferred(r, f);
+    },
+    /** Every recipient still `pending` takes the site's status. */
+    deferSite: async (st: RecipientStatus, pending: Iterable<DeliverRecipient>) => {
+      const f = await apply(st);
+      if (!f.dsn.startsWith("5")) return session.deferSite(f);
+      for (const r of pending) await session.bounced(r, f);
+    },
+  };
+}
+
 async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<void> {
+  const report = reporter(session, env.statusFilter);
   const s = env.settings;
   const req = session.request;
   let dests: Destination[];
@@ -57,11 +90,17 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
       for (const relay of s.fallbackRelay) dests.push(parseDestination(relay, s));
     }
   } catch (err) {
-    await session.deferSite({ dsn: "4.3.5", relay: "none", text: (err as Error).message });
+    await report.deferSite(
+      { dsn: "4.3.5", relay: "none", text: (err as Error).message },
+      session.request.recipients,
+    );
     return;
   }
   if (!dests.length) {
-    await session.deferSite({ dsn: "4.3.5", relay: "none", text: "empty next-hop destination" });
+    await report.deferSite(
+      { dsn: "4.3.5", relay: "none", text: "empty next-hop destination" },
+      session.request.recipients,
+    );
     return;
   }
   const pending = new Set<DeliverRecipient>(req.recipients);
@@ -104,7 +143,7 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
         req.encoding,
       );
       const talk = async (p: TlsPolicy) => {
-        const opened = await openStream(server, s, p, env.layout.queueDirectory);
+        const opened = await openStream(server, s, p, env.layout.queueDirectory, env.replyFilter);
         if (!(opened instanceof SmtpStream)) return opened;
         const hooks: ConversationHooks = {
           tls: p.level === "none" || s.tls.wrapperMode ? undefined : tlsHook(opened, server, s, p),
@@ -135,7 +174,7 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
       for (const r of end.results) {
         if (r.sent) {
           pending.delete(r.rcpt);
-          await session.sent(r.rcpt, {
+          await report.sent(r.rcpt, {
             dsn: r.sent.dsn,
             relay: r.sent.relay,
             text: r.sent.text,
@@ -149,10 +188,10 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
         const f = s.softBounce ? softenedFailure(r.failure!) : r.failure!;
         if (f.hard) {
           pending.delete(r.rcpt);
-          await session.bounced(r.rcpt, statusOf(f));
+          await report.bounced(r.rcpt, statusOf(f));
         } else if (final) {
           pending.delete(r.rcpt);
-          await session.deferred(r.rcpt, statusOf(f));
+          await report.deferred(r.rcpt, statusOf(f));
         } else lastFailure.set(r.rcpt, f);
       }
       if (end.siteFailure) {
@@ -162,7 +201,7 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
           // A permanent refusal (5xx greeting without skipping, HELO refused) is final.
           for (const r of [...pending]) {
             pending.delete(r);
-            await session.bounced(r, statusOf(f));
+            await report.bounced(r, statusOf(f));
           }
           break outer;
         }
@@ -183,13 +222,13 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
     const own = lastFailure.get(r);
     if (own) {
       pending.delete(r);
-      await session.deferred(r, statusOf(own));
+      await report.deferred(r, statusOf(own));
     }
   }
   if (!pending.size) return;
   if (site.hard) {
-    for (const r of pending) await session.bounced(r, statusOf(site));
-  } else await session.deferSite(statusOf(site));
+    for (const r of pending) await report.bounced(r, statusOf(site));
+  } else await report.deferSite(statusOf(site), pending);
 }
 
 function statusOf(f: Failure): RecipientStatus {
@@ -253,6 +292,7 @@ async function openStream(
   s: SmtpSettings,
   policy: TlsPolicy,
   queueDirectory: string,
+  replyFilter?: ReplyFilter,
 ): Promise<SmtpStream | Failure> {
   const cached = cachedConnection(server);
   if (cached) return cached;
@@ -270,6 +310,7 @@ async function openStream(
     return localFailure(server, "4.4.1", `connect to ${where}: ${(err as Error).message}`, false);
   }
   const stream = new SmtpStream(socket, s.replyLineLimit);
+  stream.filter = replyFilter;
   if (s.tls.wrapperMode && policy.level !== "none") {
     const failure = await wrapperTls(stream, server, s, policy);
     if (failure) {

@@ -24,6 +24,7 @@ import { smtpSettings } from "./settings.ts";
 import { type NativeLookup, ownAddresses } from "./nexthop.ts";
 import { deliverSmtp, type SmtpEnv } from "./deliver.ts";
 import { genericMapper } from "./generic.ts";
+import { replyFilter, statusFilter } from "./filters.ts";
 import { setTlsTableDirectory } from "./tls.ts";
 import { setSaslTableDirectory } from "./sasl.ts";
 
@@ -46,6 +47,8 @@ export function smtpEnvFromConfig(config: Config, program: string): SmtpEnv {
     },
     layout: agentEnvFromConfig(config).layout,
     generic: genericMapper(config, settings.genericMaps),
+    replyFilter: replyFilter(config, settings.prefix),
+    statusFilter: statusFilter(config, settings.prefix),
   };
 }
 

@@ -47,6 +47,9 @@ export class SmtpStream {
     this.reader.end();
   };
 
+  /** smtp_reply_filter: each reply line replaced before it is parsed. */
+  filter?: (line: string) => Promise<string>;
+
   constructor(public socket: net.Socket, private readonly lineLimit: number) {
     this.reader = this.attach(socket);
   }
@@ -74,7 +77,8 @@ export class SmtpStream {
     let code = 0;
     let garbage = 0;
     for (;;) {
-      const line = await this.readLine();
+      let line = await this.readLine();
+      if (this.filter) line = await this.filter(line);
       const m = /^(\d{3})([ -]|$)(.*)$/s.exec(line);
       if (!m) {
         // Not a reply line: skipped, as Postfix does (the read timeout ends
@@ -177,13 +181,13 @@ export class SmtpStream {
 }
 
 /**
- * A reply from its code and text lines, with its enhanced code split off the
- * first line. The one-line text keeps each line whole, codes included
+ * A reply from its code and text lines, with the final line's enhanced code. The one-line text keeps each line whole, codes included
  * (`550-5.1.1 first 550 5.1.1 last`), as Postfix logs multi-line replies.
  */
 export function makeReply(code: number, lines: string[], raw?: string[]): ServerReply {
-  const first = lines[0] ?? "";
-  const m = /^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)/.exec(first);
+  // The final line's enhanced code counts, as Postfix reads multi-line replies.
+  const last = lines[lines.length - 1] ?? "";
+  const m = /^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)/.exec(last);
   let dsn = "";
   if (m && String(code)[0] === m[1]) dsn = `${m[1]}.${m[2]}.${m[3]}`;
   const text = raw

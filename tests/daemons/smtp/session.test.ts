@@ -630,3 +630,52 @@ Deno.test(
     }
   },
 );
+
+Deno.test("smtp takes a multi-line reply's enhanced code from its last line", opts, async () => {
+  const srv = await fakeServer({
+    replies: { RCPT: "550-5.7.1 policy says no\r\n550 5.1.1 no such user" },
+  });
+  try {
+    const r = await deliver({ nexthop: `[127.0.0.1]:${srv.port}` });
+    assertStringIncludes(
+      r.log,
+      "dsn=5.1.1, status=bounced (host 127.0.0.1[127.0.0.1] said: 550-5.7.1",
+    );
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test(
+  "smtp_reply_filter rewrites reply lines; smtp_delivery_status_filter the reported status",
+  opts,
+  async () => {
+    const srv = await fakeServer({
+      replies: { RCPT: "450 4.7.1 greylisted, come back later" },
+    });
+    try {
+      const filtered = await deliver(
+        { nexthop: `[127.0.0.1]:${srv.port}` },
+        "smtp_reply_filter = inline:{{450 4.7.1 greylisted, come back later = 550 5.7.1 filtered}}",
+      );
+      assertStringIncludes(
+        filtered.log,
+        "dsn=5.7.1, status=bounced (host 127.0.0.1[127.0.0.1] said: 550 5.7.1 filtered (in reply to RCPT TO command))",
+      );
+      const dir = Deno.makeTempDirSync();
+      Deno.writeTextFileSync(`${dir}/dsn`, "/^4(\\.[0-9]+\\.[0-9]+ host .* greylisted.*)/ 5$1\n");
+      const status = await deliver(
+        { nexthop: `[127.0.0.1]:${srv.port}` },
+        `smtp_delivery_status_filter = regexp:${dir}/dsn`,
+      );
+      Deno.removeSync(dir, { recursive: true });
+      assertEquals([...status.reply.results.values()], ["bounced"]);
+      assertStringIncludes(
+        status.log,
+        "dsn=5.7.1, status=bounced (host 127.0.0.1[127.0.0.1] said: 450 4.7.1 greylisted",
+      );
+    } finally {
+      await srv.close();
+    }
+  },
+);
