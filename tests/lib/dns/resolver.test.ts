@@ -135,3 +135,11 @@ withServer("resolver tries each server attempts times before giving up", async (
   assertEquals((await r.query("mx.example.com", "A")).status, "tempfail");
   assertEquals(dns.queries.length, 3);
 });
+
+withServer("resolver asks again without EDNS0 when a server refuses it", async (dns) => {
+  dns.fail("mx.example.com", "noedns");
+  const secure = new Resolver({ servers: [dns.spec], timeoutMs: 200, attempts: 1, dnssec: true });
+  const res = await secure.query("mx.example.com", "A");
+  assertEquals([res.status, res.records[0]?.value], ["ok", "192.0.2.1"]);
+  assertEquals(dns.queries.map((q) => q.dnssecOk), [true, false]);
+});

@@ -1,8 +1,10 @@
 // A small authoritative DNS server for tests: UDP and TCP on 127.0.0.1 at a
 // free port, answering from records given in code, with failure modes per name
-// (SERVFAIL, REFUSED, FORMERR, no answer, truncation forcing TCP, garbage,
-// wrong id). Point programs at it with `posthorn_dns_servers = [127.0.0.1]:PORT`
-// (server.spec) or `new Resolver({ servers: [server.spec] })`.
+// (SERVFAIL, REFUSED, FORMERR, NXDOMAIN, no answer, truncation forcing TCP,
+// garbage, wrong id, FORMERR for EDNS0 queries). Point programs at it with
+// `posthorn_dns_servers = [127.0.0.1]:PORT` (server.spec) or
+// `new Resolver({ servers: [server.spec] })`. `start(records, { port: 53 })`
+// takes a fixed port (inside a network namespace: see make_smtpd_refs.ts).
 //
 //   const dns = await TestDnsServer.start([
 //     { name: "example.com", type: "MX", value: "mx.example.com", preference: 10 },
@@ -51,7 +53,8 @@ export type FailureMode =
   | "drop"
   | "truncate"
   | "garbage"
-  | "wrongid";
+  | "wrongid"
+  | "noedns";
 
 /** One query the server received. */
 export interface LoggedQuery {
@@ -247,6 +250,13 @@ export class TestDnsServer {
       case "nxdomain":
         reply.flags.rcode = RCODE.NXDOMAIN;
         return encodeMessage(reply);
+      case "noedns":
+        // An old server: FORMERR (and no OPT record) for a query with EDNS0.
+        if (query.edns) {
+          reply.flags.rcode = RCODE.FORMERR;
+          reply.edns = undefined;
+          return encodeMessage(reply);
+        }
     }
     this.answer(reply, canonicalName(q.name), q.type);
     if (mode === "wrongid") reply.id = (reply.id + 1) & 0xffff;
