@@ -120,7 +120,8 @@ export async function deliverMailbox(
 ): Promise<boolean> {
   const env = run.env;
   const s = env.settings;
-  if (run.dup.beenHere(`mailbox ${parts.user}`)) return true;
+  // By the whole local part: user+a and user+b are two deliveries, as in Postfix.
+  if (run.dup.beenHere(`mailbox ${parts.local}`)) return true;
   const mapped = await transportFromMaps(run, lv, s.mailboxTransportMaps, parts.user);
   if (mapped === null) return true;
   if (mapped || s.mailboxTransport) {

@@ -172,12 +172,9 @@ function aliasRights(run: RecipientRun, spec: string): UserAttr | undefined {
   const env = run.env;
   const file = tableFile(spec);
   let uid = 0;
-  let gid = 0;
   if (file) {
     try {
-      const st = Deno.statSync(file);
-      uid = st.uid ?? 0;
-      gid = st.gid ?? 0;
+      uid = Deno.statSync(file).uid ?? 0;
     } catch {
       // Gone since it was opened: treat as root's.
     }
@@ -185,7 +182,8 @@ function aliasRights(run: RecipientRun, spec: string): UserAttr | undefined {
   // Root's alias database: default_privs' ids, and no user context (no HOME).
   if (uid === 0) return { uid: env.defaultPrivs.uid, gid: env.defaultPrivs.gid };
   const pw = env.lookupUid(uid);
-  return pw ? { uid, gid: pw.gid, logname: pw.name, home: pw.home, shell: pw.shell } : { uid, gid };
+  // undefined: the owner has no password entry.
+  return pw ? { uid, gid: pw.gid, logname: pw.name, home: pw.home, shell: pw.shell } : undefined;
 }
 
 /** Looks `name` up in alias_maps and delivers to its expansion (Postfix's deliver_alias()). */
@@ -224,12 +222,13 @@ async function deliverAlias(run: RecipientRun, parent: Level, name: string): Pro
       record(run, lv, "sent", "2.0.0", `aliased to ${value.trim()}`);
       return true;
     }
-    const child: Level = {
-      ...lv,
-      expType: "alias",
-      expFrom: name,
-      user: aliasRights(run, spec),
-    };
+    const rights = aliasRights(run, spec);
+    if (!rights) {
+      warn(`cannot find alias database owner for ${spec}`);
+      fail(run, lv, "4.3.0", "cannot find alias database owner");
+      return true;
+    }
+    const child: Level = { ...lv, expType: "alias", expFrom: name, user: rights };
     if (ownerValue !== undefined) {
       const owner = await canonical(run, s.expandOwnerAlias ? ownerValue.trim() : `owner-${name}`);
       child.owner = owner;
@@ -290,7 +289,7 @@ async function deliverDotForward(
     fail(run, lv, "4.3.5", "mail system configuration error");
     return true;
   }
-  const found = readForwardFile(env.privileged ? user : undefined, [...new Set(paths)]);
+  const found = readForwardFile(user, env.privileged, [...new Set(paths)]);
   if (found === undefined) return false;
   if (typeof found !== "string") {
     fail(run, lv, "4.3.0", `cannot open ${found.path}: ${found.error}`);
@@ -309,16 +308,24 @@ async function deliverDotForward(
  * rights; undefined when none does, an error for one that cannot be read.
  */
 function readForwardFile(
-  user: UserAttr | undefined,
+  user: UserAttr,
+  privileged: boolean,
   paths: string[],
 ): string | { path: string; error: string } | undefined {
-  return runAs(user && { uid: user.uid, gid: user.gid }, () => {
+  return runAs(privileged ? { uid: user.uid, gid: user.gid } : undefined, () => {
     for (const path of paths) {
       try {
-        const st = Deno.lstatSync(path);
-        // Only a regular file counts; a symlink to one is followed as Postfix's stat does.
-        const real = st.isSymlink ? Deno.statSync(path) : st;
-        if (!real.isFile) continue;
+        const st = Deno.statSync(path);
+        if (!st.isFile) continue;
+        // Only the user's own (or root's) file, and one nobody else may change.
+        if (st.uid !== 0 && st.uid !== user.uid) {
+          warn(`file ${path} has bad owner uid ${st.uid}`);
+          continue;
+        }
+        if ((st.mode ?? 0) & 0o002) {
+          warn(`file ${path} is world writable`);
+          continue;
+        }
         return Deno.readTextFileSync(path);
       } catch (err) {
         if (err instanceof Deno.errors.NotFound) continue;

@@ -354,3 +354,17 @@ Deno.test("address probes learn what would happen and nothing is delivered", opt
     await f.cleanup();
   }
 });
+
+Deno.test("user+a and user+b from one list are two mailbox deliveries", opts, async () => {
+  const f = await localFixture({ recipient_delimiter: "+" });
+  try {
+    await f.aliases("dupext: alice+a, alice+b, alice+a\n");
+    const { log } = await f.deliver(["dupext@example.com"]);
+    assertEquals(statuses(log), [
+      "alice+a@example.com, orig_to=<dupext@example.com> 2.0.0 sent (delivered to mailbox)",
+      "alice+b@example.com, orig_to=<dupext@example.com> 2.0.0 sent (delivered to mailbox)",
+    ]);
+  } finally {
+    await f.cleanup();
+  }
+});

@@ -163,3 +163,36 @@ Deno.test(
     }
   },
 );
+
+Deno.test("a world-writable .forward is ignored with a warning", opts, async () => {
+  const f = await localFixture();
+  try {
+    const path = `${f.home("alice")}/.forward`;
+    Deno.writeTextFileSync(path, "bob\n");
+    Deno.chmodSync(path, 0o666);
+    const { log } = await f.deliver(["alice@example.com"]);
+    assertEquals(statuses(log), ["alice@example.com 2.0.0 sent (delivered to mailbox)"]);
+    assertStringIncludes(log.join("\n"), `warning: file ${path} is world writable`);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test({
+  name: "a .forward owned by another user is ignored with a warning",
+  ignore: Deno.uid() !== 0,
+  ...opts,
+  fn: async () => {
+    const f = await localFixture();
+    try {
+      const path = `${f.home("alice")}/.forward`;
+      Deno.writeTextFileSync(path, "bob\n");
+      Deno.chownSync(path, 65534, null);
+      const { log } = await f.deliver(["alice@example.com"]);
+      assertEquals(statuses(log), ["alice@example.com 2.0.0 sent (delivered to mailbox)"]);
+      assertStringIncludes(log.join("\n"), `warning: file ${path} has bad owner uid 65534`);
+    } finally {
+      await f.cleanup();
+    }
+  },
+});
