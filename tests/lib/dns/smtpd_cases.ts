@@ -50,6 +50,11 @@ export const ZONE: ZoneRecord[] = [
   { name: "14.0.0.127.in-addr.arpa", type: "PTR", value: "forged2.example" },
   { name: "forged2.example", type: "A", value: "192.0.2.67" },
   { name: "good.example.wlrhs.example", type: "A", value: "127.0.0.2" },
+  // Reply templates.
+  { name: "s1.example.sndr.example", type: "A", value: "127.0.0.2" },
+  { name: "s1.example.sndr.example", type: "TXT", value: "sender listed" },
+  { name: "s2.example.sndr.example", type: "A", value: "127.0.0.3" },
+  { name: "h1.example.badtpl.example", type: "A", value: "127.0.0.2" },
 ];
 
 /** Names whose every query fails, and how. */
@@ -317,6 +322,44 @@ DNS_CASES.push(
         "QUIT",
       ],
     }],
+  },
+);
+
+DNS_CASES.push(
+  {
+    name: "reply-templates",
+    cf: "smtpd_sender_restrictions = reject_rhsbl_sender sndr.example, " +
+      "reject_rhsbl_helo badtpl.example\n" +
+      "rbl_reply_maps = texthash:DIR/replies\n",
+    files: {
+      replies: "sndr.example $rbl_code 5.1.1 <$sender> ($sender_name at $sender_domain): " +
+        "$rbl_class listed ($rbl_what) ${rbl_reason?{why: $rbl_reason}:{no reason}} " +
+        "helo=$helo_name client=$client_name/$client_address\n" +
+        "badtpl.example hello there\n",
+    },
+    sessions: [{
+      from: "127.0.0.7",
+      lines: [
+        "EHLO x.example",
+        "MAIL FROM:<a@s1.example>",
+        "RCPT TO:<u@mx.example.com>",
+        "RSET",
+        "MAIL FROM:<b@s2.example>",
+        "RCPT TO:<u@mx.example.com>",
+        "RSET",
+        "EHLO h1.example",
+        "MAIL FROM:<a@example.org>",
+        "RCPT TO:<u@mx.example.com>",
+        "QUIT",
+      ],
+    }],
+  },
+  {
+    name: "client-server-access",
+    cf: "smtpd_client_restrictions = check_client_ns_access texthash:DIR/cmx, " +
+      "check_client_mx_access texthash:DIR/cmx\n",
+    files: { cmx: "127.0.0.5 REJECT client host address\n" },
+    sessions: [plain("127.0.0.5"), plain("127.0.0.7")],
   },
 );
 
