@@ -10,14 +10,27 @@ import { clockMicros } from "../../lib/queue/file.ts";
 import { RecordType } from "../../lib/queue/record.ts";
 import { quoteAddress } from "../../lib/address/quote.ts";
 import { warn } from "../../lib/log.ts";
+import { DsnNotify } from "../../lib/dsn/status.ts";
 import type { ForwardRcpt, RecipientRun } from "./state.ts";
 
 /** Submits one forwarded copy; returns the new queue id. */
+/**
+ * RFC 3461 6.2 as Postfix applies it: a forwarded copy keeps the NOTIFY
+ * request without SUCCESS (SUCCESS alone becomes NEVER); a list's copy
+ * (owner- alias, new envelope sender) keeps no ENVID, RET or ORCPT.
+ */
+function forwardedNotify(notify: number): number {
+  if (!notify) return 0;
+  const left = notify & ~DsnNotify.SUCCESS;
+  return left || DsnNotify.NEVER;
+}
+
 async function submitCopy(
   run: RecipientRun,
   sender: string,
   rcpts: ForwardRcpt[],
 ): Promise<string> {
+  const list = rcpts[0].list;
   const s = run.env.settings;
   const req = run.session.request;
   const client = await CleanupClient.open(s.cleanupService, CleanupRequestFlag.MAP_OK);
@@ -26,13 +39,16 @@ async function submitCopy(
     await client.record(RecordType.TIME, `${seconds} ${usec}`);
     await client.record(RecordType.ATTR, "rewrite_context=local");
     await client.record(RecordType.ATTR, `log_ident=${req.queueId}`);
-    if (req.envid) await client.record(RecordType.DSN_ENVID, req.envid);
-    if (req.ret) await client.record(RecordType.DSN_RET, String(req.ret));
+    if (req.envid && !list) await client.record(RecordType.DSN_ENVID, req.envid);
+    if (req.ret && !list) await client.record(RecordType.DSN_RET, String(req.ret));
     await client.record(RecordType.FROM, sender);
     for (const r of rcpts) {
       if (s.enableOriginalRecipient && r.orig) await client.record(RecordType.ORCP, r.orig);
-      if (run.top.dsnOrcpt) await client.record(RecordType.DSN_ORCPT, run.top.dsnOrcpt);
-      if (run.top.notify) await client.record(RecordType.DSN_NOTIFY, String(run.top.notify));
+      if (run.top.dsnOrcpt && !list) {
+        await client.record(RecordType.DSN_ORCPT, run.top.dsnOrcpt);
+      }
+      const notify = forwardedNotify(run.top.notify);
+      if (notify) await client.record(RecordType.DSN_NOTIFY, String(notify));
       await client.record(RecordType.RCPT, r.address);
     }
     await client.record(RecordType.MESG, "");
@@ -89,7 +105,7 @@ export async function finishForwards(run: RecipientRun): Promise<void> {
     // Recipients with different Delivered-To addresses go in separate copies.
     const byDelivered = new Map<string, ForwardRcpt[]>();
     for (const r of rcpts) {
-      const key = r.delivered.toLowerCase();
+      const key = `${r.delivered.toLowerCase()} ${r.list}`;
       byDelivered.set(key, [...(byDelivered.get(key) ?? []), r]);
     }
     for (const group of byDelivered.values()) {

@@ -430,6 +430,7 @@ function queueForward(run: RecipientRun, lv: Level): void {
       address: lv.address,
       delivered: lv.delivered,
       orig: lv.origReset ? "" : run.top.origRcpt || run.top.address,
+      list: lv.origReset === true,
     });
   }
   run.forwards.set(lv.sender, list);

@@ -56,6 +56,8 @@ export interface ForwardRcpt {
   delivered: string;
   /** The original recipient to record (O record), "" for none. */
   orig: string;
+  /** From a list with an owner- alias: no DSN envelope id, RET or ORCPT either. */
+  list: boolean;
 }
 
 /** Hooks and tables local(8) uses; tests replace the resolver and the clock. */

@@ -368,3 +368,21 @@ Deno.test("user+a and user+b from one list are two mailbox deliveries", opts, as
     await f.cleanup();
   }
 });
+
+Deno.test("a forwarded copy drops NOTIFY=SUCCESS; a list's copy keeps no ORCPT", opts, async () => {
+  const f = await localFixture();
+  try {
+    await f.aliases("away: friend@remote.test\nlist: alice\nowner-list: carol\n");
+    await f.deliver(["away@example.com"], { notify: 2 | 4 });
+    assertEquals(f.forwarded[0].filter((r) => /^[nR] /.test(r)), ["n 4", "R friend@remote.test"]);
+    await f.deliver(["away@example.com"], { notify: 2 });
+    assertEquals(f.forwarded[1].filter((r) => /^n /.test(r)), ["n 1"]);
+    await f.deliver(["list@example.com"], { notify: 4 });
+    assertEquals(f.forwarded[2].filter((r) => /^[SOon] /.test(r)), [
+      "S owner-list@example.com",
+      "n 4",
+    ]);
+  } finally {
+    await f.cleanup();
+  }
+});

@@ -45,7 +45,13 @@ export interface LocalFixture {
   /** Queues a message in active and delivers it; returns the reply and the log. */
   deliver(
     recipients: string[],
-    spec?: { sender?: string; body?: string[]; attrs?: Record<string, string>; flags?: number },
+    spec?: {
+      sender?: string;
+      body?: string[];
+      attrs?: Record<string, string>;
+      flags?: number;
+      notify?: number;
+    },
   ): Promise<{ id: string; reply: DeliverReply; log: string[] }>;
   /** Writes and builds an aliases file (hash:) and makes it alias_maps. */
   aliases(text: string): Promise<string>;
@@ -130,7 +136,11 @@ export async function localFixture(
     bounce,
     users,
     async deliver(recipients, spec = {}) {
-      const id = writeMessage(q, { recipients, sender: spec.sender, body: spec.body }, "active");
+      const id = writeMessage(
+        q,
+        { recipients, sender: spec.sender, body: spec.body, notify: spec.notify },
+        "active",
+      );
       const path = queueFilePath(q.layout, "active", id);
       const msg = parseQueuedMessage(id, Deno.readFileSync(path));
       const req: DeliverRequest = {
