@@ -715,7 +715,12 @@ export class Checker {
   }
 
   /** reject_rbl_client, permit_dnswl_client, reject_rhsbl_* and permit_rhswl_client. */
-  private async dnsxl(lower: string, arg: string, ctx: CheckContext, stage: string) {
+  private async dnsxl(
+    lower: string,
+    arg: string,
+    ctx: CheckContext,
+    stage: string,
+  ): Promise<Verdict> {
     const site = parseDnsxlSite(arg);
     let what: string | undefined;
     let cls: string;
@@ -775,7 +780,7 @@ export class Checker {
         dsn: "4.7.1",
         text: `<${what}>: ${cls} rejected: Service unavailable`,
       };
-      return { kind: "defer_if_reject", reply } as Verdict;
+      return { kind: "defer_if_reject", reply };
     }
     if (answer.status === "unlisted") return DUNNO;
     return allow ? PERMIT : await this.rblReply(arg, site.domain, what, cls, answer.txt, ctx);
