@@ -224,6 +224,7 @@ function emptyWarning(d: Dict, key: string, warn: (text: string) => void): void 
 /** Whether a type can be built from a source file; the error text otherwise. */
 export function creatableError(type: string): string | undefined {
   const t = requireMapType(type);
+  if (type === "proxy") return "can't create maps via the proxy service";
   return t.creatable
     ? undefined
     : `unsupported dictionary type: ${type} does not support bulk-mode creation.`;

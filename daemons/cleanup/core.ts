@@ -136,8 +136,11 @@ export class CleanupState {
   qmgrOpts = 0;
   /** SMTPUTF8 flags for the size record (requested 1, header 2, sender 4). */
   smtputf8 = 0;
-  /** The header rewrite context: "local", "remote" (remote_header_rewrite_domain set), or none. */
-  hdrRewrite: RewriteRule = "";
+  /**
+   * The header rewrite context: "local", "remote" (remote_header_rewrite_domain
+   * set), or none. A client that names none (qmqpd) is local, as in Postfix.
+   */
+  hdrRewrite: RewriteRule = "local";
   arrival: Date | undefined;
   /** Whether header/body checks still run (cleared by REJECT, DISCARD, PASS). */
   checking: boolean;

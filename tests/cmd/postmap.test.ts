@@ -241,9 +241,14 @@ Deno.test("postmap fails clearly on a missing source, an unknown type, or a patt
     (await t.run(["regexp:re"])).stderr,
     "postmap: fatal: unsupported dictionary type: regexp does not support bulk-mode creation.\n",
   );
+  // No proxymap running here: the query fails on the service's socket.
   const proxy = await t.run(["-q", "x", "proxy:hash:t"]);
   assertEquals(proxy.code, 1);
-  assertStringIncludes(proxy.stderr, "proxymap service is not available");
+  assertStringIncludes(proxy.stderr, "/proxymap: No such file or directory");
+  assertEquals(
+    (await t.run(["proxy:hash:t"])).stderr,
+    "postmap: fatal: can't create maps via the proxy service\n",
+  );
   t.cleanup();
 });
 
