@@ -19,6 +19,7 @@ import {
 import type { MailboxResult } from "../../lib/mailbox/mod.ts";
 import { warn } from "../../lib/log.ts";
 import { localExpand } from "./expand.ts";
+import { mailboxSize, notifyBiff } from "./biff.ts";
 import {
   type AddressParts,
   addressParts,
@@ -207,6 +208,8 @@ async function toMbox(
   const s = env.settings;
   if (run.session.verifyOnly) return record(run, lv, "sent", "2.0.0", "delivers to mailbox");
   const own = env.privileged ? user.uid : (Deno.uid() ?? 0);
+  // Where this message will start, for biff (the file is locked only later).
+  const offset = s.biff ? mailboxSize(path) : 0;
   let result: MailboxResult;
   try {
     result = await deliverToMbox({
@@ -227,7 +230,10 @@ async function toMbox(
   } catch (err) {
     result = { ok: false, dsn: "4.3.0", text: (err as Error).message };
   }
-  if (result.ok) return record(run, lv, "sent", "2.0.0", "delivered to mailbox");
+  if (result.ok) {
+    if (s.biff) await notifyBiff(where.parts.user, offset, env.biffTarget);
+    return record(run, lv, "sent", "2.0.0", "delivered to mailbox");
+  }
   fail(
     run,
     lv,

@@ -33,6 +33,7 @@ export interface LocalSettings {
   fallbackTransport: string;
   luserRelay: string;
   recipientDelimiter: string;
+  biff: boolean;
   ownerRequestSpecial: boolean;
   expandOwnerAlias: boolean;
   resetOwnerAlias: boolean;
@@ -86,6 +87,7 @@ export function localSettings(config: Config, serviceName = "local"): LocalSetti
     fallbackTransport: config.get("fallback_transport"),
     luserRelay: raw("luser_relay"),
     recipientDelimiter: config.get("recipient_delimiter"),
+    biff: config.bool("biff"),
     ownerRequestSpecial: config.bool("owner_request_special"),
     expandOwnerAlias: config.bool("expand_owner_alias"),
     resetOwnerAlias: config.bool("reset_owner_alias"),

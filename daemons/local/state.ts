@@ -11,6 +11,7 @@ import type { Dict } from "../../maps/dict.ts";
 import type { ResolveResult } from "../../lib/rewrite_client.ts";
 import type { LocalSettings } from "./settings.ts";
 import type { LocalUser } from "./users.ts";
+import type { BiffTarget } from "./biff.ts";
 
 /** Rights of a delivery context: files and commands run with them. */
 export interface UserAttr {
@@ -78,6 +79,8 @@ export interface LocalEnv {
   defaultPrivs: UserAttr;
   /** Whether this process can take other users' rights (runs as root). */
   privileged: boolean;
+  /** Where biff notifications go (default: comsat on localhost). */
+  biffTarget?: BiffTarget;
 }
 
 /** Remembers what was delivered, up to duplicate_filter_limit entries (Postfix's been_here). */

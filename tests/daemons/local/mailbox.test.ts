@@ -264,3 +264,24 @@ Deno.test("a failing mailbox_command is bounced or deferred by its exit status",
     await f.cleanup();
   }
 });
+
+Deno.test("biff = yes sends user@offset to comsat after a mailbox delivery", opts, async () => {
+  const f = await localFixture();
+  const listener = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  f.env.biffTarget = { hostname: "127.0.0.1", port };
+  try {
+    await f.deliver(["alice@example.com"]);
+    const size = Deno.statSync(`${f.spool}/alice`).size;
+    await f.deliver(["alice@example.com"]);
+    const got: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const [data] = await listener.receive();
+      got.push(new TextDecoder().decode(data));
+    }
+    assertEquals(got, ["alice@0", `alice@${size}`]);
+  } finally {
+    listener.close();
+    await f.cleanup();
+  }
+});
