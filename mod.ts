@@ -44,6 +44,7 @@ const programs: Record<string, Loader> = {
   smtp: () => import("./daemons/smtp/mod.ts"),
   smtpd: () => import("./daemons/smtpd/mod.ts"),
   spawn: () => import("./daemons/spawn/mod.ts"),
+  tlsmgr: () => import("./daemons/tlsmgr/mod.ts"),
   "trivial-rewrite": () => import("./daemons/trivial_rewrite/mod.ts"),
   verify: () => import("./daemons/verify/mod.ts"),
   virtual: () => import("./daemons/virtual/mod.ts"),
