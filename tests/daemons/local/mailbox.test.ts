@@ -285,3 +285,53 @@ Deno.test("biff = yes sends user@offset to comsat after a mailbox delivery", opt
     await f.cleanup();
   }
 });
+
+Deno.test(
+  "command_execution_directory is expanded; a missing one defers the command",
+  opts,
+  async () => {
+    const f = await localFixture();
+    f.env.settings.mailboxCommand = "pwd > ../pwd.out";
+    f.env.settings.commandExecutionDirectory = "$home/work";
+    try {
+      Deno.mkdirSync(`${f.home("alice")}/work`);
+      const ok = await f.deliver(["alice@example.com"]);
+      assertEquals(statuses(ok.log), [
+        "alice@example.com 2.0.0 sent (delivered to command: pwd > ../pwd.out)",
+      ]);
+      assertEquals(
+        Deno.readTextFileSync(`${f.home("alice")}/pwd.out`),
+        `${f.home("alice")}/work\n`,
+      );
+      const missing = await f.deliver(["bob@example.com"]);
+      assertEquals(statuses(missing.log).length, 1);
+      assertStringIncludes(statuses(missing.log)[0], "bob@example.com 4.3.0 deferred (");
+      assertEquals([...missing.reply.results.values()], ["deferred"]);
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
+
+Deno.test({
+  name: "strict_mailbox_ownership defers delivery to a mailbox the recipient does not own",
+  ignore: Deno.uid() !== 0,
+  ...opts,
+  fn: async () => {
+    const f = await localFixture();
+    try {
+      Deno.writeTextFileSync(`${f.spool}/alice`, "");
+      Deno.chownSync(`${f.spool}/alice`, 65534, null);
+      const { log } = await f.deliver(["alice@example.com"]);
+      assertEquals(statuses(log), [
+        `alice@example.com 4.2.0 deferred (cannot update mailbox ${f.spool}/alice for user alice. ` +
+        `destination ${f.spool}/alice is not owned by recipient)`,
+      ]);
+      f.env.settings.strictMailboxOwnership = false;
+      const again = await f.deliver(["alice@example.com"]);
+      assertEquals(statuses(again.log), ["alice@example.com 2.0.0 sent (delivered to mailbox)"]);
+    } finally {
+      await f.cleanup();
+    }
+  },
+});
