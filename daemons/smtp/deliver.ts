@@ -21,7 +21,12 @@ import {
 } from "./nexthop.ts";
 import type { SmtpSettings } from "./settings.ts";
 import { connectSocket, SmtpStream } from "./stream.ts";
-import { Conversation, type ConversationHooks, type ServerFeatures } from "./session.ts";
+import {
+  Conversation,
+  type ConversationHooks,
+  isEightBit,
+  type ServerFeatures,
+} from "./session.ts";
 import { type Failure, localFailure, serverName, softenedFailure } from "./failure.ts";
 import { TLS_HANDSHAKE_FAILURE, tlsHook, type TlsPolicy, tlsPolicyFor, wrapperTls } from "./tls.ts";
 import { saslHook, saslPasswordFor } from "./sasl.ts";
@@ -270,7 +275,7 @@ async function messageFor(
       );
     }
     const convert = !features.eightBitMime && !env.settings.disableMimeOutputConversion &&
-      /^8bit/i.test(encoding);
+      isEightBit(encoding);
     let bytes = cache.get(convert);
     if (!bytes) {
       bytes = outgoingMessage(content, env.settings.lineLengthLimit, convert);

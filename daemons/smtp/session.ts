@@ -9,6 +9,7 @@ import type { DeliverRecipient, DeliverRequest } from "../../lib/deliver/request
 import { DsnNotify, DsnRet } from "../../lib/dsn/status.ts";
 import { info, warn } from "../../lib/log.ts";
 import type { ServerAddress } from "./nexthop.ts";
+import { offerConnection } from "./cache.ts";
 import type { SmtpSettings } from "./settings.ts";
 import {
   ConversationTimeout,
@@ -116,6 +117,8 @@ export class Conversation {
       }
       this.hooks.setupDone();
       const end = await this.transaction();
+      // The connection cache may keep a session that ended cleanly (no QUIT then).
+      if (!end.siteFailure && offerConnection(this.server, this.stream)) return end;
       await this.quit();
       return end;
     } catch (err) {
@@ -516,9 +519,4 @@ export function xtext(text: string): string {
     } else out += String.fromCharCode(b);
   }
   return out;
-}
-
-/** Logs a server failure the delivery moves past (another server is tried). */
-export function logSkipped(f: Failure): void {
-  info(f.text);
 }
