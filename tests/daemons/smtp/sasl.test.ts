@@ -197,3 +197,22 @@ Deno.test("smtp authenticates with CRAM-MD5 under the default security options",
     await srv.close();
   }
 });
+
+Deno.test("smtp_sender_dependent_authentication looks the sender up first", opts, async () => {
+  const srv = await fakeServer({ extensions: ["AUTH PLAIN"], replies: authReplies() });
+  try {
+    const r = await deliver(
+      { nexthop: `[127.0.0.1]:${srv.port}`, sender: "boss@example.org" },
+      [
+        "smtp_sasl_auth_enable = yes",
+        "smtp_sender_dependent_authentication = yes",
+        "smtp_sasl_password_maps = inline:{boss@example.org=user:secret, 127.0.0.1=other:wrong}",
+        "smtp_sasl_security_options =",
+      ].join("\n"),
+    );
+    assertEquals([...r.reply.results.values()], ["sent"]);
+    assertEquals(srv.sessions[0].lines[1], `AUTH PLAIN ${b64("\0user\0secret")}`);
+  } finally {
+    await srv.close();
+  }
+});

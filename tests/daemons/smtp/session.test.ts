@@ -679,3 +679,20 @@ Deno.test(
     }
   },
 );
+
+Deno.test("smtp: a 421 to MAIL FROM and a hang-up defer the message", opts, async () => {
+  const srv = await fakeServer({
+    extensions: [],
+    replies: { MAIL: "421 4.3.2 Service shutting down" },
+  });
+  try {
+    const r = await deliver({ nexthop: `[127.0.0.1]:${srv.port}` });
+    assertEquals([...r.reply.results.values()], ["deferred"]);
+    assertStringIncludes(
+      r.log,
+      "dsn=4.3.2, status=deferred (host 127.0.0.1[127.0.0.1] said: 421 4.3.2 Service shutting down (in reply to MAIL FROM command))",
+    );
+  } finally {
+    await srv.close();
+  }
+});
