@@ -25,7 +25,7 @@ import { fatal, warn } from "../../lib/log.ts";
 import { quoteAddress, unquoteAddress } from "../../lib/address/quote.ts";
 import { resolveAddress, rewriteAddress } from "../../lib/rewrite_client.ts";
 import { openMap } from "../../maps/registry.ts";
-import type { Dict } from "../../maps/dict.ts";
+import { type Dict, ReadOnlyDict } from "../../maps/dict.ts";
 import { localSettings } from "./settings.ts";
 import { DupFilter, type Level, type LocalEnv, type RecipientRun, type UserAttr } from "./state.ts";
 import { deliverRecipient } from "./recipient.ts";
@@ -113,6 +113,25 @@ export async function serveLocal(conn: net.Socket, env: LocalEnv): Promise<void>
   await writeReply(conn, fixes.apply(session.reply()));
 }
 
+/**
+ * nis: tables (in alias_maps' default, "hash:/etc/aliases, nis:mail.aliases")
+ * on a host without a NIS domain: Postfix warns once and finds nothing.
+ */
+class NoNisDict extends ReadOnlyDict {
+  lookup(): Promise<string | undefined> {
+    return Promise.resolve(undefined);
+  }
+}
+
+/** Opens a table for local(8); nis: without NIS answers "not found". */
+function openLocalTable(spec: string, config: Config): Dict {
+  if (spec.startsWith("nis:")) {
+    warn("NIS domain name not set - NIS lookups disabled");
+    return new NoNisDict("nis", spec.slice(4));
+  }
+  return openMap(spec, { config });
+}
+
 /** The rights of default_privs (this process's own when it cannot switch). */
 function defaultPrivs(config: Config, privileged: boolean): UserAttr {
   if (!privileged) {
@@ -155,7 +174,7 @@ export function localEnvFromConfig(config: Config, serviceName: string): LocalEn
     openTable(spec: string): Dict {
       let table = tables.get(spec);
       if (!table) {
-        table = openMap(spec, { config });
+        table = openLocalTable(spec, config);
         tables.set(spec, table);
       }
       return table;

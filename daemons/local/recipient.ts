@@ -100,6 +100,12 @@ export async function deliverRecipient(run: RecipientRun, parent: Level): Promis
   }
   if (!s.frozenDeliveredTo) lv.delivered = lv.address;
   const parts = addressParts(lv.address, s.recipientDelimiter, s.ownerRequestSpecial);
+  // An extension must not name a path (forward_path uses it in file names).
+  if (parts.extension.includes("/")) {
+    warn(`${run.session.request.queueId}: address with illegal extension: ${parts.local}`);
+    parts.extension = "";
+    parts.delimiter = "";
+  }
   if (!parts.user) return fail(run, lv, "5.1.3", `null username in ${lv.address}`);
   // The delivery switch is one nesting level further down, as in Postfix.
   const sw: Level = { ...lv, depth: lv.depth + 1 };

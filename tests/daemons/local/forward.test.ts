@@ -196,3 +196,19 @@ Deno.test({
     }
   },
 });
+
+Deno.test(
+  "an extension with a slash is dropped: no .forward+ file is looked for",
+  opts,
+  async () => {
+    const f = await localFixture({ recipient_delimiter: "+" });
+    try {
+      Deno.writeTextFileSync(`${f.home("alice")}/.forward`, "bob\n");
+      const { log } = await f.deliver(["alice+../x@example.com"]);
+      assertStringIncludes(log.join("\n"), "address with illegal extension: alice+../x");
+      assertEquals(statuses(log).map((s) => s.split(",")[0]), ["bob@example.com"]);
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
