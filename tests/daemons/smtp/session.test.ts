@@ -696,3 +696,19 @@ Deno.test("smtp: a 421 to MAIL FROM and a hang-up defer the message", opts, asyn
     await srv.close();
   }
 });
+
+Deno.test("smtp reaches an IPv6 literal next hop", opts, async () => {
+  let srv;
+  try {
+    srv = await fakeServer({ host: "::1" });
+  } catch {
+    return; // No IPv6 loopback here.
+  }
+  try {
+    const r = await deliver({ nexthop: `[ipv6:::1]:${srv.port}` });
+    assertEquals([...r.reply.results.values()], ["sent"]);
+    assertStringIncludes(r.log, `relay=::1[::1]:${srv.port}, delay=`);
+  } finally {
+    await srv.close();
+  }
+});
