@@ -88,7 +88,7 @@ export async function deliverRequest(
       });
     }
     // Everything the recipient expanded to was delivered already (duplicates).
-    if (!run.leaves.length) fixes.results.set(rcpt.offset, "sent");
+    if (!run.leaves.some((l) => l.kind !== "trace")) fixes.results.set(rcpt.offset, "sent");
     else await reportRecipient(run, fixes);
   }
 }

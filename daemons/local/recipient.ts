@@ -12,6 +12,7 @@
 
 import { DictError } from "../../maps/dict.ts";
 import { ResolveFlag } from "../../lib/rewrite_client.ts";
+import { DsnNotify } from "../../lib/dsn/status.ts";
 import type { RecipientStatus } from "../../lib/deliver/agent.ts";
 import { warn } from "../../lib/log.ts";
 import { splitExtension } from "../../maps/search.ts";
@@ -80,6 +81,7 @@ export function record(
     kind,
     address: lv.address,
     status: { dsn, relay: run.env.settings.serviceName, text, ...extra },
+    notify: lv.notify,
   });
 }
 
@@ -250,7 +252,21 @@ async function deliverAlias(run: RecipientRun, parent: Level, name: string): Pro
       fail(run, lv, "4.3.0", "alias database unavailable");
       return true;
     }
+    // RFC 3461 6.2: the expansion reports success once, as "expanded" (a
+    // list with an owner: "delivered"); its members do not report it.
+    const notify = lv.notify ?? run.top.notify;
+    if (notify & DsnNotify.SUCCESS) {
+      child.notify = notify === DsnNotify.SUCCESS ? DsnNotify.NEVER : notify & ~DsnNotify.SUCCESS;
+    }
     for (const token of tokens) await deliverToken(run, child, token);
+    if (notify & DsnNotify.SUCCESS) {
+      run.leaves.push({
+        kind: "trace",
+        address: lv.address,
+        action: ownerValue !== undefined ? "delivered" : "expanded",
+        status: { dsn: "2.0.0", relay: s.serviceName, text: "alias expanded" },
+      });
+    }
     return true;
   }
   return false;

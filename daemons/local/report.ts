@@ -31,9 +31,35 @@ export class ReplyFixes {
 }
 
 /** The recipient as logged for a delivery to `address`: the original address is kept as orig_to. */
-export function leafRecipient(top: DeliverRecipient, address: string): DeliverRecipient {
-  if (address === top.address) return top;
-  return { ...top, address, origRcpt: top.origRcpt || top.address };
+export function leafRecipient(
+  top: DeliverRecipient,
+  address: string,
+  notify?: number,
+): DeliverRecipient {
+  const rcpt = notify === undefined ? top : { ...top, notify };
+  if (address === top.address) return rcpt;
+  return { ...rcpt, address, origRcpt: top.origRcpt || top.address };
+}
+
+/** Writes a success notice entry that no delivery line goes with (an alias "expanded"). */
+async function emitTrace(
+  env: LocalEnv,
+  session: DeliverySession,
+  fixes: ReplyFixes,
+  leaf: Extract<Leaf, { kind: "trace" }>,
+  top: DeliverRecipient,
+): Promise<void> {
+  const rcpt = leafRecipient(top, leaf.address);
+  const ok = await env.agent.bounce.append("trace", session.request.queueId, rcpt, {
+    status: leaf.status.dsn,
+    action: leaf.action,
+    reason: `delivery via ${leaf.status.relay}: ${leaf.status.text}`,
+    diagType: "",
+    diagText: "",
+    mtaType: "",
+    mtaName: "",
+  });
+  if (ok) fixes.traced = true;
 }
 
 /** Logs and records one outcome without touching the queue file; returns the kind that stuck. */
@@ -103,7 +129,12 @@ async function emitDirect(
 /** Reports every outcome of one recipient, as described above. */
 export async function reportRecipient(run: RecipientRun, fixes: ReplyFixes): Promise<void> {
   const { env, session, top } = run;
-  const leaves: Leaf[] = run.leaves.length ? [...run.leaves] : [{
+  const traces = run.leaves.filter((l) => l.kind === "trace");
+  if (!session.verifyOnly) {
+    for (const t of traces) await emitTrace(env, session, fixes, t, top);
+  }
+  const delivered = run.leaves.filter((l) => l.kind !== "trace");
+  const leaves: Leaf[] = delivered.length ? delivered : [{
     kind: "deferred",
     address: top.address,
     status: {
@@ -124,12 +155,13 @@ export async function reportRecipient(run: RecipientRun, fixes: ReplyFixes): Pro
   };
   for (let i = 0; i < leaves.length; i++) {
     const leaf = leaves[i];
+    if (leaf.kind === "trace") continue;
     if (leaf.kind === "passed") {
       note(leaf.outcome);
       if (leaf.outcome !== "deferred") passedDone = true;
       continue;
     }
-    const rcpt = leafRecipient(top, leaf.address);
+    const rcpt = leafRecipient(top, leaf.address, leaf.notify);
     const last = i === leaves.length - 1;
     if (last && !deferred && !passedDone) {
       // The final word goes through the session, which marks the recipient done.

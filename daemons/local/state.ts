@@ -44,12 +44,22 @@ export interface Level {
   user?: UserAttr;
   /** Set below a list with an owner-: forwarded copies carry no original recipient. */
   origReset?: boolean;
+  /** DSN NOTIFY in force below an alias expansion (the recipient's otherwise). */
+  notify?: number;
 }
 
 /** One outcome of a delivery attempt for a (possibly expanded) address. */
 export type Leaf =
-  | { kind: "sent" | "bounced" | "deferred"; address: string; status: RecipientStatus }
-  | { kind: "passed"; outcome: "sent" | "bounced" | "deferred" };
+  | {
+    kind: "sent" | "bounced" | "deferred";
+    address: string;
+    status: RecipientStatus;
+    /** DSN NOTIFY in force for this delivery (an alias expansion drops SUCCESS). */
+    notify?: number;
+  }
+  | { kind: "passed"; outcome: "sent" | "bounced" | "deferred" }
+  /** A success notice entry only ("expanded" by an alias), no delivery. */
+  | { kind: "trace"; address: string; action: string; status: RecipientStatus };
 
 /** A recipient handed to cleanup as part of a forwarded copy. */
 export interface ForwardRcpt {

@@ -386,3 +386,23 @@ Deno.test("a forwarded copy drops NOTIFY=SUCCESS; a list's copy keeps no ORCPT",
     await f.cleanup();
   }
 });
+
+Deno.test(
+  "NOTIFY=SUCCESS to an alias is reported once as expanded, not per member",
+  opts,
+  async () => {
+    const f = await localFixture();
+    try {
+      await f.aliases("team: alice, bob\n");
+      const { reply, log } = await f.deliver(["team@example.com"], { notify: 2 | 4 });
+      assertEquals(statuses(log).length, 2);
+      assertEquals(
+        f.bounce.calls.map((c) => [c.log, c.rcpt, c.dsn?.action, c.dsn?.reason]),
+        [["trace", "team@example.com", "expanded", "delivery via local: alias expanded"]],
+      );
+      assert(reply.traced);
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
