@@ -107,11 +107,21 @@ type Verdict =
   | { kind: "defer_if_permit"; reply: SmtpReply }
   | { kind: "defer_if_reject"; reply: SmtpReply };
 
-/** The deferrals pending for one SMTP command. */
+/** The deferrals of the restriction stage being evaluated. */
 interface Pending {
-  stage: string;
   ifPermit?: SmtpReply;
   ifReject?: SmtpReply;
+}
+
+/**
+ * DEFER_IF_PERMIT results of the client, HELO and sender restrictions, kept
+ * until the recipient restrictions (with smtpd_delay_reject = no they ran at
+ * an earlier command), as Postfix keeps them.
+ */
+interface StageDeferrals {
+  client?: SmtpReply;
+  helo?: SmtpReply;
+  sender?: SmtpReply;
 }
 
 /** The restrictions that take a DNS list domain argument. */
@@ -151,6 +161,7 @@ export class Checker {
   private readonly classes: Set<string>;
   private readonly access;
   private pending = new WeakMap<object, Pending>();
+  private stageDeferrals = new WeakMap<object, StageDeferrals>();
   private dnsxlCache = new Map<string, { expires: number; answer: DnsxlAnswer }>();
   /** The DNS resolver (posthorn_dns_servers, else resolv.conf). */
   readonly dns: DnsResolver;
@@ -179,6 +190,7 @@ export class Checker {
 
   /** smtpd_relay_restrictions, smtpd_recipient_restrictions, then the unlisted-recipient check. */
   async recipient(ctx: CheckContext, stage: string): Promise<SmtpReply | undefined> {
+    this.pending.set(ctx, {});
     let v = await this.evaluate(
       this.config.list("smtpd_relay_restrictions"),
       "relay",
@@ -202,7 +214,8 @@ export class Checker {
       const unlisted = await this.unlisted(ctx, ctx.recipient, "recipient");
       if (unlisted.kind === "reject") v = unlisted;
     }
-    return this.conclude(v, ctx, stage, true);
+    const earlier = this.stageDeferrals.get(ctx) ?? {};
+    return this.conclude(v, ctx, stage, earlier.client ?? earlier.helo ?? earlier.sender);
   }
 
   /** The implicit smtpd_reject_unlisted_sender check at MAIL/RCPT time. */
@@ -268,45 +281,45 @@ export class Checker {
     ctx: CheckContext,
     stage: string,
   ): Promise<SmtpReply | undefined> {
+    this.pending.set(ctx, {});
     const v = await this.evaluate(this.config.list(parameter), kind, ctx, stage, 0);
-    return this.conclude(v, ctx, stage, lastListOfCommand(kind, stage));
+    if (kind === "client" || kind === "helo" || kind === "sender") {
+      // Kept for the recipient restrictions, which apply it.
+      const deferrals = this.stageDeferrals.get(ctx) ?? {};
+      deferrals[kind] = v.kind === "reject" ? undefined : this.pending.get(ctx)?.ifPermit;
+      this.stageDeferrals.set(ctx, deferrals);
+      return this.conclude(v, ctx, stage, undefined, false);
+    }
+    return this.conclude(v, ctx, stage);
   }
 
   /**
-   * The reply for a list's verdict: a 5xx rejection becomes a pending
-   * DEFER_IF_REJECT's reply; when the command's last list accepts, a pending
-   * DEFER_IF_PERMIT's reply is given instead.
+   * The reply for a stage's verdict: a 5xx rejection becomes the stage's
+   * DEFER_IF_REJECT reply; an acceptance becomes its DEFER_IF_PERMIT reply
+   * (or an earlier stage's), except for the client, HELO and sender stages,
+   * whose DEFER_IF_PERMIT waits for the recipient restrictions.
    */
   private conclude(
     v: Verdict,
     ctx: CheckContext,
     stage: string,
-    last: boolean,
+    earlier?: SmtpReply,
+    applyPermit = true,
   ): SmtpReply | undefined {
-    let pending = this.pending.get(ctx);
-    if (pending && pending.stage !== stage) pending = undefined;
+    const pending = this.pending.get(ctx) ?? {};
+    this.pending.delete(ctx);
     if (v.kind === "reject") {
-      this.pending.delete(ctx);
-      const reply = pending?.ifReject && v.reply.code >= 500 ? pending.ifReject : v.reply;
+      const reply = pending.ifReject && v.reply.code >= 500 ? pending.ifReject : v.reply;
       return this.finish(reply, ctx, stage);
     }
-    if (!last) {
-      // DEFER_IF_REJECT holds within one stage's restrictions; DEFER_IF_PERMIT
-      // carries on to the recipient restrictions, as in Postfix.
-      if (pending) pending.ifReject = undefined;
-      return undefined;
-    }
-    this.pending.delete(ctx);
-    return pending?.ifPermit ? this.finish(pending.ifPermit, ctx, stage) : undefined;
+    const deferred = applyPermit ? pending.ifPermit ?? earlier : undefined;
+    return deferred ? this.finish(deferred, ctx, stage) : undefined;
   }
 
   /** Remembers a deferral (the first of each sort counts, as in Postfix). */
-  private defer(ctx: CheckContext, stage: string, which: "ifPermit" | "ifReject", r: SmtpReply) {
+  private defer(ctx: CheckContext, which: "ifPermit" | "ifReject", r: SmtpReply) {
     let pending = this.pending.get(ctx);
-    if (!pending || pending.stage !== stage) {
-      pending = { stage };
-      this.pending.set(ctx, pending);
-    }
+    if (!pending) this.pending.set(ctx, pending = {});
     pending[which] ??= r;
   }
 
@@ -359,7 +372,7 @@ export class Checker {
         continue;
       }
       if (v.kind === "defer_if_permit" || v.kind === "defer_if_reject") {
-        this.defer(ctx, stage, v.kind === "defer_if_permit" ? "ifPermit" : "ifReject", v.reply);
+        this.defer(ctx, v.kind === "defer_if_permit" ? "ifPermit" : "ifReject", v.reply);
         warnOnly = false;
         continue;
       }
@@ -1404,27 +1417,6 @@ export class Checker {
       etrn: "Etrn command",
     };
     return this.accessResult(action, what, labels[what], ctx, stage, depth, kind);
-  }
-}
-
-/**
- * Whether a list's result ends the command's checks: the client list at
- * CONNECT, the HELO list at HELO/EHLO, the sender list at MAIL; with
- * smtpd_delay_reject those run again before the recipient lists, which end
- * the RCPT checks.
- */
-function lastListOfCommand(kind: Kind, stage: string): boolean {
-  switch (kind) {
-    case "client":
-      return stage === "CONNECT";
-    case "helo":
-      return stage === "HELO" || stage === "EHLO";
-    case "sender":
-      return stage === "MAIL";
-    case "relay":
-      return false;
-    default:
-      return true;
   }
 }
 

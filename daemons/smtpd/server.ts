@@ -139,12 +139,23 @@ export async function runSession(s: Session): Promise<void> {
   info(`connect from ${s.client}`);
   try {
     if (await env.limits.connect(s)) {
-      if (!st.smtpdDelayReject) s.clientReject = await env.checker.client(s, "CONNECT");
+      const denied = st.smtpdDelayReject ? undefined : await env.checker.client(s, "CONNECT");
       await env.checker.hostAuthorized(s, "smtpd_authorized_xforward_hosts").then((ok) =>
         s.xforwardAllowed = ok
       );
       if (!greetingViolation(s)) {
-        s.replyLine(`220 ${st.smtpdBanner}`);
+        if (denied) {
+          // As Postfix: the rejection takes the greeting's place, and the
+          // commands that follow are refused.
+          s.reply(denied);
+          s.clientReject = {
+            code: 503,
+            dsn: "5.7.0",
+            text: `Error: access denied for ${s.client}`,
+          };
+        } else {
+          s.replyLine(`220 ${st.smtpdBanner}`);
+        }
         await commandLoop(s);
       }
     }

@@ -363,6 +363,46 @@ DNS_CASES.push(
   },
 );
 
+DNS_CASES.push(
+  {
+    name: "allow-list-failure-same-stage",
+    cf: "smtpd_recipient_restrictions = permit_dnswl_client wl.example, " +
+      "reject_rbl_client black.example, reject_unauth_destination\n",
+    sessions: [plain("127.0.0.13")],
+  },
+  {
+    name: "no-delay-reject",
+    cf: "smtpd_delay_reject = no\n" +
+      "smtpd_client_restrictions = reject_rbl_client zen.example, " +
+      "reject_unknown_reverse_client_hostname\n" +
+      "smtpd_helo_restrictions = reject_unknown_helo_hostname\n" +
+      "smtpd_sender_restrictions = reject_unknown_sender_domain\n",
+    // After a rejection at CONNECT the reference answers every command but
+    // QUIT with 503 "access denied"; Posthorn does so for HELO, EHLO and MAIL.
+    sessions: [
+      { from: "127.0.0.10", lines: ["EHLO x.example", "MAIL FROM:<a@example.org>", "QUIT"] },
+      { from: "127.0.0.7", lines: ["HELO x.example", "MAIL FROM:<a@example.org>", "QUIT"] },
+      {
+        from: "127.0.0.5",
+        lines: [
+          "EHLO broken.example",
+          "MAIL FROM:<a@exists.example>",
+          "RCPT TO:<u@mx.example.com>",
+          "RSET",
+          "HELO good.example",
+          "MAIL FROM:<a@exists.example>",
+          "RCPT TO:<u@mx.example.com>",
+          "QUIT",
+        ],
+      },
+      {
+        from: "127.0.0.5",
+        lines: ["HELO good.example", "MAIL FROM:<a@broken.example>", "RCPT TO:<u@mx.example.com>"],
+      },
+    ],
+  },
+);
+
 /**
  * The log lines a comparison keeps: actions and warnings, with the program
  * prefix and pids taken out, and the queue id (or NOQUEUE) made QUEUEID: the
