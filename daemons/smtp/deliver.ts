@@ -34,6 +34,7 @@ import { outgoingMessage } from "./content.ts";
 import type { GenericMapper } from "./generic.ts";
 import { cachedConnection } from "./cache.ts";
 import type { ReplyFilter, StatusFilter } from "./filters.ts";
+import { type Dict, openMap } from "../../maps/mod.ts";
 
 /** What the delivery procedure needs besides the request. */
 export interface SmtpEnv {
@@ -41,6 +42,8 @@ export interface SmtpEnv {
   resolve: ResolveDeps;
   layout: QueueLayout;
   generic: GenericMapper;
+  /** Where relative table names are opened from. */
+  configDir?: string;
   /** smtp_reply_filter. */
   replyFilter?: ReplyFilter;
   /** smtp_delivery_status_filter. */
@@ -159,6 +162,7 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
           envelope: (a) => env.generic.envelope(a),
           setupDone: () => session.connSetup = Date.now() / 1000,
           verifyOnly: session.verifyOnly,
+          discardKeywords: await discardKeywordsFor(s, server, env.configDir),
         };
         return await new Conversation(opened, server, s, req, [...pending], hooks).run();
       };
@@ -283,6 +287,36 @@ async function messageFor(
     }
     return bytes;
   };
+}
+
+// Opened once per settings (one per process), on first use.
+const keywordTables = new WeakMap<SmtpSettings, Dict[]>();
+
+/**
+ * The EHLO keywords to ignore for a server: smtp_discard_ehlo_keyword_address_maps
+ * by its address (never its name), else smtp_discard_ehlo_keywords.
+ */
+async function discardKeywordsFor(
+  s: SmtpSettings,
+  server: ServerAddress,
+  configDir?: string,
+): Promise<string[] | undefined> {
+  if (!s.discardEhloKeywordAddressMaps.length || server.unix) return undefined;
+  let tables = keywordTables.get(s);
+  if (!tables) {
+    tables = s.discardEhloKeywordAddressMaps.map((spec) => openMap(spec, { cwd: configDir }));
+    keywordTables.set(s, tables);
+  }
+  for (const t of tables) {
+    try {
+      const v = await t.lookup(server.addr);
+      if (v !== undefined) return v.split(/[\s,]+/).filter(Boolean).map((k) => k.toUpperCase());
+    } catch (err) {
+      warn(`${s.prefix}_discard_ehlo_keyword_address_maps: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+  return undefined;
 }
 
 /** smtp_bind_address (IPv4) or smtp_bind_address6 (IPv6) for a server's address family. */

@@ -47,6 +47,7 @@ export function smtpEnvFromConfig(config: Config, program: string): SmtpEnv {
     },
     layout: agentEnvFromConfig(config).layout,
     generic: genericMapper(config, settings.genericMaps),
+    configDir: config.configDir,
     replyFilter: replyFilter(config, settings.prefix),
     statusFilter: statusFilter(config, settings.prefix),
   };

@@ -64,6 +64,8 @@ export interface ConversationHooks {
   setupDone(): void;
   /** An address probe: stop after RCPT TO, send no message. */
   verifyOnly?: boolean;
+  /** EHLO keywords to ignore for this server (smtp_discard_ehlo_keyword_address_maps). */
+  discardKeywords?: string[];
 }
 
 /** A conversation's end: failures that apply to every recipient not yet decided. */
@@ -219,10 +221,15 @@ export class Conversation {
       auth: [],
       xforward: [],
     };
+    const discard = this.hooks.discardKeywords ?? this.s.discardEhloKeywords;
+    const discarded: string[] = [];
     for (const line of r.lines.slice(1)) {
       const words = line.trim().split(/[\s=]+/);
       const key = (words[0] ?? "").toUpperCase();
-      if (this.s.discardEhloKeywords.includes(key)) continue;
+      if (discard.includes(key)) {
+        discarded.push(key);
+        continue;
+      }
       if (key === "PIPELINING") f.pipelining = true;
       else if (key === "SIZE") {
         const n = Number(words[1] ?? "0");
@@ -239,6 +246,10 @@ export class Conversation {
       }
     }
     this.features = f;
+    // "silent-discard" in the list keeps this quiet, as in Postfix.
+    if (discarded.length && !discard.includes("SILENT-DISCARD")) {
+      info(`discarding EHLO keywords: ${discarded.join(" ")}`);
+    }
   }
 
   /** Checks that must pass before MAIL FROM; a failure for the whole message. */

@@ -84,6 +84,8 @@ export interface SmtpSettings {
   replyLineLimit: number;
   genericMaps: string[];
   discardEhloKeywords: string[];
+  /** smtp_discard_ehlo_keyword_address_maps: keywords to discard, by server address. */
+  discardEhloKeywordAddressMaps: string[];
   disableMimeOutputConversion: boolean;
   /** smtp_send_xforward_command. */
   sendXforward: boolean;
@@ -162,6 +164,9 @@ export function smtpSettings(config: Config, program: string): SmtpSettings {
     genericMaps: config.list(`${p}_generic_maps`),
     discardEhloKeywords: config.list(`${p}_discard_${lmtp ? "lhlo" : "ehlo"}_keywords`).map((k) =>
       k.toUpperCase()
+    ),
+    discardEhloKeywordAddressMaps: config.list(
+      `${p}_discard_${lmtp ? "lhlo" : "ehlo"}_keyword_address_maps`,
     ),
     disableMimeOutputConversion: config.bool("disable_mime_output_conversion"),
     sendXforward: config.bool(`${p}_send_xforward_command`),

@@ -54,6 +54,8 @@ export interface FakeServerOptions {
 /** One client connection as the server saw it. */
 export interface ServerSession {
   lines: string[];
+  /** Most commands that arrived in one read (above 1: the client pipelined). */
+  maxBatch: number;
   /** The client's address. */
   peer?: string;
   /** The client's certificate subject CN, when it sent one over TLS. */
@@ -79,7 +81,13 @@ export async function fakeServer(opts: FakeServerOptions = {}, path?: string): P
     sockets.add(sock);
     sock.on("close", () => sockets.delete(sock));
     sock.on("error", () => {});
-    const sess: ServerSession = { lines: [], messages: [], rcpts: [], peer: sock.remoteAddress };
+    const sess: ServerSession = {
+      lines: [],
+      maxBatch: 0,
+      messages: [],
+      rcpts: [],
+      peer: sock.remoteAddress,
+    };
     sessions.push(sess);
     if (opts.wrapper) sess.tls = true;
     serveSession(sock, sess, opts);
@@ -164,6 +172,7 @@ function serveSession(plain: net.Socket, sess: ServerSession, opts: FakeServerOp
   };
   const onData = (chunk: Uint8Array) => {
     buf += new TextDecoder("latin1").decode(chunk);
+    let batch = 0;
     let nl;
     while ((nl = buf.indexOf("\n")) >= 0) {
       const line = buf.slice(0, nl).replace(/\r$/, "");
@@ -190,6 +199,7 @@ function serveSession(plain: net.Socket, sess: ServerSession, opts: FakeServerOp
         continue;
       }
       sess.lines.push(line);
+      sess.maxBatch = Math.max(sess.maxBatch, ++batch);
       if (opts.mute) continue;
       if (line.toUpperCase() === "STARTTLS" && opts.brokenTls) {
         send("220 2.0.0 Ready to start TLS");

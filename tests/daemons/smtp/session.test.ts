@@ -33,6 +33,7 @@ Deno.test(
       ]);
       assertStringIncludes(s.messages[0], "\r\n..leading dot\r\nbody");
       assertEquals(s.lines.at(-1), "QUIT");
+      assert(s.maxBatch >= 4, "MAIL, RCPT, RCPT and DATA went as one batch");
     } finally {
       await srv.close();
     }
@@ -712,3 +713,26 @@ Deno.test("smtp reaches an IPv6 literal next hop", opts, async () => {
     await srv.close();
   }
 });
+
+Deno.test(
+  "smtp_discard_ehlo_keyword_address_maps turns PIPELINING off for one server",
+  opts,
+  async () => {
+    const srv = await fakeServer();
+    try {
+      const r = await deliver(
+        {
+          nexthop: `[127.0.0.1]:${srv.port}`,
+          recipients: ["a@remote.example", "b@remote.example"],
+        },
+        "smtp_discard_ehlo_keyword_address_maps = inline:{127.0.0.1=pipelining}",
+      );
+      assertEquals([...r.reply.results.values()], ["sent", "sent"]);
+      assertStringIncludes(r.log, "discarding EHLO keywords: PIPELINING");
+      assertEquals(srv.sessions[0].maxBatch, 1, "one command at a time");
+      assertStringIncludes(srv.sessions[0].lines[2], "ORCPT=", "other keywords still count");
+    } finally {
+      await srv.close();
+    }
+  },
+);
