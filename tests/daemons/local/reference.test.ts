@@ -77,7 +77,7 @@ local     unix  -       n       n       -       -       local
 `;
 
 /** The files local(8) and the test share: aliases, an :include: list, a writable out/. */
-async function prepare(dir: string): Promise<void> {
+function prepare(dir: string): void {
   Deno.chmodSync(dir, 0o755);
   for (const d of ["spool", "out"]) {
     Deno.mkdirSync(`${dir}/${d}`, { recursive: true });
@@ -180,7 +180,7 @@ async function referenceLines(): Promise<string[]> {
     new Deno.Command("postfix", { args: ["-c", dir, ...args], stdout: "null", stderr: "null" })
       .output();
   try {
-    await prepare(dir);
+    prepare(dir);
     Deno.mkdirSync(`${dir}/q`);
     Deno.mkdirSync(`${dir}/d`);
     Deno.chownSync(`${dir}/d`, uidOf("postfix")!, null);
@@ -222,7 +222,7 @@ async function referenceLines(): Promise<string[]> {
 async function posthornLines(): Promise<string[]> {
   const inst = await Instance.create(masterCf, "");
   try {
-    await prepare(inst.dir);
+    prepare(inst.dir);
     await buildAliasTable(`hash:${inst.dir}/aliases`);
     const flags = "run -A --unstable-ffi --unstable-net";
     Deno.writeTextFileSync(
