@@ -63,6 +63,7 @@ function mainCf(dir: string): string[] {
     `mail_spool_directory = ${dir}/spool`,
     "transport_maps = inline:{remote.test=discard:}",
     "mailbox_delivery_lock = fcntl",
+    `forward_path = ${dir}/fwd/$user`,
   ];
 }
 
@@ -88,6 +89,12 @@ function prepare(dir: string): void {
     `posthorn-test\n${dir}/out/inc.out\n"|cat > ${dir}/out/inc.cmd"\n`,
   );
   Deno.writeTextFileSync(`${dir}/aliases`, aliases(dir));
+  // posthorn-test's .forward (forward_path points here: the user has no home).
+  Deno.mkdirSync(`${dir}/fwd`);
+  Deno.writeTextFileSync(
+    `${dir}/fwd/posthorn-test`,
+    '\\posthorn-test, friend@remote.test, "|cat > /dev/null"\n',
+  );
 }
 
 /** One queue file per recipient, put in incoming; qmgr is woken. */
@@ -258,6 +265,7 @@ Deno.test({
         "forwarded as ID",
         "status=bounced",
         "status=deferred",
+        "delivered to command: cat > /dev/null",
       ]
     ) {
       assert(reference.some((l) => l.includes(text)), `reference: no ${text}: ${reference}`);
