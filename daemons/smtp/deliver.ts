@@ -8,6 +8,7 @@
 import type { DeliverRecipient } from "../../lib/deliver/request.ts";
 import type { DeliverySession, RecipientStatus } from "../../lib/deliver/agent.ts";
 import { readMessage } from "../../lib/deliver/message.ts";
+import { DsnNotify } from "../../lib/dsn/status.ts";
 import { queueFilePath } from "../../lib/queue/layout.ts";
 import type { QueueLayout } from "../../lib/queue/layout.ts";
 import { info, warn } from "../../lib/log.ts";
@@ -183,7 +184,13 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
       for (const r of end.results) {
         if (r.sent) {
           pending.delete(r.rcpt);
-          await report.sent(r.rcpt, {
+          // RFC 3461 5.2: a hand-off over SMTP is "relayed"; a server that took
+          // NOTIFY sends the success notice itself, so ours is not asked for.
+          const rcpt = r.sent.dsnForwarded
+            ? { ...r.rcpt, notify: r.rcpt.notify & ~DsnNotify.SUCCESS }
+            : r.rcpt;
+          await report.sent(rcpt, {
+            action: s.lmtp ? "delivered" : "relayed",
             dsn: r.sent.dsn,
             relay: r.sent.relay,
             text: r.sent.text,

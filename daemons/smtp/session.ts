@@ -46,7 +46,15 @@ export interface ServerFeatures {
 export interface RecipientResult {
   rcpt: DeliverRecipient;
   /** Accepted (sent) with the server's final reply text; or failed. */
-  sent?: { dsn: string; text: string; relay: string; reply: string; host: string };
+  sent?: {
+    dsn: string;
+    text: string;
+    relay: string;
+    reply: string;
+    host: string;
+    /** The server took NOTIFY (SMTP with DSN): it reports success, not we. */
+    dsnForwarded: boolean;
+  };
   failure?: Failure;
 }
 
@@ -457,6 +465,7 @@ export class Conversation {
             relay: relayName(this.server),
             reply: r.text,
             host: this.server.host,
+            dsnForwarded: this.features.dsn && !this.s.lmtp,
           },
         });
       } else this.results.push({ rcpt, failure: saidFailure(this.server, r, "RCPT TO command") });
@@ -479,6 +488,7 @@ export class Conversation {
           relay: relayName(this.server),
           reply: r.text,
           host: this.server.host,
+          dsnForwarded: this.features.dsn && !this.s.lmtp,
         },
       });
     } else {

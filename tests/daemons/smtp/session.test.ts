@@ -736,3 +736,25 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "smtp success notices: relayed when the server lacks DSN, left to a server that has it",
+  opts,
+  async () => {
+    const plain = await fakeServer({ extensions: ["PIPELINING"] });
+    const dsn = await fakeServer();
+    try {
+      const relayed = await deliver({ nexthop: `[127.0.0.1]:${plain.port}`, notify: 2 });
+      assertEquals(
+        relayed.bounce.map((c) => [c.log, c.dsn?.action]),
+        [["trace", "relayed"]],
+      );
+      const forwarded = await deliver({ nexthop: `[127.0.0.1]:${dsn.port}`, notify: 2 });
+      assertEquals(forwarded.bounce.length, 0, "the next server reports success");
+      assertStringIncludes(dsn.sessions[0].lines[2], "NOTIFY=SUCCESS");
+    } finally {
+      await plain.close();
+      await dsn.close();
+    }
+  },
+);
