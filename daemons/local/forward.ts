@@ -11,6 +11,7 @@ import { RecordType } from "../../lib/queue/record.ts";
 import { quoteAddress } from "../../lib/address/quote.ts";
 import { warn } from "../../lib/log.ts";
 import { DsnNotify } from "../../lib/dsn/status.ts";
+import { rfc822Date } from "../../lib/dsn/report.ts";
 import type { ForwardRcpt, RecipientRun } from "./state.ts";
 
 /** Submits one forwarded copy; returns the new queue id. */
@@ -52,6 +53,9 @@ async function submitCopy(
       await client.record(RecordType.RCPT, r.address);
     }
     await client.record(RecordType.MESG, "");
+    // The forwarder's own Received: line, with the new queue id, as Postfix writes it.
+    await client.record(RecordType.NORM, `Received: by ${s.myhostname} (${s.mailName})`);
+    await client.record(RecordType.NORM, `\tid ${client.queueId}; ${rfc822Date(new Date())}`);
     // One copy has one Delivered-To: all its recipients share the expansion's address.
     if (s.prependDeliveredHeader.has("forward")) {
       await client.record(

@@ -14,6 +14,8 @@ export interface LocalSettings {
   /** The master.cf service name: expanded addresses resolving to it are delivered here. */
   serviceName: string;
   myhostname: string;
+  /** mail_name, in the Received: header of forwarded copies. */
+  mailName: string;
   aliasMaps: string[];
   forwardPath: string;
   forwardExpansionFilter: string;
@@ -66,6 +68,7 @@ export function localSettings(config: Config, serviceName = "local"): LocalSetti
   return {
     serviceName,
     myhostname: config.get("myhostname"),
+    mailName: config.get("mail_name"),
     aliasMaps: config.list("alias_maps"),
     forwardPath: raw("forward_path"),
     forwardExpansionFilter: config.get("forward_expansion_filter"),

@@ -4,7 +4,7 @@
 // transports that take mail over (mailbox_transport, fallback_transport,
 // luser_relay).
 
-import { assert, assertEquals, assertStringIncludes } from "../../assert.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "../../assert.ts";
 import { serveAgent } from "../../lib/deliver/agent_harness.ts";
 import { DeliverFlag } from "../../../lib/deliver/request.ts";
 import { localFixture, opts, statuses } from "./fixture.ts";
@@ -79,7 +79,13 @@ Deno.test(
         "R carol@example.com",
         "M ",
       ]);
-      assertEquals(copy[copy.indexOf("M ") + 1], "N Delivered-To: inc@example.com");
+      const head = copy.slice(copy.indexOf("M ") + 1, copy.indexOf("M ") + 4);
+      assertEquals(head[0], "N Received: by host.example.com (Posthorn)");
+      assertMatch(
+        head[1],
+        /^N \tid FWD1; \w{3}, [ \d]\d \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(\w+\)$/,
+      );
+      assertEquals(head[2], "N Delivered-To: inc@example.com");
       assertEquals(copy.slice(-4), ["N ", "N Hello.", "X ", "E "]);
       f.env.settings.allowMailToFiles.add("include");
       const again = await f.deliver(["inc@example.com"]);

@@ -180,8 +180,21 @@ const referenceReady = Deno.uid() === 0 && uidOf("postfix") !== undefined &&
     }
   })();
 
-/** The reference's lines for the recipients. */
-async function referenceLines(): Promise<string[]> {
+/** The messages of posthorn-test's spool mailbox, normalized and sorted. */
+function mailbox(dir: string): string[] {
+  const text = Deno.readTextFileSync(`${dir}/spool/posthorn-test`);
+  return text.split(/^(?=From )/m).map((m) =>
+    m.replace(/^(From \S+ {2}).*$/m, "$1DATE")
+      .replace(/\(Post(fix|horn)(, from userid \d+)?\)/g, "(MTA)")
+      .replace(/\tid \w+; .*$/gm, "\tid ID; DATE")
+      .replace(/^Message-Id: <[^>]*>$/gm, "Message-Id: <ID>")
+      .replace(/^Date: .*$/gm, "Date: DATE")
+      .replaceAll(dir, "DIR")
+  ).sort();
+}
+
+/** The reference's log lines and mailbox for the recipients. */
+async function referenceRun(): Promise<{ lines: string[]; mbox: string[] }> {
   const dir = await Deno.makeTempDir({ prefix: "local-ref-" });
   const run = (args: string[]) =>
     new Deno.Command("postfix", { args: ["-c", dir, ...args], stdout: "null", stderr: "null" })
@@ -218,15 +231,15 @@ async function referenceLines(): Promise<string[]> {
     await submit(`${dir}/q`, uidOf("postfix")!);
     const log = () => Deno.readTextFileSync(`${dir}/maillog`);
     await settle(`${dir}/q`, log);
-    return localLines(log(), dir);
+    return { lines: localLines(log(), dir), mbox: mailbox(dir) };
   } finally {
     await run(["stop"]);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 
-/** Posthorn's lines for the same recipients. */
-async function posthornLines(): Promise<string[]> {
+/** Posthorn's log lines and mailbox for the same recipients. */
+async function posthornRun(): Promise<{ lines: string[]; mbox: string[] }> {
   const inst = await Instance.create(masterCf, "");
   try {
     prepare(inst.dir);
@@ -243,7 +256,7 @@ async function posthornLines(): Promise<string[]> {
     if (start.code !== 0) throw new Error(start.stderr);
     await submit(inst.queue, uidOf("posthorn-test")!);
     await settle(inst.queue, () => inst.readLog());
-    return localLines(inst.readLog(), inst.dir);
+    return { lines: localLines(inst.readLog(), inst.dir), mbox: mailbox(inst.dir) };
   } finally {
     await inst.destroy();
   }
@@ -255,7 +268,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const reference = await referenceLines();
+    const ref = await referenceRun();
+    const reference = ref.lines;
     // Every recipient was handled: mailbox, file, command, maildir, forward, bounce, defer.
     for (
       const text of [
@@ -270,7 +284,8 @@ Deno.test({
     ) {
       assert(reference.some((l) => l.includes(text)), `reference: no ${text}: ${reference}`);
     }
-    const ours = await posthornLines();
-    assertEquals(ours, reference);
+    const ours = await posthornRun();
+    assertEquals(ours.lines, reference);
+    assertEquals(ours.mbox, ref.mbox);
   },
 });
