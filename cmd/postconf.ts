@@ -41,7 +41,12 @@ import {
   type MasterChange,
   writeAtomically,
 } from "../lib/config/edit.ts";
-import { isBuiltin, referencedNames, serviceParameters } from "../lib/config/usage.ts";
+import {
+  isBuiltin,
+  posthornParameters,
+  referencedNames,
+  serviceParameters,
+} from "../lib/config/usage.ts";
 import {
   type BounceTemplate,
   effectiveTemplates,
@@ -391,6 +396,7 @@ class Model {
     }
     for (const value of this.main.values()) this.scanValue(value, this.mainFile);
     for (const name of this.classes()) if (this.main.has(name)) this.used.add(name);
+    for (const name of posthornParameters) if (this.main.has(name)) this.used.add(name);
     // Then every setting that means something is expanded through all its
     // references: a loop or a malformed macro there is fatal.
     for (const [name, value] of this.main) {

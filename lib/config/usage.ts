@@ -34,6 +34,16 @@ const deliveryAgents = new Set(["smtp", "lmtp", "local", "virtual", "pipe", "err
 /** Commands whose services take SERVICE_time_limit. */
 const timeLimited = new Set(["pipe", "spawn"]);
 
+/**
+ * Posthorn's own main.cf parameters (not in Postfix, so not in `postconf -d`):
+ * set in main.cf they are used, never "unused parameter".
+ *   posthorn_launcher     how the master starts a daemon when running from
+ *                         source (lib/daemon/launcher.ts)
+ *   posthorn_dns_servers  DNS servers to ask instead of resolv.conf's
+ *                         (lib/dns): `ip`, `[ip]:port` or `ipv4:port`
+ */
+export const posthornParameters: readonly string[] = ["posthorn_dns_servers", "posthorn_launcher"];
+
 /** Whether `name` is a built-in parameter. */
 export function isBuiltin(name: string): boolean {
   return Object.hasOwn(parameters, name);

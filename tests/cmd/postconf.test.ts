@@ -306,3 +306,22 @@ Deno.test("postconf -e on a name set twice warns and replaces both", async () =>
     assertStringIncludes(text, "relayhost\t=\t[x]\t\n");
   });
 });
+
+Deno.test("postconf knows Posthorn's own parameters: shown by -n, never unused", async () => {
+  const dir = await Deno.makeTempDir();
+  Deno.writeTextFileSync(
+    `${dir}/main.cf`,
+    "posthorn_dns_servers = [127.0.0.1]:5353\nposthorn_launcher = deno run mod.ts\nbogus_param = 1\n",
+  );
+  Deno.writeTextFileSync(`${dir}/master.cf`, "");
+  const r = await runProgram("postconf", ["-c", dir, "-n"]);
+  assertStringIncludes(r.stdout, "posthorn_dns_servers = [127.0.0.1]:5353\n");
+  assertStringIncludes(r.stdout, "posthorn_launcher = deno run mod.ts\n");
+  assertEquals(r.stderr.trim().split("\n").filter((l) => l.includes("unused parameter")), [
+    `postconf: warning: ${dir}/main.cf: unused parameter: bogus_param=1`,
+  ]);
+  // Not Postfix's: not among the defaults.
+  const d = await runProgram("postconf", ["-c", dir, "-d"]);
+  assert(!d.stdout.includes("posthorn_"));
+  await Deno.remove(dir, { recursive: true });
+});
