@@ -204,6 +204,9 @@ export function main(args: string[], ctx: ProgramContext): Promise<number> {
     concurrency: agentConcurrency,
     init(d) {
       env = localEnvFromConfig(d.config, d.service || "local");
+      // Commands start with umask 077, as under Postfix's local: files a
+      // command creates are its user's alone unless it says otherwise.
+      Deno.umask(0o077);
     },
   });
 }

@@ -180,9 +180,22 @@ const referenceReady = Deno.uid() === 0 && uidOf("postfix") !== undefined &&
     }
   })();
 
-/** The messages of posthorn-test's spool mailbox, normalized and sorted. */
-function mailbox(dir: string): string[] {
-  const text = Deno.readTextFileSync(`${dir}/spool/posthorn-test`);
+/** What the alias deliveries left in out/: owner and normalized content of each file. */
+function outFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of ["archive", "cmd.out"]) {
+    const st = Deno.statSync(`${dir}/out/${name}`);
+    out.push(`${name} uid=${st.uid} mode=${(st.mode! & 0o777).toString(8)}`);
+    out.push(...normalize(Deno.readTextFileSync(`${dir}/out/${name}`), dir));
+  }
+  const md = [...Deno.readDirSync(`${dir}/out/md/new`)];
+  out.push(
+    `maildir files=${md.length} uid=${Deno.statSync(`${dir}/out/md/new/${md[0].name}`).uid}`,
+  );
+  return out;
+}
+
+function normalize(text: string, dir: string): string[] {
   return text.split(/^(?=From )/m).map((m) =>
     m.replace(/^(From \S+ {2}).*$/m, "$1DATE")
       .replace(/\(Post(fix|horn)(, from userid \d+)?\)/g, "(MTA)")
@@ -193,8 +206,14 @@ function mailbox(dir: string): string[] {
   ).sort();
 }
 
+/** The messages of posthorn-test's spool mailbox, normalized and sorted. */
+function mailbox(dir: string): string[] {
+  const text = Deno.readTextFileSync(`${dir}/spool/posthorn-test`);
+  return normalize(text, dir);
+}
+
 /** The reference's log lines and mailbox for the recipients. */
-async function referenceRun(): Promise<{ lines: string[]; mbox: string[] }> {
+async function referenceRun(): Promise<{ lines: string[]; mbox: string[]; out: string[] }> {
   const dir = await Deno.makeTempDir({ prefix: "local-ref-" });
   const run = (args: string[]) =>
     new Deno.Command("postfix", { args: ["-c", dir, ...args], stdout: "null", stderr: "null" })
@@ -231,7 +250,7 @@ async function referenceRun(): Promise<{ lines: string[]; mbox: string[] }> {
     await submit(`${dir}/q`, uidOf("postfix")!);
     const log = () => Deno.readTextFileSync(`${dir}/maillog`);
     await settle(`${dir}/q`, log);
-    return { lines: localLines(log(), dir), mbox: mailbox(dir) };
+    return { lines: localLines(log(), dir), mbox: mailbox(dir), out: outFiles(dir) };
   } finally {
     await run(["stop"]);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -239,7 +258,7 @@ async function referenceRun(): Promise<{ lines: string[]; mbox: string[] }> {
 }
 
 /** Posthorn's log lines and mailbox for the same recipients. */
-async function posthornRun(): Promise<{ lines: string[]; mbox: string[] }> {
+async function posthornRun(): Promise<{ lines: string[]; mbox: string[]; out: string[] }> {
   const inst = await Instance.create(masterCf, "");
   try {
     prepare(inst.dir);
@@ -256,7 +275,11 @@ async function posthornRun(): Promise<{ lines: string[]; mbox: string[] }> {
     if (start.code !== 0) throw new Error(start.stderr);
     await submit(inst.queue, uidOf("posthorn-test")!);
     await settle(inst.queue, () => inst.readLog());
-    return { lines: localLines(inst.readLog(), inst.dir), mbox: mailbox(inst.dir) };
+    return {
+      lines: localLines(inst.readLog(), inst.dir),
+      mbox: mailbox(inst.dir),
+      out: outFiles(inst.dir),
+    };
   } finally {
     await inst.destroy();
   }
@@ -287,5 +310,7 @@ Deno.test({
     const ours = await posthornRun();
     assertEquals(ours.lines, reference);
     assertEquals(ours.mbox, ref.mbox);
+    // Files and commands of a root-owned alias ran as default_privs (nobody).
+    assertEquals(ours.out, ref.out);
   },
 });
