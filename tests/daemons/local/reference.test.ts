@@ -63,7 +63,6 @@ function mainCf(dir: string): string[] {
     `mail_spool_directory = ${dir}/spool`,
     "transport_maps = inline:{remote.test=discard:}",
     "mailbox_delivery_lock = fcntl",
-    `forward_path = ${dir}/fwd/$user`,
   ];
 }
 
@@ -98,7 +97,7 @@ function prepare(dir: string): void {
 }
 
 /** One queue file per recipient, put in incoming; qmgr is woken. */
-async function submit(queueDir: string, owner: number): Promise<void> {
+async function submit(queueDir: string, owner: number, recipients: string[]): Promise<void> {
   const layout = { queueDirectory: queueDir, hashQueueNames: [], hashQueueDepth: 1 };
   const now = Math.floor(Date.now() / 1000);
   let n = 0;
@@ -212,8 +211,17 @@ function mailbox(dir: string): string[] {
   return normalize(text, dir);
 }
 
+/** One comparison: recipients, main.cf lines beyond mainCf(), what else to compare. */
+interface Scenario {
+  recipients: string[];
+  extra: (dir: string) => string[];
+  collect: (dir: string) => string[];
+}
+
+type Outcome = { lines: string[]; mbox: string[]; out: string[] };
+
 /** The reference's log lines and mailbox for the recipients. */
-async function referenceRun(): Promise<{ lines: string[]; mbox: string[]; out: string[] }> {
+async function referenceRun(sc: Scenario): Promise<Outcome> {
   const dir = await Deno.makeTempDir({ prefix: "local-ref-" });
   const run = (args: string[]) =>
     new Deno.Command("postfix", { args: ["-c", dir, ...args], stdout: "null", stderr: "null" })
@@ -232,6 +240,7 @@ async function referenceRun(): Promise<{ lines: string[]; mbox: string[]; out: s
         `maillog_file_prefixes = ${dir}`,
         "inet_interfaces = loopback-only",
         ...mainCf(dir),
+        ...sc.extra(dir),
       ].join("\n") + "\n",
     );
     Deno.writeTextFileSync(
@@ -247,10 +256,10 @@ async function referenceRun(): Promise<{ lines: string[]; mbox: string[]; out: s
     await run(["set-permissions"]);
     await run(["start"]);
     await new Promise((r) => setTimeout(r, 500));
-    await submit(`${dir}/q`, uidOf("postfix")!);
+    await submit(`${dir}/q`, uidOf("postfix")!, sc.recipients);
     const log = () => Deno.readTextFileSync(`${dir}/maillog`);
     await settle(`${dir}/q`, log);
-    return { lines: localLines(log(), dir), mbox: mailbox(dir), out: outFiles(dir) };
+    return { lines: localLines(log(), dir), mbox: mailbox(dir), out: sc.collect(dir) };
   } finally {
     await run(["stop"]);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -258,7 +267,7 @@ async function referenceRun(): Promise<{ lines: string[]; mbox: string[]; out: s
 }
 
 /** Posthorn's log lines and mailbox for the same recipients. */
-async function posthornRun(): Promise<{ lines: string[]; mbox: string[]; out: string[] }> {
+async function posthornRun(sc: Scenario): Promise<Outcome> {
   const inst = await Instance.create(masterCf, "");
   try {
     prepare(inst.dir);
@@ -267,18 +276,20 @@ async function posthornRun(): Promise<{ lines: string[]; mbox: string[]; out: st
     Deno.writeTextFileSync(
       `${inst.dir}/main.cf`,
       Deno.readTextFileSync(`${inst.dir}/main.cf`) +
-        [`posthorn_launcher = ${Deno.execPath()} ${flags} ${launcher}`, ...mainCf(inst.dir)]
-          .join("\n") +
-        "\n",
+        [
+          `posthorn_launcher = ${Deno.execPath()} ${flags} ${launcher}`,
+          ...mainCf(inst.dir),
+          ...sc.extra(inst.dir),
+        ].join("\n") + "\n",
     );
     const start = await inst.postfix("start");
     if (start.code !== 0) throw new Error(start.stderr);
-    await submit(inst.queue, uidOf("posthorn-test")!);
+    await submit(inst.queue, uidOf("posthorn-test")!, sc.recipients);
     await settle(inst.queue, () => inst.readLog());
     return {
       lines: localLines(inst.readLog(), inst.dir),
       mbox: mailbox(inst.dir),
-      out: outFiles(inst.dir),
+      out: sc.collect(inst.dir),
     };
   } finally {
     await inst.destroy();
@@ -291,7 +302,12 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const ref = await referenceRun();
+    const sc = {
+      recipients,
+      extra: (dir: string) => [`forward_path = ${dir}/fwd/$user`],
+      collect: outFiles,
+    };
+    const ref = await referenceRun(sc);
     const reference = ref.lines;
     // Every recipient was handled: mailbox, file, command, maildir, forward, bounce, defer.
     for (
@@ -307,10 +323,43 @@ Deno.test({
     ) {
       assert(reference.some((l) => l.includes(text)), `reference: no ${text}: ${reference}`);
     }
-    const ours = await posthornRun();
+    const ours = await posthornRun(sc);
     assertEquals(ours.lines, reference);
     assertEquals(ours.mbox, ref.mbox);
     // Files and commands of a root-owned alias ran as default_privs (nobody).
+    assertEquals(ours.out, ref.out);
+  },
+});
+
+/** The environment a mailbox_command saw, without what the daemons' own environment decides. */
+function commandEnv(dir: string): string[] {
+  return ["ext", "unknownx"].flatMap((ext) =>
+    Deno.readTextFileSync(`${dir}/out/env.${ext}`).split("\n")
+      .filter((l) => l && !/^(LANG|MAIL_CONFIG|TZ)=/.test(l))
+      // The queue directory's name differs between the two instances.
+      .map((l) => l.startsWith("PWD=") ? "PWD=QUEUE" : `${ext}: ${l.replaceAll(dir, "DIR")}`)
+      .sort()
+  );
+}
+
+Deno.test({
+  name: "luser_relay and mailbox_command run as the reference runs them",
+  ignore: !referenceReady,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const sc: Scenario = {
+      recipients: ["posthorn-test+ext@example.com", "unknownx@example.com"],
+      extra: (dir) => [
+        "luser_relay = posthorn-test+$local",
+        `mailbox_command = env > ${dir}/out/env.$EXTENSION; cat >> ${dir}/spool/posthorn-test`,
+      ],
+      collect: commandEnv,
+    };
+    const ref = await referenceRun(sc);
+    assert(ref.out.includes("ext: USER=posthorn-test"), String(ref.out));
+    const ours = await posthornRun(sc);
+    assertEquals(ours.lines, ref.lines);
     assertEquals(ours.out, ref.out);
   },
 });
