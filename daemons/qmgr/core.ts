@@ -136,7 +136,16 @@ interface DestQueue {
   deadUntil: number;
   deadDsn: string;
   deadReason: string;
+  /** Connection cache request flags (CONN_LOAD, CONN_STORE) for this destination. */
+  connFlags: number;
+  /** When a delivery to this destination last finished (seconds). */
+  lastDone: number;
 }
+
+/** DEL_REQ_FLAG_CONN_LOAD: the agent may take a session from the connection cache. */
+const CONN_LOAD = 1 << 11;
+/** DEL_REQ_FLAG_CONN_STORE: the agent may leave its session in the connection cache. */
+const CONN_STORE = 1 << 12;
 
 /** One transport. */
 interface Transport {
@@ -553,6 +562,8 @@ export class Qmgr {
         busy: 0,
         todo: [],
         deadUntil: 0,
+        connFlags: 0,
+        lastDone: 0,
         deadDsn: "",
         deadReason: "",
       };
@@ -673,13 +684,32 @@ export class Qmgr {
     t.busy++;
     this.inFlight++;
     const m = entry.msg.q;
+    this.updateConnFlags(q);
     const req = this.requestFor(entry.msg, q.nexthop, entry.recipients);
+    req.flags |= q.connFlags;
     this.stats.requests++;
     this.stats.recipients += req.recipients.length;
     this.deps.deliver(t.name, req).then(
       (reply) => this.completed(q, entry, reply),
       (err) => this.failed(q, entry, err),
     ).catch((err) => warn(`${m.queueId}: ${(err as Error).stack ?? err}`));
+  }
+
+  /**
+   * On-demand connection caching, as Postfix's qmgr decides it: allowed
+   * (load and store) once deliveries to the destination run back to back,
+   * and storing stops when they neither overlap nor follow each other, so a
+   * destination whose backlog has drained still takes the sessions it left
+   * in the cache but leaves no new ones.
+   */
+  private updateConnFlags(q: DestQueue): void {
+    const now = Math.floor(this.now());
+    const backToBack = Math.floor(q.lastDone) + 1 >= now;
+    if (!(q.connFlags & CONN_STORE)) {
+      if (backToBack) q.connFlags |= CONN_LOAD | CONN_STORE;
+    } else if (!(q.busy > 1 || backToBack)) {
+      q.connFlags &= ~CONN_STORE;
+    }
   }
 
   /** The delivery request for some recipients of a message. */
@@ -720,6 +750,7 @@ export class Qmgr {
     const t = q.transport;
     q.busy--;
     t.busy--;
+    q.lastDone = this.now();
     const msg = entry.msg;
     for (const r of entry.recipients) {
       const outcome = reply.results.get(r.offset) ?? "deferred";
@@ -746,6 +777,7 @@ export class Qmgr {
     const t = q.transport;
     q.busy--;
     t.busy--;
+    q.lastDone = this.now();
     const unavailable = err instanceof TransportUnavailable;
     const reason = unavailable ? "mail transport unavailable" : "unknown mail transport error";
     warn(`${entry.msg.q.queueId}: transport ${t.name}: ${(err as Error).message}`);
