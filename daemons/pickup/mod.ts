@@ -9,6 +9,8 @@ import type { ProgramContext } from "../../lib/program.ts";
 import { type DaemonContext, triggerServer } from "../../lib/daemon/server.ts";
 import { cleanupFlagsFor, CleanupRequestFlag } from "../../lib/cleanup_client.ts";
 import { type PickupEnv, scanMaildrop } from "./scan.ts";
+import type { Config } from "../../lib/config/mod.ts";
+import { isAuthorizedSubmitter, passwdByName, submitterLogin } from "../../lib/queue/submitter.ts";
 
 /** Seconds between scans when no master sends wakeups (a daemon started with -L). */
 const standaloneInterval = 60;
@@ -28,6 +30,27 @@ function environment(ctx: DaemonContext): PickupEnv {
     myhostname: c.get("myhostname"),
     mailName: c.get("mail_name") || "Postfix",
     lineLengthLimit: c.int("line_length_limit") || 2048,
+    maySubmit: submitCheck(c),
+  };
+}
+
+/**
+ * authorized_submit_users as pickup applies it to a maildrop file's owner;
+ * undefined when everyone may submit (the default, static:anyone).
+ */
+function submitCheck(c: Config): PickupEnv["maySubmit"] {
+  const list = c.list("authorized_submit_users");
+  if (list.length === 1 && list[0].startsWith("static:")) return undefined;
+  const owner = passwdByName(c.get("mail_owner"));
+  return async (uid) => {
+    const login = submitterLogin(uid);
+    if (uid === 0 || uid === owner?.uid) return { ok: true, login };
+    const ok = await isAuthorizedSubmitter(
+      list,
+      login,
+      async (spec) => (await import("../../maps/mod.ts")).openMap(spec, { config: c }),
+    );
+    return { ok, login };
   };
 }
 

@@ -31,6 +31,12 @@ export interface PickupEnv {
   mailName: string;
   /** line_length_limit: the longest record a maildrop file may hold. */
   lineLengthLimit: number;
+  /**
+   * authorized_submit_users for a submitter's uid (root and mail_owner are
+   * trusted). sendmail and postdrop check it too, but a local user can write
+   * into the sticky maildrop directly; absent: everyone may submit.
+   */
+  maySubmit?: (uid: number) => Promise<{ ok: boolean; login: string }>;
 }
 
 /** What became of one maildrop file. */
@@ -85,6 +91,21 @@ export async function pickupFile(env: PickupEnv, name: string): Promise<Outcome>
     warn(`${name}: uid ${uid}: file has ${st.nlink} links`);
     remove(path);
     return "removed";
+  }
+  if (env.maySubmit) {
+    let verdict;
+    try {
+      verdict = await env.maySubmit(uid);
+    } catch (err) {
+      // A table that cannot be read: try again on the next scan.
+      warn(`authorized_submit_users: ${(err as Error).message}`);
+      return "kept";
+    }
+    if (!verdict.ok) {
+      warn(`${name}: uid=${uid}: User ${verdict.login}(${uid}) is not allowed to submit mail`);
+      remove(path);
+      return "removed";
+    }
   }
   let data: Uint8Array;
   try {

@@ -14,6 +14,8 @@ import {
   waitIncoming,
 } from "./instance.ts";
 import { MaildropWriter } from "../../../lib/queue/maildrop.ts";
+import { ensureTestUser, testUser } from "../master/instance.ts";
+import { passwdByName } from "../../../lib/queue/submitter.ts";
 import { sendTrigger } from "../../../lib/ipc/trigger.ts";
 
 const dec = new TextDecoder();
@@ -135,4 +137,34 @@ Deno.test("pickup keeps a maildrop file while cleanup is unavailable, and queues
   } finally {
     await stop(inst);
   }
+});
+
+Deno.test({
+  name: "pickup refuses a maildrop file from a user outside authorized_submit_users",
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    ensureTestUser();
+    const uid = passwdByName(testUser)!.uid;
+    const inst = await start("authorized_submit_users = root\n");
+    try {
+      // What a user can do without sendmail: write into the sticky maildrop directly.
+      const dropId = submit(inst, "mallory@example.com", ["bob@example.com"], "Subject: x\n\nbody");
+      const path = `${inst.layout.queueDirectory}/maildrop/${dropId}`;
+      Deno.chownSync(path, uid, null);
+      await sendTrigger(`${inst.layout.queueDirectory}/public/pickup`, "W");
+      await waitGone(path);
+      const log = await readLog(inst, "is not allowed to submit mail");
+      assertStringIncludes(
+        log,
+        `warning: ${dropId}: uid=${uid}: User ${testUser}(${uid}) is not allowed to submit mail`,
+      );
+      assertEquals(incoming(inst), []);
+      // Root's own submission still goes through.
+      submit(inst, "root@example.com", ["bob@example.com"], "Subject: y\n\nbody");
+      await sendTrigger(`${inst.layout.queueDirectory}/public/pickup`, "W");
+      assertEquals((await waitIncoming(inst, 1)).length, 1);
+    } finally {
+      await stop(inst);
+    }
+  },
 });
