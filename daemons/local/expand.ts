@@ -102,7 +102,9 @@ export function parseToken(item: string): Token {
     const inner = text.slice(1, -1).replace(/\\(.)/g, "$1");
     if (inner.startsWith("|") || inner.startsWith("/") || /^:include:/i.test(inner)) text = inner;
   }
-  if (text.startsWith("<") && text.endsWith(">")) text = text.slice(1, -1).trim();
+  // "Name <address>" and "<address>": the address in angle brackets.
+  const angle = /<([^<>]*)>\s*$/.exec(text);
+  if (angle && !text.startsWith('"|')) text = angle[1].trim();
   if (text.startsWith("|")) return { kind: "command", command: text.slice(1).trim() };
   if (/^:include:/i.test(text)) return { kind: "include", path: text.slice(9).trim() };
   if (text.startsWith("/")) return { kind: "file", path: text };
