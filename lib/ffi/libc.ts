@@ -50,6 +50,7 @@ const symbols = {
   sendmsg: { parameters: ["i32", "buffer", "i32"], result: "i64" },
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "i64" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
@@ -543,6 +544,68 @@ export function connectUnix(path: string): number {
   try {
     const addr = sockaddrUn(path);
     check("connect", lib().connect(fd, addr, addr.length));
+    return fd;
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
+}
+
+const SO_ERROR = 4;
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
+const EINPROGRESS = 115;
+const ETIMEDOUT = 110;
+
+/**
+ * Connects a TCP socket to a numeric `address` and `port` without blocking
+ * the event loop: a non-blocking connect(2), poll(2) for writability on a
+ * worker thread (at most `timeoutMs`, 0: no limit), then SO_ERROR. The
+ * descriptor is the caller's: non-blocking, close-on-exec, TCP_NODELAY,
+ * bound first to `localAddress` when one is given (port 0). Throws
+ * LibcError (connect: "Connection refused", ETIMEDOUT on the time limit).
+ */
+export async function connectInet(
+  address: string,
+  port: number,
+  timeoutMs: number,
+  localAddress?: string,
+): Promise<number> {
+  const { family, addr } = sockaddrInet(address, port);
+  const fd = check("socket", lib().socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  try {
+    if (localAddress) {
+      const local = sockaddrInet(localAddress, 0);
+      if (local.family !== family) throw new LibcError("bind", 97 /* EAFNOSUPPORT */);
+      check("bind", lib().bind(fd, local.addr, local.addr.length));
+    }
+    const one = new Int32Array([1]);
+    check("setsockopt", lib().setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4));
+    if (lib().connect(fd, addr, addr.length) < 0) {
+      const code = errno();
+      if (code !== EINPROGRESS && code !== EINTR) throw new LibcError("connect", code);
+      const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : Infinity;
+      for (;;) {
+        const left = deadline === Infinity ? -1 : Math.max(0, deadline - Date.now());
+        const p = [{ fd, events: POLLOUT }];
+        const n = await pollAsync(p, left);
+        if (n > 0) break;
+        if (Date.now() >= deadline) throw new LibcError("connect", ETIMEDOUT);
+      }
+      const err = new Int32Array([0]);
+      const len = new Uint32Array([4]);
+      check(
+        "getsockopt",
+        lib().getsockopt(
+          fd,
+          SOL_SOCKET,
+          SO_ERROR,
+          new Uint8Array(err.buffer),
+          new Uint8Array(len.buffer),
+        ),
+      );
+      if (err[0] !== 0) throw new LibcError("connect", err[0]);
+    }
     return fd;
   } catch (err) {
     closeFd(fd);
