@@ -32,6 +32,7 @@ import { deliverRecipient } from "./recipient.ts";
 import { finishForwards } from "./forward.ts";
 import { ReplyFixes, reportRecipient } from "./report.ts";
 import { userByName, userByUid } from "./users.ts";
+import { statusFilter } from "./status_filter.ts";
 
 /** Delivers every recipient of the session's request. */
 export async function deliverRequest(
@@ -191,6 +192,10 @@ export function localEnvFromConfig(config: Config, serviceName: string): LocalEn
     lookupUid: (uid) => userByUid(uid),
     defaultPrivs: defaultPrivs(config, privileged),
     privileged,
+    statusFilter: statusFilter(
+      config.list("local_delivery_status_filter").map((spec) => openLocalTable(spec, config)),
+      "local_delivery_status_filter",
+    ),
   };
 }
 

@@ -126,6 +126,23 @@ async function emitDirect(
   return kind;
 }
 
+/** The outcomes after local_delivery_status_filter (a 4.x.x defers, a 5.x.x bounces). */
+async function filtered(env: LocalEnv, leaves: Leaf[]): Promise<Leaf[]> {
+  const filter = env.statusFilter;
+  if (!filter) return leaves;
+  const out: Leaf[] = [];
+  for (const leaf of leaves) {
+    if (leaf.kind !== "sent" && leaf.kind !== "bounced" && leaf.kind !== "deferred") {
+      out.push(leaf);
+      continue;
+    }
+    const { dsn, text } = await filter(leaf.status.dsn, leaf.status.text);
+    const kind = dsn.startsWith("2") ? "sent" : dsn.startsWith("4") ? "deferred" : "bounced";
+    out.push({ ...leaf, kind, status: { ...leaf.status, dsn, text } });
+  }
+  return out;
+}
+
 /** Reports every outcome of one recipient, as described above. */
 export async function reportRecipient(run: RecipientRun, fixes: ReplyFixes): Promise<void> {
   const { env, session, top } = run;
@@ -133,7 +150,7 @@ export async function reportRecipient(run: RecipientRun, fixes: ReplyFixes): Pro
   if (!session.verifyOnly) {
     for (const t of traces) await emitTrace(env, session, fixes, t, top);
   }
-  const delivered = run.leaves.filter((l) => l.kind !== "trace");
+  const delivered = await filtered(env, run.leaves.filter((l) => l.kind !== "trace"));
   const leaves: Leaf[] = delivered.length ? delivered : [{
     kind: "deferred",
     address: top.address,

@@ -12,6 +12,7 @@ import type { ResolveResult } from "../../lib/rewrite_client.ts";
 import type { LocalSettings } from "./settings.ts";
 import type { LocalUser } from "./users.ts";
 import type { BiffTarget } from "./biff.ts";
+import type { StatusFilter } from "./status_filter.ts";
 
 /** Rights of a delivery context: files and commands run with them. */
 export interface UserAttr {
@@ -91,6 +92,8 @@ export interface LocalEnv {
   privileged: boolean;
   /** Where biff notifications go (default: comsat on localhost). */
   biffTarget?: BiffTarget;
+  /** local_delivery_status_filter, when set. */
+  statusFilter?: StatusFilter;
 }
 
 /** Remembers what was delivered, up to duplicate_filter_limit entries (Postfix's been_here). */

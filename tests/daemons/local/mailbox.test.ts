@@ -4,6 +4,8 @@
 
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../../assert.ts";
 import { localFixture, opts, statuses } from "./fixture.ts";
+import { statusFilter } from "../../../daemons/local/status_filter.ts";
+import { openMap } from "../../../maps/registry.ts";
 
 Deno.test(
   "a spool mbox gets the From_ line, Return-Path, X-Original-To and Delivered-To",
@@ -335,3 +337,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test(
+  "local_delivery_status_filter rewrites a status (a hard bounce made soft)",
+  opts,
+  async () => {
+    const f = await localFixture();
+    try {
+      Deno.writeTextFileSync(
+        `${f.dir}/status.re`,
+        "/^5\\.1\\.1 (unknown user.*)$/ 4.1.1 soft: $1\n/^2\\.0\\.0/ 5.0.0 no\n",
+      );
+      f.env.statusFilter = statusFilter(
+        [openMap(`regexp:${f.dir}/status.re`)],
+        "local_delivery_status_filter",
+      );
+      const { id, reply, log } = await f.deliver(["nosuch@example.com"]);
+      assertEquals(statuses(log), [
+        `nosuch@example.com 4.1.1 deferred (soft: unknown user: "nosuch")`,
+      ]);
+      assertEquals([...reply.results.values()], ["deferred"]);
+      assertEquals(f.remaining(id), ["nosuch@example.com"]);
+      // Success may not become failure: the result is ignored with a warning.
+      const ok = await f.deliver(["alice@example.com"]);
+      assertEquals(statuses(ok.log), ["alice@example.com 2.0.0 sent (delivered to mailbox)"]);
+      assertStringIncludes(ok.log.join("\n"), 'ignoring bad result "5.0.0 no"');
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
