@@ -138,10 +138,6 @@ export async function deliverMailbox(
     home: pw.home,
     shell: pw.shell,
   };
-  if (s.requireHomeDirectory && !isDirectory(pw.home)) {
-    fail(run, lv, "4.3.0", `cannot access home directory ${pw.home}: No such file or directory`);
-    return true;
-  }
   let command = "";
   for (const spec of s.mailboxCommandMaps) {
     try {
@@ -175,14 +171,6 @@ export async function deliverMailbox(
     }
   }
   return true;
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return Deno.statSync(path).isDirectory;
-  } catch {
-    return false;
-  }
 }
 
 function lockOptions(run: RecipientRun) {

@@ -19,6 +19,7 @@ import { splitExtension } from "../../maps/search.ts";
 import { runAs } from "../../lib/ffi/identity.ts";
 import { localExpand, MacroError, parseTokens, type Token } from "./expand.ts";
 import type { ExpandType, Level, RecipientRun, UserAttr } from "./state.ts";
+import type { LocalUser } from "./users.ts";
 import {
   deliverCommand,
   deliverFile,
@@ -117,9 +118,30 @@ export async function deliverRecipient(run: RecipientRun, parent: Level): Promis
   // is re-submitted, so that it gets a delivery status of its own.
   if (sw.owner && sw.owner.toLowerCase() !== parts.user) return queueForward(run, sw);
   if (sw.expType === "include") return queueForward(run, sw);
+  // require_home_directory: a user whose home is missing is tried again later.
+  const pw = s.requireHomeDirectory ? run.env.lookupUser(parts.user) : undefined;
+  if (pw && !homeExists(run, pw)) {
+    return fail(
+      run,
+      sw,
+      "4.3.0",
+      `cannot access home directory ${pw.home}: No such file or directory`,
+    );
+  }
   if (await deliverDotForward(run, sw, parts)) return;
   if (await deliverMailbox(run, sw, parts)) return;
   await deliverUnknown(run, sw, parts);
+}
+
+/** Whether the user's home directory exists, looked at with the user's rights. */
+function homeExists(run: RecipientRun, pw: LocalUser): boolean {
+  return runAs(run.env.privileged ? { uid: pw.uid, gid: pw.gid } : undefined, () => {
+    try {
+      return Deno.statSync(pw.home).isDirectory;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** No alias, no user: fallback_transport(_maps), luser_relay, or "unknown user". */
