@@ -367,3 +367,23 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "mailbox_command_maps gives a user a command of their own before mailbox_command",
+  opts,
+  async () => {
+    const f = await localFixture();
+    try {
+      Deno.writeTextFileSync(`${f.dir}/commands.re`, `/^alice$/ cat > ${f.dir}/alice.out\n`);
+      f.env.settings.mailboxCommandMaps = [`regexp:${f.dir}/commands.re`];
+      f.env.settings.mailboxCommand = `cat > ${f.dir}/default.out`;
+      const { log } = await f.deliver(["alice@example.com", "bob@example.com"]);
+      assertEquals(statuses(log), [
+        `alice@example.com 2.0.0 sent (delivered to command: cat > ${f.dir}/alice.out)`,
+        `bob@example.com 2.0.0 sent (delivered to command: cat > ${f.dir}/default.out)`,
+      ]);
+    } finally {
+      await f.cleanup();
+    }
+  },
+);
