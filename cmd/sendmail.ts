@@ -30,6 +30,7 @@ import { sendTrigger, TRIGGER_WAKEUP } from "../lib/ipc/trigger.ts";
 import { flushQueue, flushQueueFile, flushSite } from "../lib/flush_client.ts";
 import { listMailQueue } from "../lib/showq_client.ts";
 import { launchCommand } from "../lib/daemon/launcher.ts";
+import { defaultVerpDelimitersError, verpDelimitersError } from "../lib/verp.ts";
 import { spawn } from "node:child_process";
 import type { ProgramContext } from "../lib/program.ts";
 
@@ -75,6 +76,7 @@ async function run(args: string[], ctx: ProgramContext): Promise<number> {
   const request = parseArgs(args, ctx.name);
   const config = loadConfig({ configDir: request.configDir, program: "sendmail" });
   setupLogging(config, "sendmail", { stderr: true, verbose: request.verbose > 1 ? 1 : 0 });
+  checkVerp(config, request);
   switch (request.mode) {
     case "m":
       return await submit(config, request, false);
@@ -117,7 +119,7 @@ function parseArgs(args: string[], name: string): Request {
     ignoreDot: false,
     verbose: 0,
   };
-  const words = args.map((a) => (a === "-q" ? "-q-" : a));
+  const words = legacyVerp(args.map((a) => (a === "-q" ? "-q-" : a)));
   let opts;
   try {
     opts = getopt(words, "A:B:C:F:GIL:N:O:R:UV:X:b:ce:f:h:imno:p:q:r:tvx");
@@ -159,8 +161,10 @@ function applyOption(request: Request, flag: string, arg: string): void {
       request.envid = checkEnvid(arg);
       return;
     case "X":
-      // -XV[delimiters] asks for VERP; any other -X (a log file) is ignored, as in Postfix.
-      if (arg.startsWith("V")) request.verp = arg.slice(1) || "+=";
+      // -XV[delimiters] asks for VERP (checked once main.cf is read); any
+      // other -X is refused, as Postfix's sendmail does.
+      if (!arg.startsWith("V")) fatal(`unsupported: -X${arg.slice(0, 1)}`);
+      request.verp = arg.slice(1);
       return;
     case "b":
       if (!"dimpsv".includes(arg) || arg.length !== 1) fatal(`unsupported: -b${arg}`);
@@ -189,6 +193,53 @@ function applyOption(request: Request, flag: string, arg: string): void {
       return;
   }
   // -A -G -L -O -U -c -e -h -m -n -p -x: accepted and ignored, as Postfix does.
+}
+
+/** The options of Postfix's sendmail that take an argument. */
+const optionsWithArgument = new Set("ABCFLNORVXbefhopqr");
+
+/**
+ * Postfix 2.2 and earlier asked for VERP with -V; -V is now the DSN
+ * envelope id. As Postfix's sendmail, an option -V whose argument has two
+ * characters (attached, or the next word) still means VERP: the word
+ * becomes -XV (with the attached characters), with a warning. A separate
+ * argument word stays where it is, so the options end there.
+ */
+function legacyVerp(words: string[]): string[] {
+  const out = [...words];
+  for (let i = 0; i < out.length; i++) {
+    const word = out[i];
+    if (word === "--" || word.length < 2 || word[0] !== "-") break;
+    for (let j = 1; j < word.length; j++) {
+      if (!optionsWithArgument.has(word[j])) continue;
+      const attached = word.slice(j + 1);
+      const arg = attached || (out[i + 1] ?? "");
+      if (!attached) i++;
+      if (word[j] === "V" && j === 1 && arg.length === 2 && (attached || i < out.length)) {
+        warn(`option ${word} is deprecated with Postfix 2.3; specify -X${word.slice(1)} instead`);
+        out[attached ? i : i - 1] = `-X${word.slice(1)}`;
+        if (!attached) i--;
+      }
+      break;
+    }
+  }
+  return out;
+}
+
+/**
+ * The VERP request against main.cf: default_verp_delimiters must be valid
+ * (Postfix checks it in every program), explicit delimiters must be two
+ * characters of verp_delimiter_filter; -XV alone takes the default.
+ */
+function checkVerp(config: Config, request: Request): void {
+  const error = defaultVerpDelimitersError(config);
+  if (error) fatal(error);
+  if (request.verp === undefined) return;
+  if (request.verp === "") request.verp = config.get("default_verp_delimiters");
+  const filter = config.get("verp_delimiter_filter");
+  if (verpDelimitersError(request.verp, filter)) {
+    fatal(`-V requires two characters from ${filter}`);
+  }
 }
 
 /** -C names main.cf or its folder. */
@@ -261,6 +312,9 @@ function submitter(
 /** Queues the message (or, for -bv, an address-verification probe) in maildrop. */
 async function submit(config: Config, request: Request, probe: boolean): Promise<number> {
   const user = submitter(request);
+  if (request.verp !== undefined && user.sender === "") {
+    fatal(`${user.who}: -V option requires non-null sender address`);
+  }
   await checkSubmitter(
     config.list("authorized_submit_users"),
     user.uid,
