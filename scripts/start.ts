@@ -17,6 +17,8 @@ import { getpwnam } from "../lib/ffi/libc.ts";
 const root = new URL("..", import.meta.url).pathname;
 const self = new URL(import.meta.url).pathname;
 const denoFlags = ["run", "-A", "--unstable-ffi", "--unstable-net"];
+/** Who mail to NAME@localhost reaches in the examples: the user running the instance. */
+const localUser = Deno.uid() === 0 ? "root" : Deno.env.get("USER") ?? "you";
 
 /** Postfix's default services, in master.cf order; only the built ones are written. */
 const defaultServices: [string, string][] = [
@@ -100,6 +102,10 @@ function mainCf(dir: string, owner: string | undefined): string {
     "inet_interfaces = 127.0.0.1",
     "inet_protocols = ipv4",
     "mydestination = $myhostname, localhost",
+    // Aliases and mailboxes inside the instance too (local(8)).
+    `alias_maps = hash:${dir}/aliases`,
+    `alias_database = hash:${dir}/aliases`,
+    `mail_spool_directory = ${dir}/mail`,
     "compatibility_level = 3.6",
     `posthorn_launcher = ${launcherLine()}`,
     ...(owner ? [`mail_owner = ${owner}`] : []),
@@ -134,6 +140,17 @@ function createInstance(dir: string): boolean {
   Deno.chmodSync(dir, 0o755);
   Deno.writeTextFileSync(`${dir}/main.cf`, mainCf(dir, owner));
   writeMasterCf(dir);
+  // postmaster and the mailer daemon reach whoever runs the instance.
+  Deno.writeTextFileSync(
+    `${dir}/aliases`,
+    `# newaliases -oA${dir}/aliases after a change
+postmaster: ${localUser}
+MAILER-DAEMON: postmaster
+`,
+  );
+  // The spool holds one mbox per user; local delivers as root (or as this user).
+  Deno.mkdirSync(`${dir}/mail`, { recursive: true });
+  Deno.chmodSync(`${dir}/mail`, Deno.uid() === 0 ? 0o1777 : 0o755);
   return true;
 }
 
@@ -172,7 +189,7 @@ function landing(dir: string, list: string[]): string {
     return `Accepted mail stays in ${dir}/queue/incoming: no queue manager is built yet.`;
   }
   if (has(list, "local/unix")) {
-    return "Mail to you@localhost is delivered by local(8) to your mailbox (mail_spool_directory).";
+    return `Mail to ${localUser}@localhost is delivered by local(8) to ${dir}/mail/${localUser}.`;
   }
   return `Mail to you@localhost is deferred (no local delivery agent is built yet) and waits in ` +
     `${dir}/queue/deferred; postcat -c ${dir} -q QUEUE_ID shows it.`;
@@ -192,14 +209,14 @@ function banner(dir: string, created: boolean): string {
   const local = isBuilt("sendmail") && has(list, "pickup/unix", "rewrite/unix", "cleanup/unix");
   if (smtp) {
     lines.push("Send a first message over SMTP to 127.0.0.1 port 2525, e.g.:");
-    lines.push("  swaks --server 127.0.0.1:2525 --from me@localhost --to you@localhost");
+    lines.push(`  swaks --server 127.0.0.1:2525 --from me@localhost --to ${localUser}@localhost`);
   }
   if (local) {
     lines.push(smtp ? "Or submit one locally:" : "Submit a first message locally:");
     lines.push(
       `  echo 'Subject: hi' | MAIL_CONFIG=${dir} ${Deno.execPath()} ${
         denoFlags.join(" ")
-      } ${root}mod.ts sendmail you@localhost`,
+      } ${root}mod.ts sendmail ${localUser}@localhost`,
     );
   }
   if (smtp || local) {
@@ -219,6 +236,11 @@ function banner(dir: string, created: boolean): string {
 
 async function start(dir: string): Promise<number> {
   const created = createInstance(dir);
+  if (created) {
+    const { loadConfig } = await import("../lib/config/mod.ts");
+    const { rebuildAliasDatabases } = await import("../maps/aliases.ts");
+    await rebuildAliasDatabases(loadConfig({ configDir: dir }));
+  }
   console.log(banner(dir, created));
   return await runProgram("postfix", ["-c", dir, "start-fg"]);
 }
