@@ -5,6 +5,11 @@
 // as headers-only copies to the postmaster, through the cleanup service.
 // Notices about a null-sender message go to 2bounce_notice_recipient (class
 // 2bounce) or are dropped; mail from double_bounce_sender is never answered.
+//
+// request=verp (log bounce or defer, with verp_delims) is the flush of a
+// VERP message: one notice per failed recipient, each to that recipient's
+// VERP sender (owner-list+user=domain@origin), and with notify_classes
+// bounce a postmaster copy per recipient, as Postfix's bounce_flush_verp.
 
 import type { AttrList } from "../../lib/ipc/attr.ts";
 import { info, warn } from "../../lib/log.ts";
@@ -14,6 +19,7 @@ import { RecordReader, RecordType } from "../../lib/queue/record.ts";
 import { buildReport, type ReportTemplate } from "../../lib/dsn/report.ts";
 import { DsnRet, wantsNotice } from "../../lib/dsn/status.ts";
 import { appendEntry, type LogEntry, logPath, readLog } from "./log_file.ts";
+import { verpSender } from "../../lib/verp.ts";
 import type { TemplateName } from "./templates.ts";
 
 /** What the service needs; `submit` queues one notice and returns its queue id. */
@@ -138,6 +144,14 @@ export async function handleBounceRequest(
     ret: Number(req.get("ret") ?? "0") || 0,
   };
   if (request === "flush") return await flush(env, log, msg);
+  if (request === "verp" && log !== "trace") {
+    const delims = req.get("verp_delims") ?? "";
+    if (delims.length !== 2) {
+      warn(`${queueId}: bad VERP delimiters: "${delims.slice(0, 100)}"`);
+      return -1;
+    }
+    return await flush(env, log, msg, delims);
+  }
   if (request === "warn" && log === "defer") return await delayWarning(env, msg);
   warn(`${queueId}: unknown request: ${request}`);
   return -1;
@@ -161,8 +175,16 @@ function entryFrom(req: AttrList): LogEntry {
   };
 }
 
-/** bounce: non-delivery notice; defer: the same for an expired message; trace: success notice. */
-async function flush(env: BounceEnv, log: string, msg: NoticeMessage): Promise<number> {
+/**
+ * bounce: non-delivery notice; defer: the same for an expired message;
+ * trace: success notice. With VERP delimiters, a notice per recipient.
+ */
+async function flush(
+  env: BounceEnv,
+  log: string,
+  msg: NoticeMessage,
+  verp = "",
+): Promise<number> {
   const path = logPath(env.layout, log, msg.queueId);
   const entries = readLog(path);
   if (!entries) return 0;
@@ -175,7 +197,9 @@ async function flush(env: BounceEnv, log: string, msg: NoticeMessage): Promise<n
   } else {
     // An expired message's delayed recipients are failed now.
     const failed = entries.map((e) => (log === "defer" ? { ...e, action: "failed" } : e));
-    ok = await failure(env, msg, failed, original);
+    ok = verp
+      ? await verpFailure(env, msg, failed, original, verp)
+      : await failure(env, msg, failed, original);
   }
   if (!ok) return -1;
   try {
@@ -231,6 +255,49 @@ async function failure(
       returnBody: false,
       what: "postmaster non-delivery notification",
     });
+  }
+  return true;
+}
+
+/**
+ * The notices of a VERP message: each failed recipient gets its own, sent
+ * to the VERP sender made from that recipient (its original address when
+ * there is one); the postmaster copies (notify_classes bounce) go one per
+ * recipient too, without a log line, as the reference's. A null or
+ * double-bounce sender is handled as without VERP.
+ */
+async function verpFailure(
+  env: BounceEnv,
+  msg: NoticeMessage,
+  entries: LogEntry[],
+  original: Original | null,
+  delims: string,
+): Promise<boolean> {
+  if (msg.sender === "" || isDoubleBounceSender(env, msg.sender)) {
+    return await failure(env, msg, entries, original);
+  }
+  const returnBody = msg.ret !== DsnRet.HDRS && (original?.size ?? 0) <= env.bounceSizeLimit;
+  for (const entry of entries) {
+    if (wantsNotice(entry.notify, "failure")) {
+      const ok = await send(env, msg, "failure", [entry], original, {
+        to: verpSender(delims, msg.sender, entry),
+        sender: "",
+        postmaster: false,
+        returnBody,
+        what: "sender non-delivery notification",
+      });
+      if (!ok) return false;
+    }
+    if (env.notifyClasses.has("bounce")) {
+      await send(env, msg, "failure", [entry], original, {
+        to: env.bounceNoticeRecipient,
+        sender: doubleBounceAddress(env),
+        postmaster: true,
+        returnBody: false,
+        what: "postmaster non-delivery notification",
+        silent: true,
+      });
+    }
   }
   return true;
 }
@@ -337,7 +404,15 @@ async function send(
   kind: TemplateName,
   entries: LogEntry[],
   original: Original | null,
-  how: { to: string; sender: string; postmaster: boolean; returnBody: boolean; what: string },
+  how: {
+    to: string;
+    sender: string;
+    postmaster: boolean;
+    returnBody: boolean;
+    what: string;
+    /** No log line when it went out (only a failure is logged). */
+    silent?: boolean;
+  },
 ): Promise<boolean> {
   const now = env.now?.() ?? new Date();
   const arrival = original?.arrival ?? now;
@@ -364,7 +439,7 @@ async function send(
   });
   try {
     const id = await env.submit(how.sender, how.to, lines);
-    info(`${msg.queueId}: ${how.what}: ${id}`);
+    if (!how.silent) info(`${msg.queueId}: ${how.what}: ${id}`);
     return true;
   } catch (err) {
     warn(`${msg.queueId}: ${how.what} failed: ${(err as Error).message}`);

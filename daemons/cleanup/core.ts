@@ -16,6 +16,7 @@ import { Content } from "./content.ts";
 import { QueueFileBuilder } from "./output.ts";
 import { CleanupFlag, type CleanupSettings } from "./settings.ts";
 import { CleanupStat, statusDetail } from "./status.ts";
+import { verpDelimitersError } from "../../lib/verp.ts";
 import type { CleanupTables } from "./tables.ts";
 
 /** One input record: Postfix's type letter and its data. */
@@ -130,6 +131,8 @@ export class CleanupState {
   /** The recipients written, for a bounce by cleanup itself. */
   private written: CleanupBounce["recipients"] = [];
   sender: string | undefined;
+  /** The VERP delimiters of the message (V record), when it asked for VERP. */
+  verpDelims: string | undefined;
   fullname = "";
   firstRecipient = "";
   recipients = 0;
@@ -320,6 +323,7 @@ export class CleanupState {
         return;
       }
       case RecordType.VERP:
+        return this.verpRequest(rec, data);
       case RecordType.DSN_RET:
       case RecordType.DSN_ENVID:
       case RecordType.CTIME:
@@ -337,6 +341,25 @@ export class CleanupState {
       default:
         throw new BadInput(`unexpected record type ${rec.type.charCodeAt(0)} in envelope`);
     }
+  }
+
+  /**
+   * A VERP request: the first acceptable one is kept (later ones are
+   * dropped); one before the sender or with the null sender, or with
+   * delimiters verp_delimiter_filter refuses, is ignored with a warning.
+   */
+  private verpRequest(rec: InputRecord, data: string): void {
+    if (this.verpDelims !== undefined) return;
+    if (!this.sender) {
+      this.warn("ignoring VERP request for null sender");
+      return;
+    }
+    if (verpDelimitersError(data, this.settings.verpDelimiterFilter)) {
+      this.warn(`ignoring bad VERP request: "${data.slice(0, 100)}"`);
+      return;
+    }
+    this.verpDelims = data;
+    this.out.record(RecordType.VERP, rec.data);
   }
 
   private attribute(rec: InputRecord, data: string): void {

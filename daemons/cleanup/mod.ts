@@ -16,12 +16,15 @@ import { rewriteAddress as rewriteClient } from "../../lib/rewrite_client.ts";
 import { quoteAddress, unquoteAddress } from "../../lib/address/mod.ts";
 import { openCleanupTables } from "./tables.ts";
 import { bounceClient } from "../../lib/bounce_client.ts";
+import { defaultVerpDelimitersError } from "../../lib/verp.ts";
 
 /** Runs the cleanup service under the daemon runtime. */
 export function main(args: string[], ctx: ProgramContext): Promise<number> {
   let env: ServiceEnv | undefined;
   return multiServer(args, ctx, (conn) => serveCleanup(conn, env!), {
     init(d) {
+      const verpError = defaultVerpDelimitersError(d.config);
+      if (verpError) fatal(verpError);
       try {
         env = {
           layout: layoutFromConfig(d.config),

@@ -51,6 +51,8 @@ export interface CleanupSettings {
   headerFromFormat: string;
   messageStripCharacters: string;
   messageRejectCharacters: string;
+  /** verp_delimiter_filter: the characters a VERP request may use. */
+  verpDelimiterFilter: string;
 }
 
 /** Per-message request flags (CLEANUP_FLAG_*), with Postfix's bit values. */
@@ -120,5 +122,6 @@ export function settingsFrom(config: Config): CleanupSettings {
     headerFromFormat: config.get("header_from_format") || "standard",
     messageStripCharacters: config.get("message_strip_characters"),
     messageRejectCharacters: config.get("message_reject_characters"),
+    verpDelimiterFilter: config.get("verp_delimiter_filter"),
   };
 }

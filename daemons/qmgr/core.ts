@@ -17,7 +17,7 @@ import { queueFilePath, type QueueLayout } from "../../lib/queue/layout.ts";
 import { exists, listQueue, moveFile, removeQuiet } from "./queue_files.ts";
 import { QueueFileRefused, readQueueFile, saveCorrupt } from "../../lib/queue/file.ts";
 import { RecordError } from "../../lib/queue/record.ts";
-import type { BounceService } from "../../lib/bounce_client.ts";
+import type { BounceMessage, BounceService } from "../../lib/bounce_client.ts";
 import type { DeliverReply, DeliverRequest } from "../../lib/deliver/request.ts";
 import { DeliverFlag, DeliverStatus, TRACE_ONLY_MASK } from "../../lib/deliver/request.ts";
 import { AddrStatus } from "../../lib/verify_client.ts";
@@ -32,6 +32,7 @@ import {
   type QueuedRecipient,
 } from "./message.ts";
 import type { QmgrSettings, TransportSettings } from "./settings.ts";
+import { verpSender } from "../../lib/verp.ts";
 
 /** What resolving one recipient gives (lib/rewrite_client.ts's ResolveResult). */
 export interface Resolved {
@@ -63,6 +64,12 @@ export interface QmgrDeps {
   resolve(sender: string, address: string): Promise<Resolved>;
   /** Resolves for a verify probe (address_verify_* routing); resolve() when absent. */
   resolveVerify?(sender: string, address: string): Promise<Resolved>;
+  /**
+   * Sends the non-delivery notices of a VERP message from its bounce or
+   * defer log, one per recipient to that recipient's VERP sender; false
+   * when they could not be sent. Without it the notice goes out unVERPed.
+   */
+  bounceVerp?(log: "bounce" | "defer", msg: BounceMessage, delims: string): Promise<boolean>;
   /** Sends one request to the transport's agent; rejects with TransportUnavailable when it cannot connect. */
   deliver(transport: string, request: DeliverRequest): Promise<DeliverReply>;
   bounce: BounceService;
@@ -354,6 +361,10 @@ export class Qmgr {
       const limit = this.deps.settings.verifyPendingLimit;
       msg.overLimit = ++this.probes > limit && limit > 0;
     }
+    if (q.verpDelims && q.sender === "") {
+      warn(`${id}: ignoring VERP request for null sender`);
+      q.verpDelims = "";
+    }
     this.active.set(id, msg);
     this.rcptInMemory += q.recipients.length;
     info(`${id}: from=<${q.sender}>, size=${q.size}, nrcpt=${q.rcptCount} (queue active)`);
@@ -460,7 +471,7 @@ export class Qmgr {
         t.jobs.push(job);
       }
       const entry: Entry = { msg, job, queue, recipients, done: false };
-      const n = chunks(recipients.length, t.s.rcptLimit);
+      const n = chunks(recipients.length, rcptLimit(msg, t));
       job.entries.push(entry);
       job.remaining += n;
       job.total += n;
@@ -621,7 +632,7 @@ export class Qmgr {
         if (!this.open(entry.queue, now)) continue;
         t.current = job;
         job.selected++;
-        return this.take(entry, t.s.rcptLimit);
+        return this.take(entry, rcptLimit(job.msg, t));
       }
     }
     return null;
@@ -729,7 +740,10 @@ export class Qmgr {
       nexthop,
       encoding: m.encoding,
       smtputf8: m.smtputf8,
-      sender: m.sender,
+      // A VERP message goes one recipient per request, each with its own sender.
+      sender: m.verpDelims && recipients.length
+        ? verpSender(m.verpDelims, m.sender, recipients[0])
+        : m.sender,
       envid: m.envid,
       ret: m.ret,
       arrival: m.arrival,
@@ -821,7 +835,7 @@ export class Qmgr {
       entry.done = true;
       const job = entry.job;
       job.entries.splice(job.entries.indexOf(entry), 1);
-      const n = chunks(entry.recipients.length, q.transport.s.rcptLimit);
+      const n = chunks(entry.recipients.length, rcptLimit(entry.msg, q.transport));
       job.remaining -= n;
       if (job.remaining === 0) q.transport.finished++;
       for (const r of entry.recipients) await this.deferByQmgr(entry.msg, r, dsn, reason);
@@ -967,8 +981,14 @@ export class Qmgr {
       ret: msg.q.ret,
     };
     let keep = false;
+    // VERP: a notice per recipient to its VERP sender, unless disable_verp_bounces.
+    const verp = settings.disableVerpBounces ? "" : msg.q.verpDelims;
+    const flush = (log: "bounce" | "defer") =>
+      verp && this.deps.bounceVerp
+        ? this.deps.bounceVerp(log, info_, verp)
+        : this.deps.bounce.notify("flush", log, info_);
     if (msg.bounced || exists(queueFilePath(layout, "bounce", id))) {
-      if (!await this.deps.bounce.notify("flush", "bounce", info_)) {
+      if (!await flush("bounce")) {
         warn(`${id}: bounce service failure`);
         keep = true;
       }
@@ -984,7 +1004,7 @@ export class Qmgr {
         ? settings.bounceQueueLifetime
         : settings.maximalQueueLifetime;
       if (now >= msg.q.arrival + lifetime) {
-        if (await this.deps.bounce.notify("flush", "defer", info_)) {
+        if (await flush("defer")) {
           info(`${id}: from=<${msg.q.sender}>, status=expired, returned to sender`);
           this.remove(msg);
           return this.afterDone();
@@ -1056,6 +1076,11 @@ export class Qmgr {
 /** The retry service (Postfix's MAIL_SERVICE_RETRY), or `service`, with `reason` as next hop. */
 function redirect(res: Resolved | null, reason: string, service = "retry"): Resolved {
   return { transport: service, nexthop: reason, recipient: res?.recipient ?? "", flags: 0 };
+}
+
+/** A message's recipients per request on a transport: one for a VERP message (each has its own sender). */
+function rcptLimit(msg: ActiveMessage, t: Transport): number {
+  return msg.q.verpDelims ? 1 : t.s.rcptLimit;
 }
 
 /** The number of requests `n` recipients need at recipient limit `limit` (0: no limit). */

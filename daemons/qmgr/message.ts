@@ -43,6 +43,8 @@ export interface QueuedMessage {
   traceFlags: number;
   traceOffset: number;
   recipients: QueuedRecipient[];
+  /** The VERP delimiters (the first V record), "" when the message asked for none. */
+  verpDelims: string;
 }
 
 /** Attributes that describe the next recipient rather than the message. */
@@ -69,6 +71,7 @@ export function parseQueuedMessage(queueId: string, data: Uint8Array): QueuedMes
     traceFlags: 0,
     traceOffset: -1,
     recipients: [],
+    verpDelims: "",
   };
   const reader = new RecordReader(data);
   let orcpt = "";
@@ -108,6 +111,9 @@ export function parseQueuedMessage(queueId: string, data: Uint8Array): QueuedMes
         break;
       case RecordType.FILTER:
         msg.filter = text;
+        break;
+      case RecordType.VERP:
+        if (!msg.verpDelims) msg.verpDelims = text;
         break;
       case RecordType.RDR:
         msg.redirect = text;

@@ -13,10 +13,11 @@ import { type DaemonContext, triggerServer } from "../../lib/daemon/server.ts";
 import { resolveAddress, resolveVerifyAddress, rewriteAddress } from "../../lib/rewrite_client.ts";
 import { VerifyStat, verifyUpdate } from "../../lib/verify_client.ts";
 import { flushAddRecipient } from "../../lib/flush_client.ts";
-import { bounceClient } from "../../lib/bounce_client.ts";
+import { bounceClient, bounceRequest } from "../../lib/bounce_client.ts";
+import { defaultVerpDelimitersError } from "../../lib/verp.ts";
 import { sendDeliverRequest } from "../../lib/deliver/client.ts";
 import { layoutFromConfig } from "../../lib/queue/layout.ts";
-import { warn } from "../../lib/log.ts";
+import { fatal, warn } from "../../lib/log.ts";
 import { Qmgr, type QmgrDeps, TransportUnavailable } from "./core.ts";
 import { type QmgrSettings, qmgrSettings } from "./settings.ts";
 import { type Config } from "../../lib/config/mod.ts";
@@ -57,6 +58,11 @@ export function daemonDeps(d: DaemonContext): QmgrDeps {
   const config = d.config;
   const queue = config.get("queue_directory");
   const layout = layoutFromConfig(config);
+  const services = {
+    bounce: config.get("bounce_service_name") || "bounce",
+    defer: config.get("defer_service_name") || "defer",
+    trace: config.get("trace_service_name") || "trace",
+  };
   return {
     layout,
     settings: d.program === "oqmgr"
@@ -88,11 +94,21 @@ export function daemonDeps(d: DaemonContext): QmgrDeps {
         throw err;
       }
     },
-    bounce: bounceClient(queue, {
-      bounce: config.get("bounce_service_name") || "bounce",
-      defer: config.get("defer_service_name") || "defer",
-      trace: config.get("trace_service_name") || "trace",
-    }),
+    bounce: bounceClient(queue, services),
+    // request=verp: the flush of a VERP message (bounce(8) sends one notice per recipient).
+    bounceVerp: async (log, msg, delims) =>
+      await bounceRequest(`${queue}/private/${services[log]}`, {
+        request: "verp",
+        log,
+        queue_name: msg.queueName,
+        queue_id: msg.queueId,
+        encoding: msg.encoding,
+        smtputf8: msg.smtputf8,
+        sender: msg.sender,
+        envid: msg.envid,
+        ret: msg.ret,
+        verp_delims: delims,
+      }) === 0,
     flush: (address, queueId) => flushAddRecipient(config, address, queueId),
   };
 }
@@ -107,6 +123,8 @@ export function main(args: string[], ctx: ProgramContext): Promise<number> {
     ignoreMaxIdle: true,
     ignoreMaxUse: true,
     init(d) {
+      const verpError = defaultVerpDelimitersError(d.config);
+      if (verpError) fatal(verpError);
       const deps = daemonDeps(d);
       core = new Qmgr(deps);
       const timer = setInterval(() => kick("D"), deps.settings.queueRunDelay * 1000);

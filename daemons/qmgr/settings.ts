@@ -42,6 +42,8 @@ export interface QmgrSettings {
   /** default_filter_nexthop and myhostname: the next hop of a content filter that names none. */
   defaultFilterNexthop: string;
   myhostname: string;
+  /** disable_verp_bounces: one non-delivery notice for all recipients of a VERP message. */
+  disableVerpBounces?: boolean;
   /** Per-transport settings (cached). */
   transport(name: string): TransportSettings;
 }
@@ -91,6 +93,7 @@ export function qmgrSettings(
     verifyPendingLimit: config.int("address_verify_pending_request_limit"),
     defaultFilterNexthop: config.get("default_filter_nexthop"),
     myhostname: config.get("myhostname"),
+    disableVerpBounces: /^(yes|true|on|1)$/i.test(config.get("disable_verp_bounces")),
     transport(name) {
       let s = cache.get(name);
       if (s) return s;
