@@ -21,9 +21,10 @@ import {
   type ServerAddress,
 } from "./nexthop.ts";
 import type { SmtpSettings } from "./settings.ts";
-import { connectSocket, SmtpStream } from "./stream.ts";
+import { connectSocket, connectTcp, SmtpStream } from "./stream.ts";
 import {
   Conversation,
+  type ConversationEnd,
   type ConversationHooks,
   isEightBit,
   type ServerFeatures,
@@ -33,7 +34,9 @@ import { TLS_HANDSHAKE_FAILURE, tlsHook, type TlsPolicy, tlsPolicyFor, wrapperTl
 import { saslHook, saslPasswordFor } from "./sasl.ts";
 import { outgoingMessage } from "./content.ts";
 import type { GenericMapper } from "./generic.ts";
-import { cachedConnection } from "./cache.ts";
+import { type CachedSession, cachePolicy, type ConnectionCache } from "./cache.ts";
+import { closeFd } from "../../lib/ffi/libc.ts";
+import * as net from "node:net";
 import type { ReplyFilter, StatusFilter } from "./filters.ts";
 import { type Dict, openMap } from "../../maps/mod.ts";
 
@@ -49,6 +52,8 @@ export interface SmtpEnv {
   replyFilter?: ReplyFilter;
   /** smtp_delivery_status_filter. */
   statusFilter?: StatusFilter;
+  /** The connection cache (scache), when this service uses one. */
+  cache?: ConnectionCache;
 }
 
 /** Delivers one request over SMTP or LMTP; an unexpected error defers what is left. */
@@ -132,98 +137,151 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
       continue;
     }
     // smtp_mx_address_limit addresses, of which smtp_mx_session_limit may talk.
-    const list = s.mxAddressLimit > 0 ? resolved.slice(0, s.mxAddressLimit) : resolved;
+    let list = s.mxAddressLimit > 0 ? resolved.slice(0, s.mxAddressLimit) : resolved;
+    const cp = cacheUse(env, req.flags, dests[di].text);
+    // A session cached for this destination goes first (its server, as it was then).
+    let preloaded = cp.load ? await env.cache!.findDest(dests[di].text) : undefined;
+    if (preloaded) {
+      const p = preloaded.server;
+      list = [p, ...list.filter((a) => a.addr !== p.addr || a.port !== p.port)];
+    }
+    const takeCached = async (server: ServerAddress): Promise<CachedSession | undefined> => {
+      const p = preloaded;
+      if (p && p.server.addr === server.addr && p.server.port === server.port) {
+        preloaded = undefined;
+        return p;
+      }
+      return cp.load && !server.unix ? await env.cache!.findEndp(server) : undefined;
+    };
     let sessions = 0;
-    for (let ai = 0; ai < list.length; ai++) {
-      if (!pending.size) break outer;
-      const server = list[ai];
-      const final = lastDest &&
-        (ai === list.length - 1 || (s.mxSessionLimit > 0 && sessions + 1 >= s.mxSessionLimit));
-      const policy = await tlsPolicyFor(s, dests[di], server, env.resolve.dns);
-      if ("failure" in policy) {
-        siteFailure = policy.failure;
-        continue;
-      }
-      messageBytes ??= await messageFor(
-        env,
-        req.queueName,
-        req.queueId,
-        req.dataOffset,
-        req.encoding,
-      );
-      const talk = async (p: TlsPolicy) => {
-        const opened = await openStream(server, s, p, env.layout.queueDirectory, env.replyFilter);
-        if (!(opened instanceof SmtpStream)) return opened;
-        const hooks: ConversationHooks = {
-          tls: p.level === "none" || s.tls.wrapperMode ? undefined : tlsHook(opened, server, s, p),
-          auth: s.sasl.enable
-            ? saslHook(opened, server, s, await saslPasswordFor(s, req, dests[di], server))
-            : undefined,
-          message: messageBytes!,
-          envelope: (a) => env.generic.envelope(a),
-          setupDone: () => session.connSetup = Date.now() / 1000,
-          verifyOnly: session.verifyOnly,
-          discardKeywords: await discardKeywordsFor(s, server, env.configDir),
-        };
-        return await new Conversation(opened, server, s, req, [...pending], hooks).run();
-      };
-      let end = await talk(policy);
-      // TLS_README: a failed handshake at the may level is retried in the clear.
-      const handshakeFailed = "results" in end && !end.results.length &&
-        end.siteFailure?.text === TLS_HANDSHAKE_FAILURE;
-      if (handshakeFailed && policy.level === "may") {
-        end = await talk({ ...policy, level: "none" });
-      }
-      if (!("results" in end)) {
-        siteFailure = end;
-        // Postfix logs each failed connection, the last one too.
-        info(end.text);
-        continue;
-      }
-      sessions++;
-      for (const r of end.results) {
-        if (r.sent) {
-          pending.delete(r.rcpt);
-          // RFC 3461 5.2: a hand-off over SMTP is "relayed"; a server that took
-          // NOTIFY sends the success notice itself, so ours is not asked for.
-          const rcpt = r.sent.dsnForwarded
-            ? { ...r.rcpt, notify: r.rcpt.notify & ~DsnNotify.SUCCESS }
-            : r.rcpt;
-          await report.sent(rcpt, {
-            action: s.lmtp ? "delivered" : "relayed",
-            dsn: r.sent.dsn,
-            relay: r.sent.relay,
-            text: r.sent.text,
-            diagType: "smtp",
-            diagText: r.sent.reply,
-            mtaType: "dns",
-            mtaName: r.sent.host,
-          });
+    try {
+      for (let ai = 0; ai < list.length; ai++) {
+        if (!pending.size) break outer;
+        const server = list[ai];
+        const final = lastDest &&
+          (ai === list.length - 1 || (s.mxSessionLimit > 0 && sessions + 1 >= s.mxSessionLimit));
+        const policy = await tlsPolicyFor(s, dests[di], server, env.resolve.dns);
+        if ("failure" in policy) {
+          siteFailure = policy.failure;
           continue;
         }
-        const f = s.softBounce ? softenedFailure(r.failure!) : r.failure!;
-        if (f.hard) {
-          pending.delete(r.rcpt);
-          await report.bounced(r.rcpt, statusOf(f));
-        } else if (final) {
-          pending.delete(r.rcpt);
-          await report.deferred(r.rcpt, statusOf(f));
-        } else lastFailure.set(r.rcpt, f);
-      }
-      if (end.siteFailure) {
-        const f = s.softBounce ? softenedFailure(end.siteFailure) : end.siteFailure;
-        siteFailure = f;
-        if (f.hard) {
-          // A permanent refusal (5xx greeting without skipping, HELO refused) is final.
-          for (const r of [...pending]) {
-            pending.delete(r);
-            await report.bounced(r, statusOf(f));
+        messageBytes ??= await messageFor(
+          env,
+          req.queueName,
+          req.queueId,
+          req.dataOffset,
+          req.encoding,
+        );
+        // Uses of the session that delivered (conn_use= in the log when above 1).
+        let connUse = 1;
+        const talk = async (p: TlsPolicy) => {
+          // A cached session is plaintext: only where the policy lets plaintext do.
+          let reuse = p.level === "none" || p.level === "may"
+            ? await takeCached(server)
+            : undefined;
+          for (;;) {
+            const end = await talkOnce(p, reuse);
+            if (!("stale" in end) || !end.stale) return end;
+            // The server closed the cached session meanwhile, or refused RSET: anew.
+            reuse = undefined;
           }
-          break outer;
+        };
+        const talkOnce = async (p: TlsPolicy, reuse: CachedSession | undefined) => {
+          const opened = reuse
+            ? reusedStream(reuse, s, env.replyFilter)
+            : await openStream(server, s, p, env.layout.queueDirectory, env.replyFilter);
+          if (!(opened instanceof SmtpStream)) return opened;
+          const uses = reuse ? reuse.uses + 1 : 1;
+          const openedAt = reuse ? reuse.opened : Date.now();
+          connUse = uses;
+          const hooks: ConversationHooks = {
+            tls: p.level === "none" || s.tls.wrapperMode
+              ? undefined
+              : tlsHook(opened, server, s, p),
+            auth: s.sasl.enable
+              ? saslHook(opened, server, s, await saslPasswordFor(s, req, dests[di], server))
+              : undefined,
+            message: messageBytes!,
+            envelope: (a) => env.generic.envelope(a),
+            setupDone: () => session.connSetup = Date.now() / 1000,
+            verifyOnly: session.verifyOnly,
+            discardKeywords: await discardKeywordsFor(s, server, env.configDir),
+            reused: reuse ? { features: reuse.features } : undefined,
+            offer: async (features) => {
+              const cache = env.cache;
+              if (!cache || !cp.store || opened.fd === undefined || opened.encrypted) return false;
+              if (!cache.reusable(uses, openedAt)) return false;
+              const info = { server, features, uses, opened: openedAt };
+              const taken = await cache.save(dests[di].text, info, opened.fd);
+              // scache holds its own copy: ours goes without a word to the server.
+              if (taken) opened.close();
+              return taken;
+            },
+          };
+          return await new Conversation(opened, server, s, req, [...pending], hooks).run();
+        };
+        let end = await talk(policy);
+        // TLS_README: a failed handshake at the may level is retried in the clear.
+        const handshakeFailed = "results" in end && !end.results.length &&
+          end.siteFailure?.text === TLS_HANDSHAKE_FAILURE;
+        if (handshakeFailed && policy.level === "may") {
+          end = await talk({ ...policy, level: "none" });
         }
-        if (!final) info(f.text);
+        if (!("results" in end)) {
+          siteFailure = end;
+          // Postfix logs each failed connection, the last one too.
+          info(end.text);
+          continue;
+        }
+        sessions++;
+        if (connUse > 1) withConnUse(end, connUse);
+        for (const r of end.results) {
+          if (r.sent) {
+            pending.delete(r.rcpt);
+            // RFC 3461 5.2: a hand-off over SMTP is "relayed"; a server that took
+            // NOTIFY sends the success notice itself, so ours is not asked for.
+            const rcpt = r.sent.dsnForwarded
+              ? { ...r.rcpt, notify: r.rcpt.notify & ~DsnNotify.SUCCESS }
+              : r.rcpt;
+            await report.sent(rcpt, {
+              action: s.lmtp ? "delivered" : "relayed",
+              dsn: r.sent.dsn,
+              relay: r.sent.relay,
+              text: r.sent.text,
+              diagType: "smtp",
+              diagText: r.sent.reply,
+              mtaType: "dns",
+              mtaName: r.sent.host,
+            });
+            continue;
+          }
+          const f = s.softBounce ? softenedFailure(r.failure!) : r.failure!;
+          if (f.hard) {
+            pending.delete(r.rcpt);
+            await report.bounced(r.rcpt, statusOf(f));
+          } else if (final) {
+            pending.delete(r.rcpt);
+            await report.deferred(r.rcpt, statusOf(f));
+          } else lastFailure.set(r.rcpt, f);
+        }
+        if (end.siteFailure) {
+          const f = s.softBounce ? softenedFailure(end.siteFailure) : end.siteFailure;
+          siteFailure = f;
+          if (f.hard) {
+            // A permanent refusal (5xx greeting without skipping, HELO refused) is final.
+            for (const r of [...pending]) {
+              pending.delete(r);
+              await report.bounced(r, statusOf(f));
+            }
+            break outer;
+          }
+          if (!final) info(f.text);
+        }
+        if (s.mxSessionLimit > 0 && sessions >= s.mxSessionLimit) continue outer;
       }
-      if (s.mxSessionLimit > 0 && sessions >= s.mxSessionLimit) continue outer;
+    } finally {
+      // A cached session this request did not use is closed (scache gave it up).
+      if (preloaded) closeFd(preloaded.fd);
     }
   }
   if (!pending.size) return;
@@ -245,6 +303,35 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
   if (site.hard) {
     for (const r of pending) await report.bounced(r, statusOf(site));
   } else await report.deferSite(statusOf(site), pending);
+}
+
+/**
+ * Whether the request may take (load) and leave (store) cached sessions:
+ * not without a cache, nor with SASL (sessions would have to be told apart
+ * by login, as Postfix's labels do).
+ */
+function cacheUse(env: SmtpEnv, flags: number, nexthop: string) {
+  if (!env.cache || env.settings.sasl.enable) return { load: false, store: false };
+  return cachePolicy(env.cache.settings, flags, nexthop);
+}
+
+/** Postfix's log says `relay=host[addr]:port, conn_use=N` for a reused session. */
+function withConnUse(end: ConversationEnd, uses: number): void {
+  const tag = (relay: string) => relay && relay !== "none" ? `${relay}, conn_use=${uses}` : relay;
+  for (const r of end.results) {
+    if (r.sent) r.sent.relay = tag(r.sent.relay);
+    if (r.failure) r.failure = { ...r.failure, relay: tag(r.failure.relay) };
+  }
+  if (end.siteFailure) end.siteFailure = { ...end.siteFailure, relay: tag(end.siteFailure.relay) };
+}
+
+/** A stream over a session taken from the connection cache. */
+function reusedStream(c: CachedSession, s: SmtpSettings, replyFilter?: ReplyFilter): SmtpStream {
+  const socket = new net.Socket({ fd: c.fd, readable: true, writable: true });
+  const stream = new SmtpStream(socket, s.replyLineLimit);
+  stream.filter = replyFilter;
+  stream.fd = c.fd;
+  return stream;
 }
 
 function statusOf(f: Failure): RecipientStatus {
@@ -340,23 +427,31 @@ async function openStream(
   queueDirectory: string,
   replyFilter?: ReplyFilter,
 ): Promise<SmtpStream | Failure> {
-  const cached = cachedConnection(server);
-  if (cached) return cached;
   let socket;
+  let fd: number | undefined;
   try {
-    socket = await connectSocket(
-      server.unix
-        // A relative socket path (unix:private/lmtp) is under the queue directory.
-        ? { path: server.addr.startsWith("/") ? server.addr : `${queueDirectory}/${server.addr}` }
-        : { host: server.addr, port: server.port, localAddress: bindAddressFor(server, s) },
-      s.timeouts.connect,
-    );
+    if (server.unix) {
+      // A relative socket path (unix:private/lmtp) is under the queue directory.
+      socket = await connectSocket(
+        { path: server.addr.startsWith("/") ? server.addr : `${queueDirectory}/${server.addr}` },
+        s.timeouts.connect,
+      );
+    } else {
+      // A descriptor of our own, so that the session can go to the connection cache.
+      ({ socket, fd } = await connectTcp(
+        server.addr,
+        server.port,
+        s.timeouts.connect,
+        bindAddressFor(server, s),
+      ));
+    }
   } catch (err) {
     const where = server.unix ? serverName(server) : `${serverName(server)}:${server.port}`;
     return localFailure(server, "4.4.1", `connect to ${where}: ${(err as Error).message}`, false);
   }
   const stream = new SmtpStream(socket, s.replyLineLimit);
   stream.filter = replyFilter;
+  stream.fd = fd;
   if (s.tls.wrapperMode && policy.level !== "none") {
     const failure = await wrapperTls(stream, server, s, policy);
     if (failure) {

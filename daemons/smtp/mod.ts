@@ -27,13 +27,18 @@ import { genericMapper } from "./generic.ts";
 import { replyFilter, statusFilter } from "./filters.ts";
 import { setTlsTableDirectory } from "./tls.ts";
 import { setSaslTableDirectory } from "./sasl.ts";
+import { cacheSettings, ConnectionCache } from "./cache.ts";
+import { ScacheClient } from "../../lib/scache_client.ts";
 
 /** Host addresses from the system resolver (getaddrinfo), for smtp_host_lookup = native. */
 export const nativeLookup: NativeLookup = async (host) =>
   (await lookup(host, { all: true })).map((a) => a.address);
 
-/** The delivery environment of an smtp or lmtp process. */
-export function smtpEnvFromConfig(config: Config, program: string): SmtpEnv {
+/**
+ * The delivery environment of an smtp or lmtp process; `service` (the
+ * master.cf service name) names its sessions in the connection cache.
+ */
+export function smtpEnvFromConfig(config: Config, program: string, service = program): SmtpEnv {
   const settings = smtpSettings(config, program);
   setTlsTableDirectory(config.configDir);
   setSaslTableDirectory(config.configDir);
@@ -50,6 +55,11 @@ export function smtpEnvFromConfig(config: Config, program: string): SmtpEnv {
     configDir: config.configDir,
     replyFilter: replyFilter(config, settings.prefix),
     statusFilter: statusFilter(config, settings.prefix),
+    cache: new ConnectionCache(
+      ScacheClient.fromConfig(config),
+      cacheSettings(config, settings.prefix),
+      service,
+    ),
   };
 }
 
@@ -70,7 +80,7 @@ export function main(args: string[], ctx: ProgramContext): Promise<number> {
       init(d) {
         const lmtp = ctx.name === "lmtp" || d.service === "lmtp" || ctx.program === "lmtp";
         agent = agentEnvFromConfig(d.config);
-        env = smtpEnvFromConfig(d.config, lmtp ? "lmtp" : "smtp");
+        env = smtpEnvFromConfig(d.config, lmtp ? "lmtp" : "smtp", d.service || ctx.name);
       },
     },
   );

@@ -9,7 +9,6 @@ import type { DeliverRecipient, DeliverRequest } from "../../lib/deliver/request
 import { DsnNotify, DsnRet } from "../../lib/dsn/status.ts";
 import { info, warn } from "../../lib/log.ts";
 import type { ServerAddress } from "./nexthop.ts";
-import { offerConnection } from "./cache.ts";
 import type { SmtpSettings } from "./settings.ts";
 import {
   ConversationTimeout,
@@ -74,6 +73,16 @@ export interface ConversationHooks {
   verifyOnly?: boolean;
   /** EHLO keywords to ignore for this server (smtp_discard_ehlo_keyword_address_maps). */
   discardKeywords?: string[];
+  /**
+   * A session from the connection cache: greeting and EHLO were done by an
+   * earlier delivery (these are the features it saw); RSET comes first.
+   */
+  reused?: { features: ServerFeatures };
+  /**
+   * Offers the session to the connection cache after a transaction that
+   * ended cleanly; true when the cache took it (no QUIT then).
+   */
+  offer?(features: ServerFeatures): Promise<boolean>;
 }
 
 /** A conversation's end: failures that apply to every recipient not yet decided. */
@@ -81,6 +90,8 @@ export interface ConversationEnd {
   results: RecipientResult[];
   /** A failure of the session as a whole (undecided recipients take it). */
   siteFailure?: Failure;
+  /** A cached session that failed its RSET: closed, nothing was sent; connect anew. */
+  stale?: boolean;
 }
 
 const enc = new TextEncoder();
@@ -119,16 +130,21 @@ export class Conversation {
 
   /** Runs the whole conversation; never throws for what the server does. */
   async run(): Promise<ConversationEnd> {
+    if (this.hooks.reused && !(await this.reset(this.hooks.reused.features))) {
+      return { results: [], stale: true };
+    }
     try {
-      const failure = await this.handshake();
-      if (failure) {
-        await this.quit();
-        return { results: this.results, siteFailure: failure };
+      if (!this.hooks.reused) {
+        const failure = await this.handshake();
+        if (failure) {
+          await this.quit();
+          return { results: this.results, siteFailure: failure };
+        }
       }
       this.hooks.setupDone();
       const end = await this.transaction();
       // The connection cache may keep a session that ended cleanly (no QUIT then).
-      if (!end.siteFailure && offerConnection(this.server, this.stream)) return end;
+      if (!end.siteFailure && await this.offer()) return end;
       await this.quit();
       return end;
     } catch (err) {
@@ -146,6 +162,35 @@ export class Conversation {
           this.stage,
         ),
       };
+    }
+  }
+
+  /**
+   * RSET on a session from the connection cache (smtp_rset_timeout): true
+   * when the server answered 2xx; otherwise the session is closed (the
+   * server dropped it while it was cached, or it is confused).
+   */
+  private async reset(features: ServerFeatures): Promise<boolean> {
+    this.features = features;
+    this.stage = "sending RSET";
+    try {
+      const r = await this.command("RSET", this.s.timeouts.rset);
+      if (Math.floor(r.code / 100) === 2) return true;
+    } catch {
+      // Lost or timed out: the same as a refusal.
+    }
+    this.stream.close();
+    return false;
+  }
+
+  /** Offers the session to the cache; a session that is going away is not offered. */
+  private async offer(): Promise<boolean> {
+    if (!this.hooks.offer || this.stream.ended || this.stream.pending()) return false;
+    try {
+      return await this.hooks.offer(this.features);
+    } catch (err) {
+      warn(`connection cache: ${(err as Error).message}`);
+      return false;
     }
   }
 

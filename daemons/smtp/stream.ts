@@ -6,6 +6,7 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { LineReader, ReadTimeout } from "../../lib/smtp/line_reader.ts";
+import { connectInet, LibcError, strerror } from "../../lib/ffi/libc.ts";
 
 /** One server reply: the code (0 when the server sent no valid code) and its text lines. */
 export interface ServerReply {
@@ -49,6 +50,18 @@ export class SmtpStream {
 
   /** smtp_reply_filter: each reply line replaced before it is parsed. */
   filter?: (line: string) => Promise<string>;
+  /** The connection's descriptor when the client made it (connectTcp): it can be cached. */
+  fd?: number;
+
+  /** Whether the connection is over (closed by either side, or broken). */
+  get ended(): boolean {
+    return this.closed || this.socket.destroyed;
+  }
+
+  /** Whether the session runs over TLS (STARTTLS or wrapper mode). */
+  get encrypted(): boolean {
+    return this.socket instanceof tls.TLSSocket;
+  }
 
   constructor(public socket: net.Socket, private readonly lineLimit: number) {
     this.reader = this.attach(socket);
@@ -227,6 +240,26 @@ export function connectSocket(
       timer = setTimeout(() => done(new Error("Connection timed out")), timeoutMs);
     }
   });
+}
+
+/**
+ * Connects to a numeric TCP address with a descriptor the client owns (so
+ * the session can be handed to the connection cache) and wraps it as a
+ * node:net socket; rejects with the system's error text.
+ */
+export async function connectTcp(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  localAddress?: string,
+): Promise<{ socket: net.Socket; fd: number }> {
+  let fd: number;
+  try {
+    fd = await connectInet(host, port, timeoutMs, localAddress);
+  } catch (err) {
+    throw new Error(err instanceof LibcError ? strerror(err.errno) : (err as Error).message);
+  }
+  return { socket: new net.Socket({ fd, readable: true, writable: true }), fd };
 }
 
 /** The strerror(3) wording Postfix's %m prints for a socket error. */
