@@ -6,8 +6,12 @@
 // second, the CPU time of the whole instance (master and every daemon,
 // exited ones included through the master's child times), and its peak
 // memory (PSS summed over the instance's processes, sampled every 200 ms).
-// The reference Postfix does the same work beside it when installed and we
-// are root (with its own scache: Posthorn's client caches no connections).
+// Posthorn runs with its connection cache as Postfix's defaults have it
+// (scache in master.cf, smtp_connection_cache_on_demand = yes) and once with
+// on-demand caching off; the share of deliveries that reused a cached
+// session (conn_use= in the log) is printed with each. The reference
+// Postfix does the same work beside it when installed and we are root (with
+// its own scache and default settings).
 
 import { descendants, Instance } from "../../tests/daemons/master/instance.ts";
 import { startRelayInstance } from "../../tests/daemons/smtp/relay_instance.ts";
@@ -104,6 +108,12 @@ interface Figures {
   cpu: number;
   peakPss: number;
   sent: number;
+  /** Deliveries over a session taken from the connection cache. */
+  reused: number;
+}
+
+function countReused(log: string): number {
+  return (log.match(/, conn_use=\d+, delay=.* status=sent \(/g) ?? []).length;
 }
 
 /** Sends `count` messages and waits for their status=sent lines. */
@@ -115,6 +125,7 @@ async function measure(
   readLog: () => string,
 ): Promise<Figures> {
   const before = countSent(readLog());
+  const reusedBefore = countReused(readLog());
   const cpu0 = cpuSeconds(masterPid);
   let peakPss = pssMb(masterPid);
   const sampler = setInterval(() => peakPss = Math.max(peakPss, pssMb(masterPid)), 200);
@@ -132,7 +143,8 @@ async function measure(
     clearInterval(sampler);
   }
   const seconds = (performance.now() - t0) / 1000;
-  return { seconds, cpu: cpuSeconds(masterPid) - cpu0, peakPss, sent };
+  const reused = countReused(readLog()) - reusedBefore;
+  return { seconds, cpu: cpuSeconds(masterPid) - cpu0, peakPss, sent, reused };
 }
 
 function print(who: string, count: number, sessions: number, f: Figures): void {
@@ -140,22 +152,30 @@ function print(who: string, count: number, sessions: number, f: Figures): void {
     `relay: ${who}, ${count} messages, ${sessions} sessions: ${f.sent} sent in ` +
       `${f.seconds.toFixed(2)} s = ${(f.sent / f.seconds).toFixed(0)} msg/s; ` +
       `CPU ${f.cpu.toFixed(1)} s (${((f.cpu / f.seconds) * 100).toFixed(0)}% of one core); ` +
-      `peak PSS ${f.peakPss.toFixed(0)} MB`,
+      `peak PSS ${f.peakPss.toFixed(0)} MB; ` +
+      `${f.reused} (${((f.reused / Math.max(f.sent, 1)) * 100).toFixed(0)}%) over cached sessions`,
   );
 }
 
-async function posthornRun(count: number, sessions: number): Promise<void> {
+async function posthornRun(
+  count: number,
+  sessions: number,
+  cacheOn: boolean,
+): Promise<void> {
   const sinkPort = freePort();
   const sink = startSink(sinkPort);
   let inst: Instance | undefined;
   try {
-    const started = await startRelayInstance(`[127.0.0.1]:${sinkPort}`);
+    const started = await startRelayInstance(
+      `[127.0.0.1]:${sinkPort}`,
+      cacheOn ? [] : ["smtp_connection_cache_on_demand = no"],
+    );
     inst = started.inst;
     const readLog = () => inst!.readLog();
     // Warm-up: the daemons start on demand.
     await measure(started.port, 20, 5, inst.masterPid(), readLog);
     const f = await measure(started.port, count, sessions, inst.masterPid(), readLog);
-    print("Posthorn", count, sessions, f);
+    print(`Posthorn (connection cache ${cacheOn ? "on demand" : "off"})`, count, sessions, f);
   } finally {
     await inst?.destroy();
     sink.kill();
@@ -262,7 +282,8 @@ export async function bench(): Promise<void> {
   }
   const count = Number(Deno.env.get("RELAY_BENCH_MESSAGES") ?? "2000");
   for (const sessions of [10, 50]) {
-    await posthornRun(count, sessions);
+    await posthornRun(count, sessions, true);
+    await posthornRun(count, sessions, false);
     if (referenceInstalled()) {
       try {
         await referenceRun(count, sessions);

@@ -97,3 +97,51 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "messages queued together for one relayhost share cached sessions (scache), logged conn_use=N",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const sink = await fakeServer();
+    const { inst, port } = await startRelayInstance(`[127.0.0.1]:${sink.port}`, [
+      // One delivery at a time, so that each one follows the last.
+      "default_destination_concurrency_limit = 1",
+      "initial_destination_concurrency = 1",
+    ]);
+    const count = 8;
+    try {
+      const commands = ["EHLO client.example"];
+      for (let i = 0; i < count; i++) {
+        commands.push(
+          "MAIL FROM:<someone@sender.example>",
+          `RCPT TO:<r${i}@far.example>`,
+          "DATA",
+          `Subject: m${i}\r\n\r\nmessage ${i}\r\n.`,
+        );
+      }
+      commands.push("QUIT");
+      await session(port, commands);
+      const sent = () => (inst.readLog().match(/status=sent/g) ?? []).length;
+      await waitFor(() => sent() >= count, 60_000);
+      const log = inst.readLog();
+      assertEquals(sent(), count, log);
+      const messages = sink.sessions.reduce((n, s) => n + s.messages.length, 0);
+      assertEquals(messages, count);
+      assert(sink.sessions.length < count, `${sink.sessions.length} sessions:\n${log}`);
+      assert(sink.sessions.some((s) => s.lines.includes("RSET")), log);
+      assert(
+        new RegExp(
+          `relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${sink.port}, conn_use=[2-9], delay=`,
+        )
+          .test(log),
+        log,
+      );
+    } finally {
+      if (Deno.env.get("SHOW_LOG")) console.log(inst.readLog());
+      await inst.destroy();
+      await sink.close();
+    }
+  },
+});

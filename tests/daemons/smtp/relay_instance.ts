@@ -1,6 +1,7 @@
 // A whole relaying instance for end-to-end tests and the relay benchmark:
 // smtpd on a loopback port takes mail from 127.0.0.0/8, cleanup queues it,
-// qmgr hands it to smtp, which relays everything to `relayhost`.
+// qmgr hands it to smtp, which relays everything to `relayhost` (with
+// scache, as in Postfix's default master.cf, for the connection cache).
 
 import { projectRoot } from "../../run.ts";
 import { freePort, Instance } from "../master/instance.ts";
@@ -31,6 +32,7 @@ relay     unix  -       -       n       -       -       smtp
 error     unix  -       -       n       -       -       error
 retry     unix  -       -       n       -       -       error
 discard   unix  -       -       n       -       -       discard
+scache    unix  -       -       n       -       1       scache
 `;
 }
 
