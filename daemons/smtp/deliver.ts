@@ -36,6 +36,7 @@ import { outgoingMessage } from "./content.ts";
 import type { GenericMapper } from "./generic.ts";
 import { type CachedSession, cachePolicy, type ConnectionCache } from "./cache.ts";
 import { closeFd } from "../../lib/ffi/libc.ts";
+import { applySmtpChecks, type SmtpChecks } from "./header_checks.ts";
 import * as net from "node:net";
 import type { ReplyFilter, StatusFilter } from "./filters.ts";
 import { type Dict, openMap } from "../../maps/mod.ts";
@@ -52,6 +53,8 @@ export interface SmtpEnv {
   replyFilter?: ReplyFilter;
   /** smtp_delivery_status_filter. */
   statusFilter?: StatusFilter;
+  /** smtp_header_checks, smtp_mime_header_checks, smtp_nested_header_checks, smtp_body_checks. */
+  checks?: SmtpChecks;
   /** The connection cache (scache), when this service uses one. */
   cache?: ConnectionCache;
 }
@@ -358,6 +361,8 @@ async function messageFor(
   let error = "";
   try {
     content = readMessage(queueFilePath(env.layout, queueName, queueId), dataOffset);
+    // smtp_header_checks and friends first, then smtp_generic_maps, as Postfix.
+    if (env.checks) content = await applySmtpChecks(content, env.checks, queueId);
     content = await env.generic.headers(content);
   } catch (err) {
     error = (err as Error).message;

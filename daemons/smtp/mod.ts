@@ -28,6 +28,7 @@ import { replyFilter, statusFilter } from "./filters.ts";
 import { setTlsTableDirectory } from "./tls.ts";
 import { setSaslTableDirectory } from "./sasl.ts";
 import { cacheSettings, ConnectionCache } from "./cache.ts";
+import { smtpChecksFromConfig } from "./header_checks.ts";
 import { ScacheClient } from "../../lib/scache_client.ts";
 
 /** Host addresses from the system resolver (getaddrinfo), for smtp_host_lookup = native. */
@@ -55,6 +56,7 @@ export function smtpEnvFromConfig(config: Config, program: string, service = pro
     configDir: config.configDir,
     replyFilter: replyFilter(config, settings.prefix),
     statusFilter: statusFilter(config, settings.prefix),
+    checks: smtpChecksFromConfig(config, settings.prefix),
     cache: new ConnectionCache(
       ScacheClient.fromConfig(config),
       cacheSettings(config, settings.prefix),
