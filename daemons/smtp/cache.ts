@@ -85,9 +85,13 @@ export interface CachePolicy {
  * in smtp_connection_cache_destinations (by its name, or as written), else
  * as qmgr's flags say when on-demand caching is on.
  */
-export function cachePolicy(s: CacheSettings, flags: number, nexthop: string): CachePolicy {
-  const text = nexthop.toLowerCase();
-  const name = text.replace(/^\[([^\]]*)\](:.*)?$/, "$1").replace(/:[^:\]]*$/, "");
+export function cachePolicy(
+  s: CacheSettings,
+  flags: number,
+  dest: { text: string; name: string },
+): CachePolicy {
+  const text = dest.text.toLowerCase();
+  const name = dest.name.toLowerCase();
   if (s.destinations.some((d) => d === text || d === name)) return { load: true, store: true };
   if (!s.onDemand) return { load: false, store: false };
   return { load: (flags & CONN_LOAD) !== 0, store: (flags & CONN_STORE) !== 0 };

@@ -141,7 +141,7 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
     }
     // smtp_mx_address_limit addresses, of which smtp_mx_session_limit may talk.
     let list = s.mxAddressLimit > 0 ? resolved.slice(0, s.mxAddressLimit) : resolved;
-    const cp = cacheUse(env, req.flags, dests[di].text);
+    const cp = cacheUse(env, req.flags, dests[di]);
     // A session cached for this destination goes first (its server, as it was then).
     let preloaded = cp.load ? await env.cache!.findDest(dests[di].text) : undefined;
     if (preloaded) {
@@ -313,9 +313,9 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
  * not without a cache, nor with SASL (sessions would have to be told apart
  * by login, as Postfix's labels do).
  */
-function cacheUse(env: SmtpEnv, flags: number, nexthop: string) {
+function cacheUse(env: SmtpEnv, flags: number, dest: Destination) {
   if (!env.cache || env.settings.sasl.enable) return { load: false, store: false };
-  return cachePolicy(env.cache.settings, flags, nexthop);
+  return cachePolicy(env.cache.settings, flags, dest);
 }
 
 /** Postfix's log says `relay=host[addr]:port, conn_use=N` for a reused session. */

@@ -13,7 +13,7 @@ import { queueFilePath } from "../../../lib/queue/layout.ts";
 import { parseQueuedMessage } from "../../../daemons/qmgr/message.ts";
 import { deliverSmtp } from "../../../daemons/smtp/deliver.ts";
 import { smtpEnvFromConfig } from "../../../daemons/smtp/mod.ts";
-import { CONN_LOAD, CONN_STORE } from "../../../daemons/smtp/cache.ts";
+import { cachePolicy, CONN_LOAD, CONN_STORE } from "../../../daemons/smtp/cache.ts";
 import { ScacheState, serveScache } from "../../../daemons/scache/mod.ts";
 import { acceptFd, closeFd, listenUnix, pollAsync, POLLIN } from "../../../lib/ffi/libc.ts";
 import { serveAgent } from "../../lib/deliver/agent_harness.ts";
@@ -275,4 +275,29 @@ Deno.test({
       assert(srv.sessions[0].lines.includes("QUIT"));
     });
   },
+});
+
+Deno.test("cachePolicy: listed destinations by name or as written; otherwise qmgr's flags when on demand", () => {
+  const s = {
+    onDemand: true,
+    destinations: ["example.com", "[192.0.2.1]:587", "2001:db8::1"],
+    timeLimit: 2,
+    reuseTimeLimit: 300,
+    reuseCountLimit: 0,
+  };
+  const both = { load: true, store: true };
+  const none = { load: false, store: false };
+  assertEquals(cachePolicy(s, 0, { text: "example.com", name: "example.com" }), both);
+  assertEquals(cachePolicy(s, 0, { text: "[Example.COM]:25", name: "Example.COM" }), both);
+  assertEquals(cachePolicy(s, 0, { text: "[192.0.2.1]:587", name: "192.0.2.1" }), both);
+  assertEquals(cachePolicy(s, 0, { text: "[2001:db8::1]", name: "2001:db8::1" }), both);
+  assertEquals(cachePolicy(s, 0, { text: "other.example", name: "other.example" }), none);
+  assertEquals(
+    cachePolicy(s, CONN_LOAD, { text: "other.example", name: "other.example" }),
+    { load: true, store: false },
+  );
+  assertEquals(
+    cachePolicy({ ...s, onDemand: false }, BOTH, { text: "other.example", name: "other.example" }),
+    none,
+  );
 });
