@@ -122,7 +122,7 @@ function parseArgs(args: string[], name: string): Request {
   const words = legacyVerp(args.map((a) => (a === "-q" ? "-q-" : a)));
   let opts;
   try {
-    opts = getopt(words, "A:B:C:F:GIL:N:O:R:UV:X:b:ce:f:h:imno:p:q:r:tvx");
+    opts = getopt(words, optionSpec);
   } catch (err) {
     if (!(err instanceof GetoptError)) throw err;
     console.error(`sendmail: ${err.message}`);
@@ -195,6 +195,9 @@ function applyOption(request: Request, flag: string, arg: string): void {
   // -A -G -L -O -U -c -e -h -m -n -p -x: accepted and ignored, as Postfix does.
 }
 
+/** Postfix's sendmail options (getopt form). */
+const optionSpec = "A:B:C:F:GIL:N:O:R:UV:X:b:ce:f:h:imno:p:q:r:tvx";
+
 /** The options of Postfix's sendmail that take an argument. */
 const optionsWithArgument = new Set("ABCFLNORVXbefhopqr");
 
@@ -206,6 +209,13 @@ const optionsWithArgument = new Set("ABCFLNORVXbefhopqr");
  * argument word stays where it is, so the options end there.
  */
 function legacyVerp(words: string[]): string[] {
+  // Postfix's scan is a first getopt pass: its complaints appear twice.
+  try {
+    getopt(words, optionSpec);
+  } catch (err) {
+    if (!(err instanceof GetoptError)) throw err;
+    console.error(`sendmail: ${err.message}`);
+  }
   const out = [...words];
   for (let i = 0; i < out.length; i++) {
     const word = out[i];

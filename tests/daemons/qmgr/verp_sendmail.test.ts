@@ -109,6 +109,16 @@ const cases: Case[] = [
     envelope: null,
   },
   { args: ["-XV+", "-f", "l@e", "a@x.org"], stderr: [twoChars], envelope: null },
+  {
+    // The legacy -V scan is a first getopt pass: its complaint comes twice, as the reference's.
+    args: ["-f", "l@e", "-V"],
+    stderr: [
+      "sendmail: option requires an argument -- 'V'",
+      "sendmail: option requires an argument -- 'V'",
+      "sendmail: fatal: usage: sendmail [options]",
+    ],
+    envelope: null,
+  },
   { args: ["-XV+=-", "-f", "l@e", "a@x.org"], stderr: [twoChars], envelope: null },
   {
     args: ["-XV", "-f", "", "a@x.org"],
