@@ -215,9 +215,12 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
               if (!cache || !cp.store || opened.fd === undefined || opened.encrypted) return false;
               if (!cache.reusable(uses, openedAt)) return false;
               const info = { server, features, uses, opened: openedAt };
-              const taken = await cache.save(dests[di].text, info, opened.fd);
+              // Our socket is closed before scache can hand the session on.
+              const fd = await opened.detach();
+              const taken = await cache.save(dests[di].text, info, fd);
               // scache holds its own copy: ours goes without a word to the server.
-              if (taken) opened.close();
+              if (taken) closeFd(fd);
+              else opened.reattach(fd);
               return taken;
             },
           };

@@ -6,7 +6,7 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { LineReader, ReadTimeout } from "../../lib/smtp/line_reader.ts";
-import { connectInet, LibcError, strerror } from "../../lib/ffi/libc.ts";
+import { connectInet, dupFd, LibcError, strerror } from "../../lib/ffi/libc.ts";
 
 /** One server reply: the code (0 when the server sent no valid code) and its text lines. */
 export interface ServerReply {
@@ -180,6 +180,35 @@ export class SmtpStream {
     this.closed = false;
     this.reader = this.attach(secure);
     return secure;
+  }
+
+  /**
+   * Lets go of the socket but not of the connection, so that the session can
+   * be handed to the connection cache: returns a duplicate descriptor, and
+   * the socket (with the read it always has pending) is closed first, so
+   * that a reply meant for the session's next user is never read here.
+   */
+  async detach(): Promise<number> {
+    const dup = dupFd(this.fd!);
+    const old = this.socket;
+    old.off("data", this.onData);
+    old.off("end", this.onEnd);
+    old.off("close", this.onEnd);
+    old.off("error", this.onEnd);
+    old.on("error", () => {});
+    old.destroy();
+    // The close takes effect on the event loop's next turn.
+    await new Promise((r) => setTimeout(r, 0));
+    return dup;
+  }
+
+  /** Takes up a descriptor from detach() again (the cache did not take it). */
+  reattach(fd: number): void {
+    const socket = new net.Socket({ fd, readable: true, writable: true });
+    this.socket = socket;
+    this.fd = fd;
+    this.closed = false;
+    this.reader = this.attach(socket);
   }
 
   /** Closes the connection at once. */

@@ -50,10 +50,12 @@ function inProcessScache(path: string, ttlLimit = 2) {
 }
 
 /** One smtp agent with a connection cache, and a way to send it requests. */
-async function cachingAgent(mainCf: string) {
+async function cachingAgent(mainCf: string, withScache = true) {
   const q = await makeQueue();
   Deno.mkdirSync(`${q.layout.queueDirectory}/private`, { recursive: true });
-  const scache = inProcessScache(`${q.layout.queueDirectory}/private/scache`);
+  const scache = withScache
+    ? inProcessScache(`${q.layout.queueDirectory}/private/scache`)
+    : { close: () => Promise.resolve() };
   const config = configFromText(
     q.dir,
     [
@@ -118,9 +120,10 @@ async function withServer(
     a: Awaited<ReturnType<typeof cachingAgent>>,
     srv: Awaited<ReturnType<typeof fakeServer>>,
   ) => Promise<void>,
+  withScache = true,
 ): Promise<void> {
   const srv = await fakeServer(serverOpts);
-  const a = await cachingAgent(mainCf);
+  const a = await cachingAgent(mainCf, withScache);
   try {
     await fn(a, srv);
   } finally {
@@ -300,4 +303,21 @@ Deno.test("cachePolicy: listed destinations by name or as written; otherwise qmg
     cachePolicy({ ...s, onDemand: false }, BOTH, { text: "other.example", name: "other.example" }),
     none,
   );
+});
+
+Deno.test({
+  ...opts,
+  name: "smtp: without a running scache the session is kept and ended with QUIT, with a warning",
+  async fn() {
+    await withServer("", {}, async (a, srv) => {
+      const hop = `[127.0.0.1]:${srv.port}`;
+      const log = await a.send(hop, BOTH);
+      assertStringIncludes(log, "status=sent (250 2.0.0 Ok: queued as Q1)");
+      assertStringIncludes(log, "scache_clnt_save_endp: ");
+      await a.send(hop, BOTH);
+      assertEquals(srv.sessions.length, 2);
+      await new Promise((r) => setTimeout(r, 50));
+      assert(srv.sessions.every((s) => s.lines.at(-1) === "QUIT"), JSON.stringify(srv.sessions));
+    }, false);
+  },
 });
