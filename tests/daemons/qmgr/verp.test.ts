@@ -68,8 +68,22 @@ const submissions = [
   ["-XV", "-f", "list@example.com", "u1@bad.org", "u2@bad.org", "ok@x.org"],
 ];
 
+/** One run: extra main.cf lines, the submissions, how many deliveries they make. */
+interface Scenario {
+  extra: string[];
+  submissions: string[][];
+  deliveries: number;
+}
+
 /** Deliveries the submissions make: 4 + 1 + 1, and the 2 notices. */
-const expectedDeliveries = 8;
+const verpScenario: Scenario = { extra: [], submissions, deliveries: 8 };
+
+/** disable_verp_bounces = yes: the bouncing message only; 1 delivery and 1 notice. */
+const plainBounceScenario: Scenario = {
+  extra: ["disable_verp_bounces = yes"],
+  submissions: [submissions[2]],
+  deliveries: 2,
+};
 
 /** What the reference did (sorted). */
 const referenceRec = [
@@ -132,12 +146,12 @@ function collect(dir: string, log: string): Outcome {
 }
 
 /** Waits for every delivery, then a moment for stray extra ones. */
-async function settle(dir: string): Promise<void> {
-  await waitFor(() => recLines(dir).length >= expectedDeliveries, 40_000);
+async function settle(dir: string, deliveries: number): Promise<void> {
+  await waitFor(() => recLines(dir).length >= deliveries, 40_000);
   await new Promise((r) => setTimeout(r, 500));
 }
 
-async function posthornRun(): Promise<Outcome> {
+async function posthornRun(sc: Scenario): Promise<Outcome> {
   const inst = await Instance.create(masterCf(""), "");
   try {
     prepare(inst.dir);
@@ -149,11 +163,12 @@ async function posthornRun(): Promise<Outcome> {
           `posthorn_launcher = ${Deno.execPath()} ${flags} ${launcher}`,
           "hash_queue_names =",
           ...mainCf(inst.dir),
+          ...sc.extra,
         ].join("\n") + "\n",
     );
     const start = await inst.postfix("start");
     assertEquals(start.code, 0, start.stderr);
-    for (const args of submissions) {
+    for (const args of sc.submissions) {
       const sent = await runProgram("sendmail", args, {
         stdin: "Subject: verp\n\nBody.\n",
         env: { MAIL_CONFIG: inst.dir },
@@ -165,7 +180,7 @@ async function posthornRun(): Promise<Outcome> {
       await runProgram("postkick", ["-c", inst.dir, "public", "pickup", "W"], {}).catch(() => {});
       await new Promise((r) => setTimeout(r, 500));
     }
-    await settle(inst.dir);
+    await settle(inst.dir, sc.deliveries);
     return collect(inst.dir, inst.readLog());
   } finally {
     if (Deno.env.get("SHOW_LOG")) console.log(inst.readLog());
@@ -188,7 +203,7 @@ const referenceReady = Deno.uid() === 0 && uidOf("postfix") !== undefined &&
     }
   })();
 
-async function referenceRun(): Promise<Outcome> {
+async function referenceRun(sc: Scenario): Promise<Outcome> {
   const dir = await Deno.makeTempDir({ prefix: "verp-ref-" });
   const run = (cmd: string, args: string[], stdin?: string) => {
     const child = new Deno.Command(cmd, {
@@ -218,6 +233,7 @@ async function referenceRun(): Promise<Outcome> {
         `maillog_file_prefixes = ${dir}`,
         "inet_interfaces = loopback-only",
         ...mainCf(dir),
+        ...sc.extra,
       ].join("\n") + "\n",
     );
     Deno.writeTextFileSync(
@@ -226,12 +242,12 @@ async function referenceRun(): Promise<Outcome> {
     );
     await run("postfix", ["-c", dir, "set-permissions"]);
     await run("postfix", ["-c", dir, "start"]);
-    for (const args of submissions) {
+    for (const args of sc.submissions) {
       const status = await run("sendmail", args, "Subject: verp\n\nBody.\n");
       assert(status.success, `reference sendmail ${args.join(" ")}`);
     }
     await run("postkick", ["-c", dir, "public", "pickup", "W"]);
-    await settle(dir);
+    await settle(dir, sc.deliveries);
     return collect(dir, Deno.readTextFileSync(`${dir}/maillog`));
   } finally {
     await run("postfix", ["-c", dir, "stop"]);
@@ -244,7 +260,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const ours = await posthornRun();
+    const ours = await posthornRun(verpScenario);
     assertEquals(ours.rec, referenceRec);
     assertEquals(ours.notices, referenceNotices);
     assertEquals(ours.noticeLines, 2);
@@ -257,9 +273,38 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const ref = await referenceRun();
+    const ref = await referenceRun(verpScenario);
     assertEquals(ref.rec, referenceRec);
     assertEquals(ref.notices, referenceNotices);
     assertEquals(ref.noticeLines, 2);
+  },
+});
+
+/** What the reference did with disable_verp_bounces = yes. */
+const plainRec = [
+  "S=MAILER-DAEMON R=list@example.com O=list@example.com",
+  "S=list+ok=x.org@example.com R=ok@x.org O=ok@x.org",
+];
+
+const plainNotices = [[
+  "To: list@example.com",
+  "X-Postfix-Sender: rfc822; list@example.com",
+  "Final-Recipient: rfc822; u1@bad.org",
+  "Final-Recipient: rfc822; u2@bad.org",
+  "Return-Path: <list@example.com>",
+]];
+
+Deno.test({
+  name: "disable_verp_bounces = yes: VERP deliveries, one notice to the sender for all",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const ours = await posthornRun(plainBounceScenario);
+    assertEquals(ours.rec, plainRec);
+    assertEquals(ours.notices, plainNotices);
+    assertEquals(ours.noticeLines, 1);
+    if (!referenceReady) return;
+    const ref = await referenceRun(plainBounceScenario);
+    assertEquals(ref, ours);
   },
 });
