@@ -15,6 +15,7 @@ import { clockMicros } from "../../lib/queue/file.ts";
 import { layoutFromConfig } from "../../lib/queue/layout.ts";
 import { RecordType } from "../../lib/queue/record.ts";
 import { fatal, warn } from "../../lib/log.ts";
+import { defaultVerpDelimitersError } from "../../lib/verp.ts";
 import type { ReportTemplate } from "../../lib/dsn/report.ts";
 import { type BounceEnv, handleBounceRequest } from "./notify.ts";
 import {
@@ -130,6 +131,9 @@ export function main(args: string[], ctx: ProgramContext): Promise<number> {
     await new Promise<void>((resolve) => conn.write(encodeAttrs({ status }), () => resolve()));
   }, {
     init(d) {
+      // As every Postfix program, refuse to run with bad default VERP delimiters.
+      const verpError = defaultVerpDelimitersError(d.config);
+      if (verpError) fatal(verpError);
       env = bounceEnv(d);
     },
   });
