@@ -263,7 +263,8 @@ async function failure(
  * The notices of a VERP message: each failed recipient gets its own, sent
  * to the VERP sender made from that recipient (its original address when
  * there is one); the postmaster copies (notify_classes bounce) go one per
- * recipient too, without a log line, as the reference's. A null or
+ * recipient too, logged only where the sender got none, as the
+ * reference's. A null or
  * double-bounce sender is handled as without VERP.
  */
 async function verpFailure(
@@ -278,7 +279,8 @@ async function verpFailure(
   }
   const returnBody = msg.ret !== DsnRet.HDRS && (original?.size ?? 0) <= env.bounceSizeLimit;
   for (const entry of entries) {
-    if (wantsNotice(entry.notify, "failure")) {
+    const toSender = wantsNotice(entry.notify, "failure");
+    if (toSender) {
       const ok = await send(env, msg, "failure", [entry], original, {
         to: verpSender(delims, msg.sender, entry),
         sender: "",
@@ -295,7 +297,8 @@ async function verpFailure(
         postmaster: true,
         returnBody: false,
         what: "postmaster non-delivery notification",
-        silent: true,
+        // The reference logs one notice per recipient: the sender's when there is one.
+        silent: toSender,
       });
     }
   }

@@ -183,25 +183,45 @@ Deno.test("bounce verp: the delimiters of the request, NOTIFY=NEVER honoured", o
   await Deno.remove(q.dir, { recursive: true });
 });
 
-Deno.test("bounce verp: postmaster copies one per recipient, not logged", opts, async () => {
+Deno.test(
+  "bounce verp: postmaster copies one per recipient, not logged beside a sender notice",
+  opts,
+  async () => {
+    const q = await makeQueue();
+    const e = env(q, "notify_classes = bounce\nbounce_notice_recipient = pm@example.com\n");
+    const id = writeMessage(q, { sender: "list@example.com", recipients: ["a@x.org"] }, "active");
+    await append(e, "bounce", id, "u1@bad.org");
+    await append(e, "bounce", id, "u2@bad.org");
+    const log = await withLog(async (lines) => {
+      assertEquals(await verpFlush(e, "bounce", id), 0);
+      return lines.join("\n");
+    });
+    assertEquals(e.sent.map((s) => [s.sender, s.recipient]), [
+      ["", "list+u1=bad.org@example.com"],
+      ["double-bounce@mx.example.com", "pm@example.com"],
+      ["", "list+u2=bad.org@example.com"],
+      ["double-bounce@mx.example.com", "pm@example.com"],
+    ]);
+    assertEquals(header(e.sent[1].lines, "Subject"), "Postmaster Copy: Undelivered Mail");
+    assertEquals(log.split("\n").filter((l) => l.includes("notification")).length, 2);
+    assertEquals(log.includes("postmaster non-delivery notification"), false);
+    await Deno.remove(q.dir, { recursive: true });
+  },
+);
+
+Deno.test("bounce verp: NOTIFY=NEVER: only the postmaster copy, logged", opts, async () => {
   const q = await makeQueue();
   const e = env(q, "notify_classes = bounce\nbounce_notice_recipient = pm@example.com\n");
   const id = writeMessage(q, { sender: "list@example.com", recipients: ["a@x.org"] }, "active");
-  await append(e, "bounce", id, "u1@bad.org");
-  await append(e, "bounce", id, "u2@bad.org");
+  await append(e, "bounce", id, "u1@bad.org", "u1@bad.org", DsnNotify.NEVER);
+  await append(e, "bounce", id, "u2@bad.org", "u2@bad.org", DsnNotify.NEVER);
   const log = await withLog(async (lines) => {
     assertEquals(await verpFlush(e, "bounce", id), 0);
     return lines.join("\n");
   });
-  assertEquals(e.sent.map((s) => [s.sender, s.recipient]), [
-    ["", "list+u1=bad.org@example.com"],
-    ["double-bounce@mx.example.com", "pm@example.com"],
-    ["", "list+u2=bad.org@example.com"],
-    ["double-bounce@mx.example.com", "pm@example.com"],
-  ]);
-  assertEquals(header(e.sent[1].lines, "Subject"), "Postmaster Copy: Undelivered Mail");
-  assertEquals(log.split("\n").filter((l) => l.includes("notification")).length, 2);
-  assertEquals(log.includes("postmaster non-delivery notification"), false);
+  assertEquals(e.sent.map((s) => s.recipient), ["pm@example.com", "pm@example.com"]);
+  assertStringIncludes(log, `${id}: postmaster non-delivery notification: NOTICE1`);
+  assertStringIncludes(log, `${id}: postmaster non-delivery notification: NOTICE2`);
   await Deno.remove(q.dir, { recursive: true });
 });
 
