@@ -40,6 +40,7 @@ import {
   searchAccessDomain,
   type SearchResult,
 } from "../../maps/mod.ts";
+import { AddrStatus, verifyQuery, VerifyStat } from "../../lib/verify_client.ts";
 import { passwdByName } from "../../lib/queue/submitter.ts";
 import { type HostList, hostList } from "./match.ts";
 import { askPolicy } from "./policy.ts";
@@ -143,6 +144,18 @@ const peerLookups = new WeakMap<object, PeerNames>();
 /** Records the client hostname lookup of a session, for reject_unknown_*client_hostname. */
 export function recordPeerNames(ctx: object, names: PeerNames): void {
   peerLookups.set(ctx, names);
+}
+
+/** The session's recorded client name lookup (a copy), or one made from its current names. */
+export function peerNamesOf(ctx: CheckContext): PeerNames {
+  const found = peerLookups.get(ctx);
+  if (found) return { ...found };
+  return {
+    name: ctx.clientName,
+    reverseName: ctx.reverseName,
+    nameStatus: ctx.clientName === "unknown" ? "perm" : "ok",
+    reverseStatus: ctx.reverseName === "unknown" ? "perm" : "ok",
+  };
 }
 
 /** How long a DNS list answer is reused. */
@@ -534,6 +547,10 @@ export class Checker {
         return ctx.recipient !== undefined
           ? await this.unlisted(ctx, ctx.recipient, "recipient")
           : DUNNO;
+      case "reject_unverified_sender":
+        return ctx.sender ? await this.unverified(ctx, ctx.sender, "sender") : DUNNO;
+      case "reject_unverified_recipient":
+        return ctx.recipient ? await this.unverified(ctx, ctx.recipient, "recipient") : DUNNO;
       case "reject_multi_recipient_bounce":
         return ctx.sender === "" && ctx.rcptCount > 0
           ? {
@@ -551,6 +568,57 @@ export class Checker {
     }
     warn(`unknown smtpd restriction: "${name}"`);
     return this.serverError(kind, ctx);
+  }
+
+  /**
+   * reject_unverified_sender/recipient: asks the verify service. A known
+   * bounce gets unverified_*_reject_code ("undeliverable address", or
+   * "unverified address" when that code is a 4xx one); a
+   * deferral or a probe still under way gets unverified_*_defer_code under
+   * unverified_*_tempfail_action ("unverified address"); a service failure
+   * a 450 "address verification problem" under the same action. The
+   * *_reject_reason parameter, when set, replaces the verify service's reason.
+   */
+  private async unverified(
+    ctx: CheckContext,
+    address: string,
+    role: "sender" | "recipient",
+  ): Promise<Verdict> {
+    const c = this.config;
+    const kind: Kind = role;
+    const dsnDetail = role === "sender" ? "1.7" : "1.1";
+    const r = await verifyQuery(c, address);
+    const { name, cls } = this.subject(kind, ctx);
+    const make = (code: number, text: string): SmtpReply => ({
+      code,
+      dsn: matchDsnClass(code, `5.${dsnDetail}`),
+      text: `<${name}>: ${cls} rejected: ${text}`,
+    });
+    const action = `unverified_${role}_tempfail_action`;
+    if (r.status === VerifyStat.FAIL) {
+      warn(`${c.get("address_verify_service_name") || "verify"} service failure`);
+      return this.tempfailAction(action, make(450, "address verification problem"));
+    }
+    const why = c.get(`unverified_${role}_reject_reason`) || r.why;
+    switch (r.status) {
+      case AddrStatus.OK:
+        return DUNNO;
+      case AddrStatus.BOUNCE: {
+        // A 4xx reject code makes it a temporary refusal, worded as such.
+        const code = c.int(`unverified_${role}_reject_code`);
+        const word = code < 500 ? "unverified" : "undeliverable";
+        return { kind: "reject", reply: make(code, `${word} address: ${why}`) };
+      }
+      case AddrStatus.DEFER:
+      case AddrStatus.TODO:
+        return this.tempfailAction(
+          action,
+          make(c.int(`unverified_${role}_defer_code`), `unverified address: ${why}`),
+        );
+      default:
+        warn(`unknown address verification status ${r.status}`);
+        return DUNNO;
+    }
   }
 
   /** The address class, or undefined when the resolver failed (logged). */

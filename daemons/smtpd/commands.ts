@@ -11,7 +11,8 @@ import { parseAddressArg, parseMailParams, parseRcptParams } from "./params.ts";
 import { finishMessage, MessageWriter, openMessage } from "./queue.ts";
 import { DovecotAuth } from "./sasl.ts";
 import { type Session, SessionEnd } from "./session.ts";
-import { validAddressLiteral, validHostname } from "./checks.ts";
+import { peerNamesOf, recordPeerNames, validAddressLiteral, validHostname } from "./checks.ts";
+import type { PeerStatus } from "../../lib/dns/peer.ts";
 
 /** A handler queues its reply and says whether the command succeeded. */
 type Handler = (s: Session, args: string) => Promise<boolean>;
@@ -43,7 +44,6 @@ async function helo(s: Session, args: string, ehlo: boolean): Promise<boolean> {
   s.helo = name;
   s.esmtp = ehlo;
   s.protocol = (ehlo ? "ESMTP" : "SMTP") + (s.tlsActive ? "S" : "");
-  if (s.clientReject) return say(s, s.clientReject);
   if (!s.settings.smtpdDelayReject) {
     const r = await s.env.checker.helo(s, ehlo ? "EHLO" : "HELO");
     if (r) return say(s, r);
@@ -97,7 +97,6 @@ async function mail(s: Session, args: string): Promise<boolean> {
   if (parsed === "address") return say(s, rep(501, "5.1.7", "Bad sender address syntax"));
   const params = parseMailParams(parsed.params, st.messageSizeLimit);
   if ("code" in params) return say(s, params);
-  if (s.clientReject) return say(s, s.clientReject);
   if (await s.env.limits.messageRateExceeded(s)) throw new SessionEnd();
   s.sender = parsed.address;
   if (!st.smtpdDelayReject) {
@@ -145,7 +144,6 @@ async function rcpt(s: Session, args: string): Promise<boolean> {
 /** The restrictions a recipient goes through (with smtpd_delay_reject, client to sender first). */
 async function checkRecipient(s: Session, stage: string): Promise<SmtpReply | undefined> {
   const c = s.env.checker;
-  if (s.clientReject) return s.clientReject;
   if (s.settings.smtpdDelayReject) {
     const early = await c.client(s, stage) ?? await c.helo(s, stage) ?? await c.sender(s, stage) ??
       await c.unlistedSender(s, stage);
@@ -494,7 +492,9 @@ function xattrs(args: string, known: Set<string>): Record<string, string> | stri
       /\+([0-9A-F]{2})/g,
       (_, h) => String.fromCharCode(parseInt(h, 16)),
     );
-    if (value === "[UNAVAILABLE]" || value === "[TEMPUNAVAIL]") {
+    if (known === xclientNames && /^(NAME|REVERSE_NAME)$/.test(name)) {
+      // Kept as given: xclient() turns these into "unknown" with a lookup status.
+    } else if (value === "[UNAVAILABLE]" || value === "[TEMPUNAVAIL]") {
       value = name === "NAME" ? "unknown" : "";
     }
     out[name] = value.replace(/^IPV6:/i, "");
@@ -512,9 +512,7 @@ async function xclient(s: Session, args: string): Promise<boolean> {
   const a = xattrs(args, xclientNames);
   if (!a) return say(s, rep(501, "5.5.4", "Syntax: XCLIENT attribute=value..."));
   if (typeof a === "string") return say(s, rep(501, "5.5.4", `Bad XCLIENT attribute name: ${a}`));
-  if (a.NAME !== undefined) s.clientName = a.NAME || "unknown";
-  if (a.REVERSE_NAME !== undefined) s.reverseName = a.REVERSE_NAME || "unknown";
-  else if (a.NAME !== undefined) s.reverseName = s.clientName;
+  if (a.NAME !== undefined || a.REVERSE_NAME !== undefined) setXclientNames(s, a);
   if (a.ADDR !== undefined) s.clientAddr = a.ADDR;
   if (a.PORT !== undefined) s.clientPort = a.PORT;
   if (a.DESTADDR !== undefined) s.serverAddr = a.DESTADDR;
@@ -524,8 +522,55 @@ async function xclient(s: Session, args: string): Promise<boolean> {
   s.protocol = a.PROTO ?? "SMTP";
   s.esmtp = false;
   s.resetTransaction();
+  if (!s.settings.smtpdDelayReject) {
+    // As at connect time: the client restrictions answer for the new client.
+    const denied = await s.env.checker.client(s, "XCLIENT");
+    if (denied) {
+      s.clientReject = accessDenied(s);
+      return say(s, denied);
+    }
+  }
   s.replyLine(`220 ${s.settings.smtpdBanner}`);
   return true;
+}
+
+/** The reply every command but QUIT gets after the client was rejected at connect (or XCLIENT). */
+export function accessDenied(s: Session): SmtpReply {
+  return rep(503, "5.7.0", `Error: access denied for ${s.client}`);
+}
+
+/** Lookup status of an XCLIENT name value: [UNAVAILABLE] is a permanent failure, [TEMPUNAVAIL] a temporary one. */
+function xclientName(value: string): { name: string; status: PeerStatus } {
+  if (value === "[UNAVAILABLE]" || value === "") return { name: "unknown", status: "perm" };
+  if (value === "[TEMPUNAVAIL]") return { name: "unknown", status: "temp" };
+  return { name: value, status: "ok" };
+}
+
+/**
+ * XCLIENT NAME and REVERSE_NAME, with the lookup status that
+ * reject_unknown_(reverse_)client_hostname reads (a missing REVERSE_NAME
+ * follows NAME).
+ */
+function setXclientNames(s: Session, a: Record<string, string>): void {
+  const lookups = peerNamesOf(s);
+  if (a.NAME !== undefined) {
+    const n = xclientName(a.NAME);
+    s.clientName = n.name;
+    lookups.name = n.name;
+    lookups.nameStatus = n.status;
+    if (a.REVERSE_NAME === undefined) {
+      s.reverseName = n.name;
+      lookups.reverseName = n.name;
+      lookups.reverseStatus = n.status;
+    }
+  }
+  if (a.REVERSE_NAME !== undefined) {
+    const r = xclientName(a.REVERSE_NAME);
+    s.reverseName = r.name;
+    lookups.reverseName = r.name;
+    lookups.reverseStatus = r.status;
+  }
+  recordPeerNames(s, lookups);
 }
 
 async function xforward(s: Session, args: string): Promise<boolean> {
@@ -652,6 +697,14 @@ export async function commandLoop(s: Session): Promise<void> {
       return;
     }
     if (cmd.junk && s.junkCommands++ > st.smtpdJunkCommandLimit) s.errorCount++;
+    if (s.clientReject && verb !== "QUIT") {
+      // Rejected at connect (smtpd_delay_reject = no): nothing but QUIT is served.
+      s.count(verb.toLowerCase(), false);
+      s.errorCount++;
+      await s.errorDelay();
+      s.reply(s.clientReject);
+      continue;
+    }
     if (s.env.tls && st.tlsSecurityLevel === "encrypt" && !s.tlsActive && !tlsExempt.has(verb)) {
       // smtpd_tls_security_level = encrypt: nothing but the TLS handshake's way in.
       s.count(verb.toLowerCase(), false);

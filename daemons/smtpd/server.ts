@@ -10,7 +10,13 @@ import { info, warn } from "../../lib/log.ts";
 import { lookupPeer, type PeerNames } from "../../lib/dns/peer.ts";
 import { recordPeerNames } from "./checks.ts";
 import { ReadTimeout } from "../../lib/smtp/line_reader.ts";
-import { commandLoop, greetingViolation, LostConnection, LostInData } from "./commands.ts";
+import {
+  accessDenied,
+  commandLoop,
+  greetingViolation,
+  LostConnection,
+  LostInData,
+} from "./commands.ts";
 import { type ClientInfo, Session, type SmtpdEnv, type Transport } from "./session.ts";
 
 /** node reports IPv4 clients of a dual-stack socket as ::ffff:a.b.c.d. */
@@ -148,11 +154,7 @@ export async function runSession(s: Session): Promise<void> {
           // As Postfix: the rejection takes the greeting's place, and the
           // commands that follow are refused.
           s.reply(denied);
-          s.clientReject = {
-            code: 503,
-            dsn: "5.7.0",
-            text: `Error: access denied for ${s.client}`,
-          };
+          s.clientReject = accessDenied(s);
         } else {
           s.replyLine(`220 ${st.smtpdBanner}`);
         }
