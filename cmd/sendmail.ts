@@ -52,6 +52,10 @@ interface Request {
   envid?: string;
   encoding?: string;
   verp?: string;
+  /** An -X option other than -XV, refused once logging is set up. */
+  unsupported?: string;
+  /** Warnings about the Postfix 2.2 -V form, logged once logging is set up. */
+  legacyWarnings: string[];
   verbose: number;
   configDir?: string;
   queueArg?: string;
@@ -76,6 +80,8 @@ async function run(args: string[], ctx: ProgramContext): Promise<number> {
   const request = parseArgs(args, ctx.name);
   const config = loadConfig({ configDir: request.configDir, program: "sendmail" });
   setupLogging(config, "sendmail", { stderr: true, verbose: request.verbose > 1 ? 1 : 0 });
+  for (const text of request.legacyWarnings) warn(text);
+  if (request.unsupported) fatal(`unsupported: ${request.unsupported}`);
   checkVerp(config, request);
   switch (request.mode) {
     case "m":
@@ -117,9 +123,10 @@ function parseArgs(args: string[], name: string): Request {
     recipients: [],
     extract: false,
     ignoreDot: false,
+    legacyWarnings: [],
     verbose: 0,
   };
-  const words = legacyVerp(args.map((a) => (a === "-q" ? "-q-" : a)));
+  const words = legacyVerp(args.map((a) => (a === "-q" ? "-q-" : a)), request.legacyWarnings);
   let opts;
   try {
     opts = getopt(words, optionSpec);
@@ -163,8 +170,8 @@ function applyOption(request: Request, flag: string, arg: string): void {
     case "X":
       // -XV[delimiters] asks for VERP (checked once main.cf is read); any
       // other -X is refused, as Postfix's sendmail does.
-      if (!arg.startsWith("V")) fatal(`unsupported: -X${arg.slice(0, 1)}`);
-      request.verp = arg.slice(1);
+      if (!arg.startsWith("V")) request.unsupported ??= `-X${arg.slice(0, 1)}`;
+      else request.verp = arg.slice(1);
       return;
     case "b":
       if (!"dimpsv".includes(arg) || arg.length !== 1) fatal(`unsupported: -b${arg}`);
@@ -205,10 +212,11 @@ const optionsWithArgument = new Set("ABCFLNORVXbefhopqr");
  * Postfix 2.2 and earlier asked for VERP with -V; -V is now the DSN
  * envelope id. As Postfix's sendmail, an option -V whose argument has two
  * characters (attached, or the next word) still means VERP: the word
- * becomes -XV (with the attached characters), with a warning. A separate
- * argument word stays where it is, so the options end there.
+ * becomes -XV (with the attached characters), with a warning (added to
+ * `warnings`, logged once main.cf is read, as the reference logs it). A
+ * separate argument word stays where it is, so the options end there.
  */
-function legacyVerp(words: string[]): string[] {
+function legacyVerp(words: string[], warnings: string[]): string[] {
   // Postfix's scan is a first getopt pass: its complaints appear twice.
   try {
     getopt(words, optionSpec);
@@ -226,7 +234,9 @@ function legacyVerp(words: string[]): string[] {
       const arg = attached || (out[i + 1] ?? "");
       if (!attached) i++;
       if (word[j] === "V" && j === 1 && arg.length === 2 && (attached || i < out.length)) {
-        warn(`option ${word} is deprecated with Postfix 2.3; specify -X${word.slice(1)} instead`);
+        warnings.push(
+          `option ${word} is deprecated with Postfix 2.3; specify -X${word.slice(1)} instead`,
+        );
         out[attached ? i : i - 1] = `-X${word.slice(1)}`;
         if (!attached) i--;
       }

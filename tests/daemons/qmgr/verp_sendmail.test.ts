@@ -5,7 +5,7 @@
 // no or a two-character argument) still means VERP with a warning, a null
 // sender is refused, default_verp_delimiters is checked at start.
 
-import { assertEquals } from "../../assert.ts";
+import { assertEquals, assertStringIncludes } from "../../assert.ts";
 import { runProgram } from "../../run.ts";
 import { submitterLogin } from "../../../lib/queue/submitter.ts";
 import {
@@ -169,6 +169,24 @@ for (const c of cases) {
       const stderr = r.stderr.split("\n").filter((l) => l && !l.includes("pickup"))
         .map((l) => l.replaceAll(`${inst.dir}/etc`, "DIR"));
       assertEquals(stderr, c.stderr);
+      // Diagnostics are logged too (the getopt complaints only on stderr).
+      const logged = (() => {
+        try {
+          return Deno.readTextFileSync(inst.maillog);
+        } catch {
+          return "";
+        }
+      })();
+      // (Posthorn's option parser does not log its usage complaint yet.)
+      const loggable = c.stderr.filter((l) =>
+        /^sendmail: (warning|fatal): /.test(l) && !l.endsWith("usage: sendmail [options]")
+      );
+      for (const line of loggable) {
+        assertStringIncludes(
+          logged,
+          line.replace(/^sendmail: /, "").replaceAll("DIR", `${inst.dir}/etc`),
+        );
+      }
       if (c.envelope === null) {
         assertEquals(r.code, 75);
         assertEquals(maildropFiles(inst), []);
