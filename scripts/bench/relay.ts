@@ -1,6 +1,6 @@
 // Benchmark: end-to-end relay throughput. smtp-source sends N messages
 // (2000; RELAY_BENCH_MESSAGES to change, e.g. 10000) over 10 and over 50
-// parallel sessions to Posthorn's smtpd; the instance queues them and its
+// parallel sessions (RELAY_BENCH_SESSIONS, e.g. "50") to Posthorn's smtpd; the instance queues them and its
 // smtp agent relays each to smtp-sink. The clock runs from the first
 // message in to the last `status=sent` in the log. Printed: messages per
 // second, the CPU time of the whole instance (master and every daemon,
@@ -281,7 +281,8 @@ export async function bench(): Promise<void> {
     return;
   }
   const count = Number(Deno.env.get("RELAY_BENCH_MESSAGES") ?? "2000");
-  for (const sessions of [10, 50]) {
+  const sessionCounts = (Deno.env.get("RELAY_BENCH_SESSIONS") ?? "10,50").split(",").map(Number);
+  for (const sessions of sessionCounts) {
     await posthornRun(count, sessions, true);
     await posthornRun(count, sessions, false);
     if (referenceInstalled()) {
