@@ -7,6 +7,11 @@
 // as configured, MAIL/RCPT/DATA pipelined when offered, then logs and
 // reports each recipient sent, bounced or deferred. The program name (or the
 // master.cf service) says which protocol: lmtp reads the lmtp_* parameters.
+// Sessions are shared through scache(8) as smtp_connection_cache_on_demand
+// and smtp_connection_cache_destinations say (cache.ts); TLS sessions are
+// never cached (Postfix needs smtp_tls_connection_reuse and tlsproxy(8) for
+// that). smtp_header_checks and the other restricted content checks apply
+// to the message as sent (header_checks.ts).
 
 import { lookup } from "node:dns/promises";
 import type { ProgramContext } from "../../lib/program.ts";
