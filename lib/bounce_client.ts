@@ -11,6 +11,9 @@
 //   request=flush log=defer    non-delivery notice from defer/ID (expired)
 //   request=warn  log=defer    delay notice from defer/ID
 //   request=flush log=trace    success notice (and sendmail -v report)
+//   request=verp log=bounce|defer verp_delims=xy
+//                              per-recipient non-delivery notices of a VERP
+//                              message, each to its recipient's VERP sender
 
 import { AttrReader, encodeAttrs } from "./ipc/attr.ts";
 import type { DsnStatus } from "./dsn/status.ts";
