@@ -32,6 +32,7 @@ import {
 } from "../../lib/smtp/reply.ts";
 import {
   accessSettings,
+  addressMapSettings,
   type Dict,
   DictError,
   openMap,
@@ -39,6 +40,7 @@ import {
   searchAccessAddressIP,
   searchAccessDomain,
   type SearchResult,
+  searchVirtual,
 } from "../../maps/mod.ts";
 import { AddrStatus, verifyQuery, VerifyStat } from "../../lib/verify_client.ts";
 import { passwdByName } from "../../lib/queue/submitter.ts";
@@ -94,7 +96,8 @@ type Kind =
   | "relay"
   | "data"
   | "eod"
-  | "etrn";
+  | "etrn"
+  | "sasl";
 
 /**
  * A restriction's result. The deferrals are Postfix's DEFER_IF_PERMIT and
@@ -430,6 +433,8 @@ export class Checker {
         return { name: "END-OF-MESSAGE", cls: "End-of-data" };
       case "etrn":
         return { name: ctx.etrnDomain ?? "", cls: "Etrn command" };
+      case "sasl":
+        return { name: ctx.saslUsername ?? "", cls: "SASL login name" };
       default:
         return { name: ctx.recipient ?? "", cls: "Recipient address" };
     }
@@ -551,6 +556,11 @@ export class Checker {
         return ctx.sender ? await this.unverified(ctx, ctx.sender, "sender") : DUNNO;
       case "reject_unverified_recipient":
         return ctx.recipient ? await this.unverified(ctx, ctx.recipient, "recipient") : DUNNO;
+      case "reject_sender_login_mismatch":
+      case "reject_authenticated_sender_login_mismatch":
+      case "reject_known_sender_login_mismatch":
+      case "reject_unauthenticated_sender_login_mismatch":
+        return await this.senderLogin(lower, ctx);
       case "reject_multi_recipient_bounce":
         return ctx.sender === "" && ctx.rcptCount > 0
           ? {
@@ -619,6 +629,98 @@ export class Checker {
         warn(`unknown address verification status ${r.status}`);
         return DUNNO;
     }
+  }
+
+  /**
+   * The sender login restrictions (postconf(5)): smtpd_sender_login_maps
+   * names the SASL login names that own a MAIL FROM address. An
+   * authenticated client may only use an address its login owns
+   * (reject_authenticated_*, or reject_known_* for listed addresses); an
+   * unauthenticated one may not use a listed address. The null sender is
+   * never checked. Without SASL the restrictions are ignored, as Postfix
+   * ignores them.
+   */
+  private async senderLogin(lower: string, ctx: CheckContext): Promise<Verdict> {
+    if (!this.saslEnabled(lower)) return DUNNO;
+    if (!ctx.sender) return DUNNO;
+    const authenticated = lower === "reject_sender_login_mismatch" ||
+      lower === "reject_authenticated_sender_login_mismatch" ||
+      lower === "reject_known_sender_login_mismatch";
+    const unauthenticated = lower === "reject_sender_login_mismatch" ||
+      lower === "reject_unauthenticated_sender_login_mismatch" ||
+      lower === "reject_known_sender_login_mismatch";
+    let owners: string[] | undefined;
+    try {
+      owners = await this.senderOwners(ctx.sender);
+    } catch (err) {
+      warn(`smtpd_sender_login_maps: table lookup problem: ${(err as Error).message}`);
+      return {
+        kind: "reject",
+        reply: { code: 451, dsn: "4.3.0", text: `<${ctx.sender}>: Temporary lookup failure` },
+      };
+    }
+    const mismatch = (text: string) => this.rejectReply("sender", ctx, 553, "5.7.1", text);
+    if (ctx.saslUsername) {
+      if (!authenticated) return DUNNO;
+      if (owners === undefined && lower === "reject_known_sender_login_mismatch") return DUNNO;
+      const login = ctx.saslUsername.toLowerCase();
+      if (owners?.some((o) => o.toLowerCase() === login)) return DUNNO;
+      return mismatch(`not owned by user ${ctx.saslUsername}`);
+    }
+    if (unauthenticated && owners !== undefined) return mismatch("not logged in");
+    return DUNNO;
+  }
+
+  /** The login names smtpd_sender_login_maps gives for an address (virtual(5) search order). */
+  private async senderOwners(sender: string): Promise<string[] | undefined> {
+    const tables: Dict[] = [];
+    for (const spec of this.config.list("smtpd_sender_login_maps")) {
+      const t = this.table(spec);
+      if (!t) throw new Error(`${spec} is unavailable`);
+      tables.push(t);
+    }
+    if (tables.length === 0) return undefined;
+    const c = this.config;
+    const local = new Set(
+      [...c.list("mydestination"), c.get("myorigin"), c.get("myhostname")].map((d) =>
+        d.toLowerCase()
+      ),
+    );
+    const settings = { ...addressMapSettings(c, "", (d) => local.has(d.toLowerCase())) };
+    settings.propagateExtension = false;
+    const hit = await searchVirtual(tables, sender.toLowerCase(), settings);
+    return hit?.value.split(/[\s,]+/).filter(Boolean);
+  }
+
+  /** The SASL-only restrictions do nothing, with a warning, when SASL is off. */
+  private saslEnabled(restriction: string): boolean {
+    if (this.config.bool("smtpd_sasl_auth_enable")) return true;
+    warn(`restriction \`${restriction}' ignored: no SASL support`);
+    return false;
+  }
+
+  /** check_sasl_access TABLE: the SASL login name's access(5) result. */
+  private async saslAccess(
+    table: Dict,
+    spec: string,
+    kind: Kind,
+    ctx: CheckContext,
+    stage: string,
+    depth: number,
+  ): Promise<Verdict> {
+    if (!this.saslEnabled("check_sasl_access") || !ctx.saslUsername) return DUNNO;
+    let value: string | undefined;
+    try {
+      value = await table.lookup(ctx.saslUsername.toLowerCase());
+    } catch (err) {
+      warn(`${spec}: table lookup problem: ${(err as Error).message}`);
+      return {
+        kind: "reject",
+        reply: { code: 451, dsn: "4.3.0", text: `<${ctx.saslUsername}>: Temporary lookup failure` },
+      };
+    }
+    if (value === undefined) return DUNNO;
+    return this.accessResult(value, "sasl", "SASL login name", ctx, stage, depth, kind);
   }
 
   /** The address class, or undefined when the resolver failed (logged). */
@@ -1089,6 +1191,7 @@ export class Checker {
         reply: { code: 451, dsn: "4.3.5", text: "Server configuration error" },
       };
     }
+    if (lower === "check_sasl_access") return this.saslAccess(table, arg, kind, ctx, stage, depth);
     if (server) {
       return await this.serverAccessCheck(
         lower,
@@ -1439,6 +1542,7 @@ export class Checker {
       data: "DATA",
       eod: "END-OF-MESSAGE",
       etrn: "ETRN",
+      sasl: "MAIL",
     };
     const attrs: Record<string, string> = {
       request: "smtpd_access_policy",
