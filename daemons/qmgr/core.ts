@@ -266,20 +266,32 @@ export class Qmgr {
       r.ignoreTime ||= want.ignoreTime;
       return await this.scanning;
     }
-    this.scanning = (async () => {
+    // The loop clears this.scanning in the same step as its last look at
+    // rescan (no await between): a trigger that comes after that look starts
+    // a scan of its own instead of leaving a request nobody runs.
+    let finished = false;
+    // Declared apart: the finally below may run before the assignment completes.
+    // deno-lint-ignore prefer-const
+    let scanning: Promise<void> | undefined;
+    scanning = (async () => {
       let next: typeof want | undefined = want;
-      while (next) {
-        // Incoming first: new mail is not held up by a large deferred queue.
-        if (next.incoming) await this.feed("incoming", false, false);
-        if (next.deferred) await this.feed("deferred", next.ignoreTime, next.ignoreTime);
-        next = this.rescan;
-        this.rescan = undefined;
+      try {
+        while (next) {
+          // Incoming first: new mail is not held up by a large deferred queue.
+          if (next.incoming) await this.feed("incoming", false, false);
+          if (next.deferred) await this.feed("deferred", next.ignoreTime, next.ignoreTime);
+          next = this.rescan;
+          this.rescan = undefined;
+        }
+      } finally {
+        finished = true;
+        if (this.scanning === scanning) this.scanning = undefined;
       }
     })();
+    if (!finished) this.scanning = scanning;
     try {
-      await this.scanning;
+      await scanning;
     } finally {
-      this.scanning = undefined;
       this.checkIdle();
     }
   }
