@@ -8,7 +8,7 @@ import { ReadTimeout } from "../../lib/smtp/line_reader.ts";
 import { flushRequest, FlushStatus } from "../../lib/flush_client.ts";
 import type { SmtpReply } from "../../lib/smtp/reply.ts";
 import { parseAddressArg, parseMailParams, parseRcptParams } from "./params.ts";
-import { finishMessage, MessageWriter, openMessage } from "./queue.ts";
+import { finishMessage, MessageWriter, openEnvelope, openMessage, sendRecipient } from "./queue.ts";
 import { DovecotAuth } from "./sasl.ts";
 import { type Session, SessionEnd } from "./session.ts";
 import { peerNamesOf, recordPeerNames, validAddressLiteral, validHostname } from "./checks.ts";
@@ -64,6 +64,7 @@ async function ehloKeywords(s: Session): Promise<string[]> {
   words.push(st.messageSizeLimit > 0 ? `SIZE ${st.messageSizeLimit}` : "SIZE");
   if (!st.disableVrfyCommand) words.push("VRFY");
   words.push("ETRN");
+  if (await s.env.checker.hostAuthorized(s, "smtpd_authorized_verp_clients")) words.push("XVERP");
   if (s.env.tls && !s.tlsActive) words.push("STARTTLS");
   const mechs = await saslMechanisms(s);
   if (mechs.length) words.push(`AUTH ${mechs.join(" ")}`);
@@ -95,7 +96,12 @@ async function mail(s: Session, args: string): Promise<boolean> {
   const parsed = parseAddressArg(args, "FROM");
   if (parsed === "syntax") return say(s, rep(501, "5.5.4", "Syntax: MAIL FROM:<address>"));
   if (parsed === "address") return say(s, rep(501, "5.1.7", "Bad sender address syntax"));
-  const params = parseMailParams(parsed.params, st.messageSizeLimit);
+  const params = parseMailParams(parsed.params, st.messageSizeLimit, {
+    allowed: await s.env.checker.hostAuthorized(s, "smtpd_authorized_verp_clients"),
+    defaults: st.config.get("default_verp_delimiters"),
+    filter: st.config.get("verp_delimiter_filter"),
+    nullSender: parsed.address === "",
+  });
   if ("code" in params) return say(s, params);
   if (await s.env.limits.messageRateExceeded(s)) throw new SessionEnd();
   s.sender = parsed.address;
@@ -112,6 +118,11 @@ async function mail(s: Session, args: string): Promise<boolean> {
   s.ret = params.ret;
   s.envid = params.envid;
   s.smtputf8 = params.smtputf8;
+  s.verp = params.verp;
+  if (!st.smtpdDelayOpen && !(await ensureEnvelope(s))) {
+    s.sender = undefined;
+    return say(s, queueWriteError());
+  }
   return say(s, rep(250, "2.1.0", "Ok"));
 }
 
@@ -133,12 +144,39 @@ async function rcpt(s: Session, args: string): Promise<boolean> {
   try {
     const r = await checkRecipient(s, "RCPT");
     if (r) return say(s, r);
-    s.recipients.push({ address: parsed.address, notify: params.notify, orcpt: params.orcpt });
+    const accepted = { address: parsed.address, notify: params.notify, orcpt: params.orcpt };
+    // The stream opens at the first accepted recipient; recipients go to cleanup as accepted.
+    if (!(await ensureEnvelope(s))) return say(s, queueWriteError());
+    try {
+      await sendRecipient(s.cleanup!, accepted);
+    } catch (err) {
+      warn(`${s.queueId}: ${(err as Error).message}`);
+      s.dropCleanup();
+      return say(s, queueWriteError());
+    }
+    s.recipients.push(accepted);
     s.rcptCount++;
     return say(s, rep(250, "2.1.5", "Ok"));
   } finally {
     s.recipient = undefined;
   }
+}
+
+/** Opens the transaction's cleanup stream unless it is open; false (logged) when cleanup is unreachable. */
+async function ensureEnvelope(s: Session): Promise<boolean> {
+  if (s.cleanup) return true;
+  try {
+    await openEnvelope(s);
+    return true;
+  } catch (err) {
+    warn(`connect to ${s.settings.cleanupSocket}: ${(err as Error).message}`);
+    s.dropCleanup();
+    return false;
+  }
+}
+
+function queueWriteError(): SmtpReply {
+  return rep(451, "4.3.0", "Error: queue file write error");
 }
 
 /** The restrictions a recipient goes through (with smtpd_delay_reject, client to sender first). */
@@ -171,10 +209,10 @@ async function data(s: Session, args: string): Promise<boolean> {
   try {
     client = await openMessage(s);
   } catch (err) {
-    warn(`connect to ${s.settings.cleanupSocket}: ${(err as Error).message}`);
-    return say(s, rep(451, "4.3.0", "Error: queue file write error"));
+    warn(`${s.queueId || "NOQUEUE"}: ${(err as Error).message}`);
+    s.dropCleanup();
+    return say(s, queueWriteError());
   }
-  s.cleanup = client;
   s.reply(rep(354, "", "End data with <CR><LF>.<CR><LF>"));
   s.where = "DATA";
   const writer = new MessageWriter(client, s.settings.messageSizeLimit);
@@ -257,16 +295,16 @@ async function bdat(s: Session, args: string): Promise<boolean> {
       ? rep(554, "5.5.1", "Error: no valid recipients")
       : rep(503, "5.5.1", "Error: need RCPT command");
   } else if (s.bdatFailed) problem = s.bdatProblem;
-  if (!problem && !s.cleanup) {
+  if (!problem && !s.bdatWriter) {
     const denied = await s.env.checker.data(s, "DATA", s.recipients.at(-1)?.address);
     if (denied) problem = denied;
     else {
       try {
-        s.cleanup = await openMessage(s);
-        s.bdatWriter = new MessageWriter(s.cleanup, s.settings.messageSizeLimit);
+        s.bdatWriter = new MessageWriter(await openMessage(s), s.settings.messageSizeLimit);
       } catch (err) {
-        warn(`connect to ${s.settings.cleanupSocket}: ${(err as Error).message}`);
-        problem = rep(451, "4.3.0", "Error: queue file write error");
+        warn(`${s.queueId || "NOQUEUE"}: ${(err as Error).message}`);
+        s.dropCleanup();
+        problem = queueWriteError();
       }
     }
   }
@@ -280,7 +318,7 @@ async function bdat(s: Session, args: string): Promise<boolean> {
     if (!problem) await s.bdatLines(chunk);
   }
   if (problem) {
-    if (s.cleanup) {
+    if (s.bdatWriter) {
       s.bdatFailed = true;
       s.bdatProblem = problem;
     }

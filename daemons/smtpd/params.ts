@@ -1,8 +1,9 @@
 // MAIL FROM and RCPT TO arguments: the address in angle brackets (or bare),
 // its syntax check, and the ESMTP parameters (SIZE, BODY, RET, ENVID,
-// SMTPUTF8, AUTH; NOTIFY, ORCPT) with Postfix's replies for bad ones.
+// SMTPUTF8, AUTH, XVERP; NOTIFY, ORCPT) with Postfix's replies for bad ones.
 
 import type { SmtpReply } from "../../lib/smtp/reply.ts";
+import { verpDelimitersError } from "../../lib/verp.ts";
 
 /** The address and parameter words after `FROM:` or `TO:`, or why there are none. */
 export interface AddressArg {
@@ -84,6 +85,20 @@ export interface MailParams {
   ret: number;
   envid: string;
   smtputf8: boolean;
+  /** XVERP delimiters ("" when XVERP was not given). */
+  verp: string;
+}
+
+/** What MAIL FROM's XVERP parameter needs to know. */
+export interface VerpOptions {
+  /** The client is in smtpd_authorized_verp_clients. */
+  allowed: boolean;
+  /** default_verp_delimiters, for a bare XVERP. */
+  defaults: string;
+  /** verp_delimiter_filter. */
+  filter: string;
+  /** The sender is the null address (XVERP makes no sense then). */
+  nullSender: boolean;
 }
 
 const r = (code: number, dsn: string, text: string): SmtpReply => ({ code, dsn, text });
@@ -106,8 +121,12 @@ export function decodeXtext(text: string): string | undefined {
 }
 
 /** Parses MAIL FROM parameters; a reply when one is bad. */
-export function parseMailParams(params: string[], sizeLimit: number): MailParams | SmtpReply {
-  const p: MailParams = { size: 0, body: "", ret: 0, envid: "", smtputf8: false };
+export function parseMailParams(
+  params: string[],
+  sizeLimit: number,
+  verp?: VerpOptions,
+): MailParams | SmtpReply {
+  const p: MailParams = { size: 0, body: "", ret: 0, envid: "", smtputf8: false, verp: "" };
   for (const word of params) {
     const eq = word.indexOf("=");
     const name = (eq < 0 ? word : word.slice(0, eq)).toUpperCase();
@@ -135,6 +154,13 @@ export function parseMailParams(params: string[], sizeLimit: number): MailParams
       p.envid = decoded;
     } else if (name === "SMTPUTF8" && eq < 0) {
       p.smtputf8 = true;
+    } else if (name === "XVERP" && verp?.allowed) {
+      if (verp.nullSender) return r(503, "5.5.4", "Error: XVERP requires non-null sender");
+      const delims = eq < 0 ? verp.defaults : value;
+      if (verpDelimitersError(delims, verp.filter)) {
+        return r(501, "5.5.4", `Error: XVERP needs two characters from ${verp.filter}`);
+      }
+      p.verp = delims;
     } else if (name === "AUTH" && eq > 0) {
       // Accepted and ignored without SASL, as Postfix does for an unauthenticated client.
     } else {

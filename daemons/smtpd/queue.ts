@@ -9,7 +9,7 @@ import { RecordType } from "../../lib/queue/record.ts";
 import { receivedHeader } from "../../lib/smtp/received.ts";
 import type { SmtpReply } from "../../lib/smtp/reply.ts";
 import { statusDetail } from "../cleanup/status.ts";
-import type { Session } from "./session.ts";
+import type { Recipient, Session } from "./session.ts";
 
 /** Postfix's CLEANUP_FLAG_HOLD and CLEANUP_FLAG_DISCARD request bits. */
 const FLAG_HOLD = 1 << 2;
@@ -59,26 +59,38 @@ function cleanupPath(publicPath: string): string {
   }
 }
 
-/** Opens the cleanup stream for the session's transaction and writes the envelope and headers. */
-export async function openMessage(s: Session): Promise<CleanupClient> {
-  const st = s.settings;
-  let flags = cleanupFlagsFor(st.receiveFlags);
+/** The cleanup request flags a transaction needs (HOLD and DISCARD results included). */
+function requestFlags(s: Session): number {
+  let flags = cleanupFlagsFor(s.settings.receiveFlags);
   if (s.actions.hold) flags |= FLAG_HOLD;
   if (s.actions.discard) flags |= FLAG_DISCARD;
+  return flags;
+}
+
+/**
+ * Opens the cleanup stream for the session's transaction and writes the
+ * envelope up to the recipients (at the first accepted RCPT, or at MAIL
+ * with smtpd_delay_open_until_valid_rcpt = no, as Postfix's smtpd): the
+ * queue id is known from here on, and the `ID: client=` line is logged.
+ */
+export async function openEnvelope(s: Session): Promise<CleanupClient> {
+  const st = s.settings;
+  const flags = requestFlags(s);
   const client = await CleanupClient.open(cleanupPath(st.cleanupSocket), flags);
+  s.cleanup = client;
+  s.cleanupFlags = flags;
   s.queueId = client.queueId;
   const sasl = s.saslUsername
     ? `, sasl_method=${s.saslMethod}, sasl_username=${s.saslUsername}`
     : "";
   info(`${s.queueId}: client=${s.client}${sasl}`);
-  const now = Date.now();
+  s.arrival = Date.now();
+  const now = s.arrival;
   await client.record(RecordType.TIME, `${Math.floor(now / 1000)} ${(now % 1000) * 1000}`);
   const localRewrite = await s.env.checker.localRewriteClient(s);
   await client.record(RecordType.ATTR, `rewrite_context=${localRewrite ? "local" : "remote"}`);
   if (s.envid) await client.record(RecordType.ATTR, `envelope_id=${s.envid}`);
   if (s.ret) await client.record(RecordType.ATTR, `ret_flags=${s.ret}`);
-  if (s.actions.filter) await client.record(RecordType.FILTER, s.actions.filter);
-  if (s.actions.redirect) await client.record(RecordType.RDR, s.actions.redirect);
   await client.record(RecordType.FROM, s.sender ?? "");
   if (s.body) {
     await client.record(RecordType.ATTR, `encoding=${s.body === "8BITMIME" ? "8bit" : "7bit"}`);
@@ -86,11 +98,38 @@ export async function openMessage(s: Session): Promise<CleanupClient> {
   for (const [name, value] of clientAttributes(s)) {
     await client.record(RecordType.ATTR, `${name}=${value}`);
   }
-  for (const r of s.recipients) {
-    if (r.notify) await client.record(RecordType.ATTR, `notify_flags=${r.notify}`);
-    await client.record(RecordType.ATTR, `dsn_orig_rcpt=${r.orcpt || `rfc822;${r.address}`}`);
-    await client.record(RecordType.RCPT, r.address);
+  if (s.verp) await client.record(RecordType.VERP, s.verp);
+  return client;
+}
+
+/** Sends one accepted recipient to cleanup. */
+export async function sendRecipient(client: CleanupClient, r: Recipient): Promise<void> {
+  if (r.notify) await client.record(RecordType.ATTR, `notify_flags=${r.notify}`);
+  await client.record(RecordType.ATTR, `dsn_orig_rcpt=${r.orcpt || `rfc822;${r.address}`}`);
+  await client.record(RecordType.RCPT, r.address);
+}
+
+/**
+ * The stream for the message content at DATA or the first BDAT: the one
+ * opened at RCPT time, unless a later HOLD or DISCARD result needs request
+ * flags it was not opened with (cleanup takes those only when the stream
+ * opens): then it is abandoned and a new one gets the whole envelope. Ends
+ * the envelope (BCC results, FILTER, REDIRECT) and writes the headers
+ * smtpd adds.
+ */
+export async function openMessage(s: Session): Promise<CleanupClient> {
+  let client = s.cleanup;
+  if (client && s.cleanupFlags !== requestFlags(s)) {
+    client.close();
+    s.cleanup = client = undefined;
   }
+  if (!client) {
+    client = await openEnvelope(s);
+    for (const r of s.recipients) await sendRecipient(client, r);
+  }
+  const st = s.settings;
+  if (s.actions.filter) await client.record(RecordType.FILTER, s.actions.filter);
+  if (s.actions.redirect) await client.record(RecordType.RDR, s.actions.redirect);
   for (const bcc of s.actions.bcc) await client.record(RecordType.RCPT, bcc);
   await client.record(RecordType.MESG, "");
   for (const header of s.actions.prepend) await client.record(RecordType.NORM, header);
@@ -103,7 +142,7 @@ export async function openMessage(s: Session): Promise<CleanupClient> {
     protocol: s.protocol,
     queueId: s.queueId,
     recipient: s.recipients.length === 1 ? s.recipients[0].address : undefined,
-    when: new Date(now),
+    when: new Date(s.arrival),
   });
   for (const line of lines) await client.record(RecordType.NORM, line);
   return client;

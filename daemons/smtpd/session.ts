@@ -75,9 +75,14 @@ export class Session implements CheckContext {
   ret = 0;
   envid = "";
   smtputf8 = false;
+  /** XVERP delimiters of the transaction, or "". */
+  verp = "";
   queueId = "";
   actions: MessageActions = noActions();
+  /** The cleanup stream of the transaction (open from the first accepted RCPT), its request flags, and the arrival time sent. */
   cleanup?: CleanupClient;
+  cleanupFlags = 0;
+  arrival = 0;
   /** BDAT state: bytes received so far, and whether a chunk failed. */
   bdatBytes = 0;
   bdatFailed = false;
@@ -179,10 +184,15 @@ export class Session implements CheckContext {
     this.counts.set(name, c);
   }
 
-  /** Forgets the mail transaction (RSET, after DATA, HELO/EHLO). */
-  resetTransaction(): void {
+  /** Abandons the cleanup stream: cleanup removes a file it was not told to commit. */
+  dropCleanup(): void {
     this.cleanup?.close();
     this.cleanup = undefined;
+  }
+
+  /** Forgets the mail transaction (RSET, after DATA, HELO/EHLO). */
+  resetTransaction(): void {
+    this.dropCleanup();
     this.sender = undefined;
     this.recipient = undefined;
     this.recipients = [];
@@ -192,6 +202,7 @@ export class Session implements CheckContext {
     this.ret = 0;
     this.envid = "";
     this.smtputf8 = false;
+    this.verp = "";
     this.queueId = "";
     this.actions = noActions();
     this.bdatBytes = 0;

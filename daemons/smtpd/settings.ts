@@ -20,6 +20,8 @@ export interface SmtpdSettings {
   disableVrfyCommand: boolean;
   smtpdHeloRequired: boolean;
   smtpdDelayReject: boolean;
+  /** smtpd_delay_open_until_valid_rcpt: the cleanup stream opens at the first accepted RCPT, else at MAIL. */
+  smtpdDelayOpen: boolean;
   smtpdDiscardEhloKeywords: string[];
   smtpdForbidUnauthPipelining: boolean;
   smtpdForbiddenCommands: string[];
@@ -72,6 +74,7 @@ export function settingsFrom(config: Config): SmtpdSettings {
     disableVrfyCommand: config.bool("disable_vrfy_command"),
     smtpdHeloRequired: config.bool("smtpd_helo_required"),
     smtpdDelayReject: config.bool("smtpd_delay_reject"),
+    smtpdDelayOpen: config.bool("smtpd_delay_open_until_valid_rcpt"),
     smtpdDiscardEhloKeywords: config.list("smtpd_discard_ehlo_keywords").map((k) =>
       k.toLowerCase()
     ),

@@ -34,6 +34,7 @@ Deno.test("parseMailParams() checks SIZE, BODY, RET, ENVID and SMTPUTF8", () => 
       ret: 2,
       envid: "a+b",
       smtputf8: true,
+      verp: "",
     },
   );
   assertEquals(parseMailParams(["SIZE=1000"], 100), {
@@ -52,4 +53,34 @@ Deno.test("parseRcptParams() checks NOTIFY and ORCPT", () => {
   assertEquals((parseRcptParams(["NOTIFY=NEVER,DELAY"]) as { code: number }).code, 501);
   assertEquals((parseRcptParams(["XYZ=1"]) as { code: number }).code, 555);
   assertEquals(decodeXtext("a+2B"), "a+");
+});
+
+Deno.test("parseMailParams() takes XVERP from an authorized client only, checked as Postfix", () => {
+  const opts = { allowed: true, defaults: "+=", filter: "-=+", nullSender: false };
+  const ok = (params: string[]) => {
+    const p = parseMailParams(params, 0, opts);
+    return "verp" in p ? p.verp : p;
+  };
+  assertEquals(ok(["XVERP"]), "+=");
+  assertEquals(ok(["XVERP=-="]), "-=");
+  assertEquals(ok(["XVERP=ab"]), {
+    code: 501,
+    dsn: "5.5.4",
+    text: "Error: XVERP needs two characters from -=+",
+  });
+  assertEquals(ok(["XVERP=+"]), {
+    code: 501,
+    dsn: "5.5.4",
+    text: "Error: XVERP needs two characters from -=+",
+  });
+  assertEquals(parseMailParams(["XVERP"], 0, { ...opts, nullSender: true }), {
+    code: 503,
+    dsn: "5.5.4",
+    text: "Error: XVERP requires non-null sender",
+  });
+  assertEquals(parseMailParams(["XVERP"], 0, { ...opts, allowed: false }), {
+    code: 555,
+    dsn: "5.5.4",
+    text: "Unsupported option: XVERP",
+  });
 });
