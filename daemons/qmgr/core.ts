@@ -149,10 +149,7 @@ interface DestQueue {
   lastDone: number;
 }
 
-/** DEL_REQ_FLAG_CONN_LOAD: the agent may take a session from the connection cache. */
-const CONN_LOAD = 1 << 11;
-/** DEL_REQ_FLAG_CONN_STORE: the agent may leave its session in the connection cache. */
-const CONN_STORE = 1 << 12;
+const { CONN_LOAD, CONN_STORE } = DeliverFlag;
 
 /** One transport. */
 interface Transport {

@@ -28,12 +28,13 @@ import type { ScacheClient } from "../../lib/scache_client.ts";
 import { warn } from "../../lib/log.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import type { ServerAddress } from "./nexthop.ts";
+import { DeliverFlag } from "../../lib/deliver/request.ts";
 import type { ServerFeatures } from "./session.ts";
 
 /** DEL_REQ_FLAG_CONN_LOAD: qmgr lets the agent take a session from the cache. */
-export const CONN_LOAD = 1 << 11;
+export const CONN_LOAD = DeliverFlag.CONN_LOAD;
 /** DEL_REQ_FLAG_CONN_STORE: qmgr lets the agent leave its session in the cache. */
-export const CONN_STORE = 1 << 12;
+export const CONN_STORE = DeliverFlag.CONN_STORE;
 
 /** The connection cache parameters (smtp_connection_* / lmtp_connection_*). */
 export interface CacheSettings {

@@ -258,6 +258,7 @@ async function deliverRequest(session: DeliverySession, env: SmtpEnv): Promise<v
               diagText: r.sent.reply,
               mtaType: "dns",
               mtaName: r.sent.host,
+              connUse: r.sent.connUse,
             });
             continue;
           }
@@ -321,14 +322,15 @@ function cacheUse(env: SmtpEnv, flags: number, dest: Destination) {
   return cachePolicy(env.cache.settings, flags, dest);
 }
 
-/** Postfix's log says `relay=host[addr]:port, conn_use=N` for a reused session. */
+/** Postfix's log says `relay=host[addr]:port, conn_use=N` for a reused session (the log only). */
 function withConnUse(end: ConversationEnd, uses: number): void {
-  const tag = (relay: string) => relay && relay !== "none" ? `${relay}, conn_use=${uses}` : relay;
+  const tag = <T extends { relay: string }>(x: T): T =>
+    x.relay && x.relay !== "none" ? { ...x, connUse: uses } : x;
   for (const r of end.results) {
-    if (r.sent) r.sent.relay = tag(r.sent.relay);
-    if (r.failure) r.failure = { ...r.failure, relay: tag(r.failure.relay) };
+    if (r.sent) r.sent = tag(r.sent);
+    if (r.failure) r.failure = tag(r.failure);
   }
-  if (end.siteFailure) end.siteFailure = { ...end.siteFailure, relay: tag(end.siteFailure.relay) };
+  if (end.siteFailure) end.siteFailure = tag(end.siteFailure);
 }
 
 /** A stream over a session taken from the connection cache. */
@@ -349,6 +351,7 @@ function statusOf(f: Failure): RecipientStatus {
     diagText: f.diagText,
     mtaType: f.mtaType,
     mtaName: f.mtaName,
+    connUse: f.connUse,
   };
 }
 

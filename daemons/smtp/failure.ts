@@ -17,6 +17,8 @@ export interface Failure {
   diagText?: string;
   mtaType?: string;
   mtaName?: string;
+  /** Uses of the cached connection it happened on (conn_use= in the log). */
+  connUse?: number;
 }
 
 /** `host[addr]` as error text names a server. */

@@ -53,6 +53,8 @@ export interface RecipientResult {
     host: string;
     /** The server took NOTIFY (SMTP with DSN): it reports success, not we. */
     dsnForwarded: boolean;
+    /** Uses of the cached connection it went over (conn_use= in the log). */
+    connUse?: number;
   };
   failure?: Failure;
 }

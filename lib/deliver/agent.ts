@@ -85,6 +85,8 @@ export interface RecipientStatus {
    * will not report delivery (pipe without flag X), else "delivered".
    */
   action?: "delivered" | "relayed";
+  /** Uses of the connection that carried it (smtp's connection cache): conn_use= when above 1. */
+  connUse?: number;
 }
 
 const wallClock = () => Date.now() / 1000;
@@ -117,7 +119,8 @@ export class DeliverySession {
         queueId: r.queueId,
         recipient: rcpt.address,
         origRecipient: rcpt.origRcpt,
-        relay: s.relay,
+        // A reused connection shows in the log line only (not in DSNs or traces).
+        relay: s.connUse && s.connUse > 1 ? `${s.relay}, conn_use=${s.connUse}` : s.relay,
         times: {
           arrival: r.arrival,
           active: r.active,

@@ -23,6 +23,10 @@ export const DeliverFlag = {
   USR_VRFY: 1 << 9,
   /** Deliver and record each delivery in the trace log (sendmail -v). */
   RECORD: 1 << 10,
+  /** The agent may take a session from the connection cache (DEL_REQ_FLAG_CONN_LOAD). */
+  CONN_LOAD: 1 << 11,
+  /** The agent may leave its session in the connection cache (DEL_REQ_FLAG_CONN_STORE). */
+  CONN_STORE: 1 << 12,
   /** @deprecated Old name of MTA_VRFY. */
   VERIFY: 1 << 8,
   /** @deprecated Old name of USR_VRFY. */
