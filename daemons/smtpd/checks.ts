@@ -81,6 +81,8 @@ export interface CheckContext {
   illPipelining: boolean;
   etrnDomain?: string;
   saslUsername?: string;
+  /** The session is under TLS. */
+  tlsActive?: boolean;
   actions: MessageActions;
   /** Logs an action line: kind ("reject", "reject_warning", "hold", ...) and its text. */
   log(stage: string, kind: string, text: string): void;
@@ -467,6 +469,35 @@ export class Checker {
         return this.rejectReply(kind, ctx, c.int("reject_code"), "5.7.1", "Access denied");
       case "defer":
         return this.rejectReply(kind, ctx, c.int("defer_code"), "4.7.1", "Access denied");
+      case "defer_if_permit":
+      case "defer_if_reject": {
+        const code = c.int("defer_code");
+        const { name, cls } = this.subject(kind, ctx);
+        return {
+          kind: lower as "defer_if_permit" | "defer_if_reject",
+          reply: {
+            code,
+            dsn: matchDsnClass(code, "4.7.0"),
+            text: `<${name}>: ${cls} rejected: ${lower} requested`,
+          },
+        };
+      }
+      case "reject_plaintext_session": {
+        if (ctx.tlsActive) return DUNNO;
+        const code = c.int("plaintext_reject_code");
+        return {
+          kind: "reject",
+          reply: {
+            code,
+            dsn: matchDsnClass(code, "4.7.1"),
+            text: "Session encryption is required",
+          },
+        };
+      }
+      case "permit_tls_clientcerts":
+      case "permit_tls_all_clientcerts":
+        // No client certificate is ever asked for, so none was verified.
+        return DUNNO;
       case "permit_mynetworks":
         return (await this.inMynetworks(ctx)) ? PERMIT : DUNNO;
       case "permit_sasl_authenticated":
