@@ -145,3 +145,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "with smtpd_delay_open_until_valid_rcpt = no the stream opens at MAIL",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const inst = await start(
+      "relay_domains = ok.example\nsmtpd_delay_open_until_valid_rcpt = no\n",
+    );
+    try {
+      const c = await Client.connect(inst.port);
+      await c.reply();
+      await c.cmd("HELO y");
+      assertEquals(await c.cmd("MAIL FROM:<b@ok.example>"), "250 2.1.0 Ok");
+      const log = await logHas(inst, "client=localhost[127.0.0.1]");
+      const id = /(\w+): client=localhost\[127\.0\.0\.1\]/.exec(log)?.[1];
+      assert(id, log);
+      assertEquals(
+        await c.cmd("RCPT TO:<bad@elsewhere.example>"),
+        "454 4.7.1 <bad@elsewhere.example>: Relay access denied",
+      );
+      assertEquals(await c.cmd("RCPT TO:<u@ok.example>"), "250 2.1.5 Ok");
+      assertEquals(await c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>");
+      assertEquals(await c.cmd("Subject: t\r\n\r\nhi\r\n."), `250 2.0.0 Ok: queued as ${id}`);
+      await c.cmd("QUIT");
+      c.close();
+      assertEquals(
+        (await logHas(inst, `${id}: reject: RCPT`)).includes(
+          `${id}: reject: RCPT from localhost[127.0.0.1]: 454 4.7.1 <bad@elsewhere.example>`,
+        ),
+        true,
+      );
+    } finally {
+      await stop(inst);
+    }
+  },
+});
