@@ -33,30 +33,66 @@ export function encodeAttrs(attrs: Record<string, string | number> | AttrList): 
 
 /**
  * Accumulates bytes from a stream and yields complete attribute lists; a
- * reader per connection, fed with every chunk read.
+ * reader per connection, fed with every chunk read. Work is linear in the
+ * bytes received: a list is decoded once, when its end has arrived, and the
+ * scan for that end resumes where the previous chunk left it.
  */
 export class AttrReader {
   private buffer = new Uint8Array(0);
+  /** Bytes of `buffer` in use (it grows by doubling). */
+  private length = 0;
+  /** Where the pending list starts in `buffer`. */
+  private start = 0;
+  /** Where the scan for the pending list's end resumes (a name's first byte). */
+  private scan = 0;
 
   /** Appends `chunk` and returns every list completed by it. */
   push(chunk: Uint8Array): AttrList[] {
-    const merged = new Uint8Array(this.buffer.length + chunk.length);
-    merged.set(this.buffer);
-    merged.set(chunk, this.buffer.length);
-    this.buffer = merged;
+    this.append(chunk);
     const lists: AttrList[] = [];
     for (;;) {
-      const parsed = parseOne(this.buffer);
-      if (!parsed) break;
-      lists.push(parsed.list);
-      this.buffer = this.buffer.slice(parsed.used);
+      const end = this.findEnd();
+      if (end < 0) break;
+      lists.push(parseOne(this.buffer.subarray(this.start, end))!.list);
+      this.start = this.scan = end;
     }
+    if (this.start === this.length) this.start = this.scan = this.length = 0;
     return lists;
   }
 
   /** Bytes received but not yet part of a complete list. */
   get pending(): number {
-    return this.buffer.length;
+    return this.length - this.start;
+  }
+
+  private append(chunk: Uint8Array): void {
+    const pending = this.length - this.start;
+    if (this.length + chunk.length > this.buffer.length) {
+      // Drop what is consumed, and grow geometrically when still short.
+      const size = Math.max(pending + chunk.length, 2 * pending, 4096);
+      const grown = size > this.buffer.length ? new Uint8Array(size) : this.buffer;
+      if (grown === this.buffer) grown.copyWithin(0, this.start, this.length);
+      else grown.set(this.buffer.subarray(this.start, this.length));
+      this.buffer = grown;
+      this.scan -= this.start;
+      this.length = pending;
+      this.start = 0;
+    }
+    this.buffer.set(chunk, this.length);
+    this.length += chunk.length;
+  }
+
+  /** The offset just past the pending list, or -1 while it is incomplete. */
+  private findEnd(): number {
+    const data = this.buffer.subarray(0, this.length);
+    for (;;) {
+      const nameEnd = data.indexOf(0, this.scan);
+      if (nameEnd < 0) return -1;
+      if (nameEnd === this.scan) return nameEnd + 1;
+      const valueEnd = data.indexOf(0, nameEnd + 1);
+      if (valueEnd < 0) return -1;
+      this.scan = valueEnd + 1;
+    }
   }
 }
 

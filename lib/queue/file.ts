@@ -63,9 +63,11 @@ export function createQueueFile(
       if (err instanceof Deno.errors.AlreadyExists) continue;
       throw new QueueFileError(`create file ${temp}: ${describe(err)}`);
     }
-    // umask may have taken the group bits a maildrop file needs.
-    Deno.chmodSync(temp, modes.writing);
-    const inode = file.statSync().ino ?? 0;
+    const info = file.statSync();
+    // umask may have taken the group bits a maildrop file needs; the stat
+    // taken for the inode tells, so the usual case costs no chmod.
+    if (((info.mode ?? 0) & 0o7777) !== modes.writing) Deno.chmodSync(temp, modes.writing);
+    const inode = info.ino ?? 0;
     const id = options.longIds ? longQueueId(seconds, usec, inode) : shortQueueId(usec, inode);
     const path = queueFilePath(layout, queueName, id);
     if (linkUnderId(layout, queueName, id, temp, path)) {
@@ -108,9 +110,14 @@ export function writeAllSync(file: Deno.FsFile, data: Uint8Array): void {
   while (at < data.length) at += file.writeSync(data.subarray(at));
 }
 
-/** Makes the file durable, then marks it complete (owner execute bit), then closes it. */
+/**
+ * Marks the file complete (owner execute bit), makes it durable, then closes
+ * it; the caller acknowledges only after this returns. One fsync covers the
+ * data and the mode change, in the order Postfix's mail_stream_finish uses
+ * (fchmod, then fsync): before the fsync returns nothing is acknowledged,
+ * and after it both the content and the execute bit are on disk.
+ */
 export function commitQueueFile(qf: NewQueueFile): void {
-  qf.file.syncDataSync();
   Deno.chmodSync(qf.path, qf.completeMode);
   qf.file.syncSync();
   qf.file.close();

@@ -26,3 +26,25 @@ Deno.test("encodeAttrs() refuses a NUL inside a value; decodeAttrs() a truncated
   assertThrows(() => encodeAttrs({ a: "x\0y" }), AttrError);
   assertThrows(() => decodeAttrs(new TextEncoder().encode("a\0b\0")), AttrError);
 });
+
+Deno.test("AttrReader yields the same lists whatever the chunk boundaries", () => {
+  const stream = new Uint8Array([
+    ...encodeAttrs({ a: "1", bb: "x".repeat(5000) }),
+    ...encodeAttrs({ status: "0" }),
+    ...encodeAttrs({ c: "", d: "é" }),
+  ]);
+  const want = [
+    new Map([["a", "1"], ["bb", "x".repeat(5000)]]),
+    new Map([["status", "0"]]),
+    new Map([["c", ""], ["d", "é"]]),
+  ];
+  for (const size of [1, 2, 3, 7, 4096, stream.length]) {
+    const reader = new AttrReader();
+    const got = [];
+    for (let i = 0; i < stream.length; i += size) {
+      got.push(...reader.push(stream.subarray(i, i + size)));
+    }
+    assertEquals(got, want);
+    assertEquals(reader.pending, 0);
+  }
+});
