@@ -498,6 +498,8 @@ export class Checker {
       case "permit_tls_all_clientcerts":
         // No client certificate is ever asked for, so none was verified.
         return DUNNO;
+      case "permit_mx_backup":
+        return ctx.recipient ? await this.mxBackup(ctx, ctx.recipient) : DUNNO;
       case "permit_mynetworks":
         return (await this.inMynetworks(ctx)) ? PERMIT : DUNNO;
       case "permit_sasl_authenticated":
@@ -789,6 +791,80 @@ export class Checker {
         text: `<${ctx.recipient}>: Relay access denied`,
       },
     };
+  }
+
+  /**
+   * permit_mx_backup (postconf(5)): an authorized destination is permitted;
+   * otherwise the domain's MX hosts decide: permitted when this host is one
+   * of the backup MX hosts but none of the primary ones (those with the best
+   * preference), and, with permit_mx_backup_networks set, when every
+   * address of every primary MX host is in those networks. Addresses with
+   * sender-specified routing and address literals are not permitted; a
+   * temporary DNS failure becomes a deferral in place of a later rejection.
+   */
+  private async mxBackup(ctx: CheckContext, recipient: string): Promise<Verdict> {
+    const cls = await this.classify(recipient);
+    if (cls === undefined) return this.lookupFailure(recipient);
+    if (cls !== "default") return PERMIT;
+    const at = recipient.lastIndexOf("@");
+    if (at < 0) return PERMIT;
+    const local = recipient.slice(0, at);
+    const domain = recipient.slice(at + 1).toLowerCase();
+    if (/[@%!]/.test(local) || domain.startsWith("[")) return DUNNO;
+    const mx = await this.dns.query(domain, "MX");
+    if (mx.status !== "ok") {
+      if (mx.status !== "tempfail") return DUNNO;
+      const { name, cls: what } = this.subject("recipient", ctx);
+      return {
+        kind: "defer_if_reject",
+        reply: {
+          code: 450,
+          dsn: "4.4.4",
+          text: `<${name}>: ${what} rejected: Unable to look up mail exchanger information: ${
+            mx.reason || "Host not found, try again"
+          }`,
+        },
+      };
+    }
+    const hosts = mx.records.filter((r) => r.value !== "")
+      .sort((a, b) => (a.preference ?? 0) - (b.preference ?? 0));
+    if (hosts.length === 0) return DUNNO;
+    const best = hosts[0].preference ?? 0;
+    const primaries = hosts.filter((h) => (h.preference ?? 0) === best).map((h) => h.value);
+    const backups = hosts.filter((h) => (h.preference ?? 0) !== best).map((h) => h.value);
+    const addresses = new Map<string, string[]>();
+    for (const host of [...primaries, ...backups]) {
+      addresses.set(host, await this.hostAddresses(host));
+    }
+    const mine = (host: string) => addresses.get(host)!.some((a) => this.ownAddress(a));
+    if (primaries.some(mine) || !backups.some(mine)) return DUNNO;
+    const networks = this.config.list("permit_mx_backup_networks");
+    if (networks.length) {
+      let list = this.hostLists.get("permit_mx_backup_networks");
+      if (!list) this.hostLists.set("permit_mx_backup_networks", list = hostList(networks));
+      for (const host of primaries) {
+        for (const addr of addresses.get(host)!) {
+          if (!(await list.matches(host, addr))) return DUNNO;
+        }
+      }
+    }
+    return PERMIT;
+  }
+
+  /** A host's IPv4 and IPv6 addresses (none when the lookups fail). */
+  private async hostAddresses(host: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const type of ["A", "AAAA"] as const) {
+      const r = await this.dns.query(host, type);
+      if (r.status === "ok") out.push(...r.records.map((rec) => rec.value));
+    }
+    return out;
+  }
+
+  /** Whether an address is one of this host's (inet_interfaces or proxy_interfaces). */
+  private ownAddress(addr: string): boolean {
+    return localInterface(this.config, addr) ||
+      this.config.list("proxy_interfaces").includes(addr);
   }
 
   /** The client name's lookup status (XCLIENT may have replaced the name since). */
