@@ -381,6 +381,15 @@ export class Checker {
           i++;
           v = await this.dnsxl(lower, arg, ctx, stage);
         }
+      } else if (lower === "sleep") {
+        // sleep SECONDS: a pause, then the next restriction.
+        const arg = items[++i];
+        if (arg === undefined || !/^\d+$/.test(arg)) {
+          warn(`restriction ${name} requires a numeric argument`);
+          return this.serverError(kind, ctx);
+        }
+        await new Promise((r) => setTimeout(r, Number(arg) * 1000));
+        v = DUNNO;
       } else {
         v = await this.simple(lower, name, kind, ctx, stage, depth);
       }

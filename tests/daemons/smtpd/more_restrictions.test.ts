@@ -1,4 +1,4 @@
-// defer_if_permit, defer_if_reject and reject_plaintext_session as
+// defer_if_permit, defer_if_reject, reject_plaintext_session and sleep as
 // restrictions (here through restriction classes chosen by an access
 // table); the replies and log lines are the reference smtpd's.
 
@@ -12,7 +12,7 @@ Deno.test({
   async fn() {
     const inst = await start(`relay_domains = ok.example
 smtpd_restriction_classes = dip dir pps
-dip = defer_if_permit
+dip = sleep 0, defer_if_permit
 dir = defer_if_reject, reject
 pps = reject_plaintext_session
 smtpd_recipient_restrictions = check_recipient_access inline:{a@ok.example=dip,b@ok.example=dir,c@ok.example=pps}, permit_tls_clientcerts
