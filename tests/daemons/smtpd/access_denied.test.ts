@@ -38,7 +38,7 @@ Deno.test({
         denied,
         "221 2.0.0 Bye",
       ]);
-      const log = await logHas(inst, "disconnect from");
+      const log = await logHas(inst, "commands=1/7");
       assertEquals(
         log.includes(
           "disconnect from localhost[127.0.0.1] ehlo=0/2 xclient=0/1 mail=0/1 rcpt=0/1 noop=0/1 " +
