@@ -1308,6 +1308,8 @@ export class Checker {
       };
     }
     if (lower === "check_sasl_access") return this.saslAccess(table, arg, kind, ctx, stage, depth);
+    // No client certificate is ever asked for, so there is no fingerprint to look up.
+    if (lower === "check_ccert_access") return DUNNO;
     if (server) {
       return await this.serverAccessCheck(
         lower,

@@ -15,7 +15,7 @@ smtpd_restriction_classes = dip dir pps
 dip = sleep 0, defer_if_permit
 dir = defer_if_reject, reject
 pps = reject_plaintext_session
-smtpd_recipient_restrictions = check_recipient_access inline:{a@ok.example=dip,b@ok.example=dir,c@ok.example=pps}, permit_tls_clientcerts
+smtpd_recipient_restrictions = check_recipient_access inline:{a@ok.example=dip,b@ok.example=dir,c@ok.example=pps}, permit_tls_clientcerts, check_ccert_access inline:{x=REJECT}
 `);
     try {
       const got = await session(inst.port, [
