@@ -148,26 +148,52 @@ const decoder = new TextDecoder();
 
 /** The bytes of one record; `data` is a string (UTF-8) or raw bytes. */
 export function encodeRecord(type: string, data: string | Uint8Array = ""): Uint8Array {
-  const body = typeof data === "string" ? encoder.encode(data) : data;
-  const length = encodeLength(body.length);
-  const out = new Uint8Array(1 + length.length + body.length);
+  const body = typeof data === "string" ? encodeText(data) : data;
+  const size = lengthSize(body.length);
+  const out = new Uint8Array(1 + size + body.length);
   out[0] = type.charCodeAt(0);
-  out.set(length, 1);
-  out.set(body, 1 + length.length);
+  putLength(out, 1, body.length);
+  out.set(body, 1 + size);
   return out;
 }
 
-/** The length field: 7-bit groups, least significant first, high bit = more follows. */
-export function encodeLength(length: number): Uint8Array {
-  const bytes: number[] = [];
+/** UTF-8 bytes of `text`; plain ASCII, the usual case, without the encoder. */
+function encodeText(text: string): Uint8Array {
+  const n = text.length;
+  if (n > 256) return encoder.encode(text);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f) return encoder.encode(text);
+    out[i] = c;
+  }
+  return out;
+}
+
+/** How many bytes the length field of `length` takes. */
+function lengthSize(length: number): number {
+  let size = 1;
+  for (let rest = Math.floor(length / 128); rest > 0; rest = Math.floor(rest / 128)) size++;
+  return size;
+}
+
+/** Writes the length field of `length` at `at` in `out`; returns the offset after it. */
+function putLength(out: Uint8Array, at: number, length: number): number {
   let rest = length;
   do {
     let group = rest & 0x7f;
     rest = Math.floor(rest / 128);
     if (rest > 0) group |= 0x80;
-    bytes.push(group);
+    out[at++] = group;
   } while (rest > 0);
-  return Uint8Array.from(bytes);
+  return at;
+}
+
+/** The length field: 7-bit groups, least significant first, high bit = more follows. */
+export function encodeLength(length: number): Uint8Array {
+  const out = new Uint8Array(lengthSize(length));
+  putLength(out, 0, length);
+  return out;
 }
 
 /** The data of a record as text (UTF-8, invalid bytes replaced). */

@@ -3,7 +3,7 @@
 // started under `deno run --cpu-prof`, sends N messages (PROFILE_MESSAGES,
 // default 1000) over 20 sessions to smtp-sink, stops the instance so each
 // daemon writes its profile, then prints, per program, the functions with
-// the most self time. Usage:
+// the most self time (PROFILE_MAX_USE sets max_use). Usage:
 //   deno run -A --unstable-ffi --unstable-net scripts/bench/profile_relay.ts [OUTDIR]
 // The .cpuprofile files stay in OUTDIR (default a temporary folder) for a
 // closer look in a profile viewer.
@@ -73,6 +73,9 @@ async function main(): Promise<void> {
   const flags = `run -A --unstable-ffi --unstable-net --cpu-prof --cpu-prof-dir=${out}`;
   const { inst, port } = await startRelayInstance(`[127.0.0.1]:${sinkPort}`, [
     `posthorn_launcher = ${Deno.execPath()} ${flags} ${launcher}`,
+    // PROFILE_MAX_USE=10000 keeps each daemon alive through the run, so the
+    // profiles show the per-message work rather than process starts.
+    ...(Deno.env.get("PROFILE_MAX_USE") ? [`max_use = ${Deno.env.get("PROFILE_MAX_USE")}`] : []),
   ]);
   try {
     const t0 = performance.now();
