@@ -324,6 +324,14 @@ export class CleanupState {
       }
       case RecordType.VERP:
         return this.verpRequest(rec, data);
+      case RecordType.FLGS: {
+        // Request flags a client learns after opening the stream (smtpd's
+        // HOLD or DISCARD result at a later RCPT): only those two apply.
+        const flags = parseInt(data, 10) || 0;
+        if (flags & CleanupFlag.HOLD) this.hold = true;
+        if (flags & CleanupFlag.DISCARD) this.discard = true;
+        return;
+      }
       case RecordType.DSN_RET:
       case RecordType.DSN_ENVID:
       case RecordType.CTIME:
@@ -621,9 +629,10 @@ export class CleanupState {
 
   /** Applies the final checks and returns the result. */
   finish(): CleanupResult {
-    if (!this.ended && this.errs === 0) {
-      this.fail(CleanupStat.BAD, "", "premature end of input");
-    }
+    // A client that goes away before the end record (smtpd after RSET, QUIT
+    // or a timeout) abandons the message: nothing is queued and, as with
+    // Postfix's cleanup, nothing is logged.
+    if (!this.ended && this.errs === 0) this.fail(CleanupStat.BAD, "");
     const base = {
       status: this.errs,
       reason: this.reason,

@@ -111,17 +111,16 @@ export async function sendRecipient(client: CleanupClient, r: Recipient): Promis
 
 /**
  * The stream for the message content at DATA or the first BDAT: the one
- * opened at RCPT time, unless a later HOLD or DISCARD result needs request
- * flags it was not opened with (cleanup takes those only when the stream
- * opens): then it is abandoned and a new one gets the whole envelope. Ends
+ * opened at RCPT time, told of a HOLD or DISCARD result that came after it
+ * opened with an `f` record (as Postfix's smtpd does), else a new one. Ends
  * the envelope (BCC results, FILTER, REDIRECT) and writes the headers
  * smtpd adds.
  */
 export async function openMessage(s: Session): Promise<CleanupClient> {
   let client = s.cleanup;
   if (client && s.cleanupFlags !== requestFlags(s)) {
-    client.close();
-    s.cleanup = client = undefined;
+    s.cleanupFlags = requestFlags(s);
+    await client.record(RecordType.FLGS, String(s.cleanupFlags));
   }
   if (!client) {
     client = await openEnvelope(s);

@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "../../assert.ts";
 import { decodeRecords, RecordType } from "../../../lib/queue/record.ts";
 import { readQueueFile } from "../../../lib/queue/file.ts";
-import { Client, incoming, logHas, start, stop } from "./helpers.ts";
+import { Client, incoming, logHas, maillog, start, stop } from "./helpers.ts";
 
 const dec = new TextDecoder();
 
@@ -139,6 +139,9 @@ Deno.test({
       c.close();
       const hold = [...Deno.readDirSync(`${inst.layout.queueDirectory}/hold`)].map((e) => e.name);
       assertEquals(hold, [held]);
+      // One queue id from the first RCPT on: cleanup took the HOLD as an `f` record.
+      assertEquals((maillog(inst).match(new RegExp(`${held}: client=`, "g")) ?? []).length, 1);
+      assertEquals(maillog(inst).match(/: client=/g)?.length, 2);
       assertEquals(incoming(inst), [id]);
     } finally {
       await stop(inst);
