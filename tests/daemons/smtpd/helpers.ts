@@ -117,6 +117,8 @@ export async function start(
   spawn(inst, "daemons/smtpd/mod.ts", "smtpd", ["-n", "smtp", "-L", `inet:127.0.0.1:${port}`]);
   if (options.cleanup !== false) {
     await waitFor(() => exists(`${dir}/queue/private/cleanup`), "cleanup");
+    // smtpd asks trivial-rewrite from the first RCPT on.
+    await waitFor(() => exists(`${dir}/queue/private/rewrite`), "trivial-rewrite");
   }
   await waitFor(() => portOpen(port), "smtpd");
   return inst;
