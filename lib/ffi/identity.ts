@@ -13,6 +13,8 @@
 // operations on the JavaScript thread, so everything the section does
 // happens under the switched identity and nothing else does.
 
+import { openLibc, readErrno } from "./open.ts";
+
 /** The identity a section runs as. */
 export interface Identity {
   uid: number;
@@ -43,26 +45,11 @@ type Libc = Deno.DynamicLibrary<typeof symbols>["symbols"];
 let libc: Libc | undefined;
 
 function lib(): Libc {
-  if (!libc) {
-    let lastError: unknown;
-    for (
-      const name of ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"]
-    ) {
-      try {
-        libc = Deno.dlopen(name, symbols).symbols;
-        break;
-      } catch (err) {
-        lastError = err;
-      }
-    }
-    if (!libc) throw lastError;
-  }
-  return libc;
+  return libc ??= openLibc(symbols);
 }
 
 function errno(): number {
-  const ptr = lib().__errno_location();
-  return ptr ? new Deno.UnsafePointerView(ptr).getInt32() : 0;
+  return readErrno(lib().__errno_location);
 }
 
 function numbers() {

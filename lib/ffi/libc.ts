@@ -3,6 +3,8 @@
 // descriptors, reading and writing pipes. Linux x86_64/aarch64 (glibc or musl)
 // constants; every call reports failure as a LibcError carrying errno.
 
+import { openLibc, readErrno } from "./open.ts";
+
 /** A failed libc call: the call's name and errno, with strerror's text. */
 export class LibcError extends Error {
   constructor(readonly call: string, readonly errno: number) {
@@ -80,25 +82,11 @@ let libc: Libc | undefined;
 
 /** Opens libc once, on first use (so importing this module costs nothing). */
 function lib(): Libc {
-  if (!libc) {
-    const names = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
-    let lastError: unknown;
-    for (const name of names) {
-      try {
-        libc = Deno.dlopen(name, symbols).symbols;
-        break;
-      } catch (err) {
-        lastError = err;
-      }
-    }
-    if (!libc) throw lastError;
-  }
-  return libc;
+  return libc ??= openLibc(symbols);
 }
 
 function errno(): number {
-  const ptr = lib().__errno_location();
-  return ptr ? new Deno.UnsafePointerView(ptr).getInt32() : 0;
+  return readErrno(lib().__errno_location);
 }
 
 /** strerror(3): "Address already in use" for EADDRINUSE. */

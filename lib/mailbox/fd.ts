@@ -4,6 +4,8 @@
 // so that the lock and the writes are on one open file. Every call is
 // synchronous (it runs inside an identity section, lib/ffi/identity.ts).
 
+import { openLibc, readErrno } from "../ffi/open.ts";
+
 /** A failed system call: the call's name and errno, with strerror's text. */
 export class SysError extends Error {
   constructor(readonly call: string, readonly errno: number, readonly text: string) {
@@ -68,26 +70,11 @@ type Libc = Deno.DynamicLibrary<typeof symbols>["symbols"];
 let libc: Libc | undefined;
 
 function lib(): Libc {
-  if (!libc) {
-    let lastError: unknown;
-    for (
-      const name of ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"]
-    ) {
-      try {
-        libc = Deno.dlopen(name, symbols).symbols;
-        break;
-      } catch (err) {
-        lastError = err;
-      }
-    }
-    if (!libc) throw lastError;
-  }
-  return libc;
+  return libc ??= openLibc(symbols);
 }
 
 function errno(): number {
-  const ptr = lib().__errno_location();
-  return ptr ? new Deno.UnsafePointerView(ptr).getInt32() : 0;
+  return readErrno(lib().__errno_location);
 }
 
 /** strerror(3) text of an errno value ("Permission denied"). */
