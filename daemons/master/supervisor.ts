@@ -7,6 +7,7 @@
 // and sends wake-up triggers on schedule.
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { signalNumber } from "../../lib/signals.ts";
 import process from "node:process";
 import type { Config } from "../../lib/config/mod.ts";
 import {
@@ -364,7 +365,7 @@ export class Supervisor {
     const normal = code === 0 && signal === null;
     if (!normal && !proc.stopping && this.running) {
       if (signal) {
-        const number = signalNumbers[signal] ?? signal;
+        const number = signalNumber(signal);
         warn(`process ${path} pid ${proc.pid} killed by signal ${number}`);
       } else {
         warn(`process ${path} pid ${proc.pid} exit status ${code}`);
@@ -446,22 +447,3 @@ export class Supervisor {
     closeFd(this.lifeline[1]);
   }
 }
-
-/** Linux signal numbers, for Postfix's "killed by signal N". */
-const signalNumbers: Record<string, number> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-};

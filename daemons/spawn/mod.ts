@@ -11,6 +11,7 @@
 // abnormal exits are logged as Postfix logs them.
 
 import type * as net from "node:net";
+import { signalNumber } from "../../lib/signals.ts";
 import { type ChildProcess, spawn as spawnChild } from "node:child_process";
 import type { Config } from "../../lib/config/mod.ts";
 import { type DaemonContext, singleServer } from "../../lib/daemon/server.ts";
@@ -120,24 +121,6 @@ interface Outcome {
   failed?: string;
 }
 
-const signalNumbers: Record<string, number> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-};
-
 /** Logs an unsuccessful end as Postfix's spawn does; a clean exit is silent. */
 export function logOutcome(command: string, outcome: Outcome): void {
   if (outcome.failed !== undefined) {
@@ -148,7 +131,7 @@ export function logOutcome(command: string, outcome: Outcome): void {
     return;
   }
   if (outcome.signal) {
-    const n = signalNumbers[outcome.signal] ?? outcome.signal;
+    const n = signalNumber(outcome.signal);
     warn(`command ${command} killed by signal ${n}`);
   } else if (outcome.code !== 0 && outcome.code !== null) {
     warn(`command ${command} exit status ${outcome.code}`);

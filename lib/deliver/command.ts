@@ -53,6 +53,7 @@
 // and joined in the order the pieces arrive.
 
 import { panicNoExit, warn } from "../log.ts";
+import { signalNumber } from "../signals.ts";
 
 /** What to run and how. Exactly one of `argv` and `command` is given. */
 export interface CommandOptions {
@@ -637,29 +638,4 @@ export function statusResult(
     };
   }
   return { ...base, outcome: "sent", dsn: "2.0.0", text: output, diagText: output };
-}
-
-const SIGNALS: Record<string, number> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-  SIGXCPU: 24,
-  SIGXFSZ: 25,
-};
-
-/** The Linux number of a signal name (the number Postfix logs). */
-function signalNumber(signal: string): number | string {
-  return SIGNALS[signal] ?? signal;
 }
