@@ -327,26 +327,18 @@ class Runtime {
       if (polling) return;
       polling = true;
       try {
-        // After a client, try the next one at once: under load one is
-        // usually waiting, and the poll (a worker-thread round trip) is
-        // needed only when none is (accept4 then says EAGAIN: -1).
-        let pending = false;
         while (!paused && !this.exiting) {
-          if (!pending) {
-            const ready = await pollAsync([{ fd, events: POLLIN }], 5000);
-            if (paused || this.exiting) break;
-            if (ready <= 0) continue;
-          }
+          const ready = await pollAsync([{ fd, events: POLLIN }], 5000);
+          if (paused || this.exiting) break;
+          if (ready <= 0) continue;
           let conn: number;
           try {
             conn = acceptFd(fd);
           } catch (err) {
-            pending = false;
             warn(`accept: ${(err as Error).message}`);
             await new Promise((r) => setTimeout(r, 100));
             continue;
           }
-          pending = conn >= 0;
           // -1: a sibling process took this client first.
           if (conn >= 0) {
             onConnection(raw ? conn : new net.Socket({ fd: conn, readable: true, writable: true }));
