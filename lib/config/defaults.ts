@@ -321,7 +321,7 @@ export const defaults: Readonly<Record<string, string>> = {
   "masquerade_exceptions": "",
   "master_service_disable": "",
   "max_idle": "100s",
-  "max_use": "100",
+  "max_use": "10000",
   "maximal_backoff_time": "4000s",
   "maximal_queue_lifetime": "5d",
   "message_drop_headers": "bcc, content-length, resent-bcc, return-path",

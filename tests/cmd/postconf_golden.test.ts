@@ -8,7 +8,8 @@
 // rewrites the golden files from it.
 //
 // Masked on both sides: process_id (differs per run), mynetworks (the host's
-// interfaces), mail_name (Posthorn's one intended difference).
+// interfaces), mail_name and max_use (Posthorn's two intended differences:
+// docs/COMPATIBILITY.md).
 
 import { assertEquals } from "../assert.ts";
 import { projectRoot, runProgram, type RunResult } from "../run.ts";
@@ -35,8 +36,8 @@ const cases: Case[] = JSON.parse(Deno.readTextFileSync(`${golden}cases.json`));
 
 function normalize(text: string): string {
   return text
-    .replace(/^(process_id|mynetworks|mail_name) = .*$/gm, "$1 = <masked>")
-    .replace(/^(process_id|mynetworks|mail_name)$/gm, "$1");
+    .replace(/^(process_id|mynetworks|mail_name|max_use) = .*$/gm, "$1 = <masked>")
+    .replace(/^(process_id|mynetworks|mail_name|max_use)$/gm, "$1");
 }
 
 function sortedLines(text: string): string {
