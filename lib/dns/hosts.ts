@@ -24,11 +24,24 @@ export function parseHosts(text: string): HostsEntry[] {
   return out;
 }
 
-/** Reads a hosts file; a missing or unreadable file has no entries. */
+/** The last reading of each hosts file, kept while its modification time and size stay. */
+const cache = new Map<string, { stamp: string; entries: HostsEntry[] }>();
+
+/**
+ * Reads a hosts file; a missing or unreadable file has no entries. smtpd
+ * asks at every connection: the parsed file is reused until it changes.
+ */
 export function readHosts(path = "/etc/hosts"): HostsEntry[] {
   try {
-    return parseHosts(Deno.readTextFileSync(path));
+    const st = Deno.statSync(path);
+    const stamp = `${st.mtime?.getTime()}:${st.size}:${st.ino}`;
+    const hit = cache.get(path);
+    if (hit && hit.stamp === stamp) return hit.entries;
+    const entries = parseHosts(Deno.readTextFileSync(path));
+    cache.set(path, { stamp, entries });
+    return entries;
   } catch {
+    cache.delete(path);
     return [];
   }
 }
