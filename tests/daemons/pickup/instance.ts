@@ -95,7 +95,8 @@ export async function waitIncoming(inst: Instance, n: number): Promise<string[]>
 }
 
 export async function waitGone(path: string): Promise<void> {
-  for (let t = 0; t < 10000; t += 25) {
+  // Generous: on a loaded machine the daemons themselves take seconds to start.
+  for (const end = Date.now() + 30_000; Date.now() < end;) {
     try {
       Deno.statSync(path);
     } catch {
