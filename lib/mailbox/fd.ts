@@ -5,6 +5,7 @@
 // synchronous (it runs inside an identity section, lib/ffi/identity.ts).
 
 import { openLibc, readErrno } from "../ffi/open.ts";
+import { strerror } from "../ffi/libc.ts";
 
 /** A failed system call: the call's name and errno, with strerror's text. */
 export class SysError extends Error {
@@ -62,7 +63,6 @@ const symbols = {
   flock: { parameters: ["i32", "i32"], result: "i32" },
   fcntlInt: { name: "fcntl", parameters: ["i32", "i32", "i64"], result: "i32" },
   fcntlLock: { name: "fcntl", parameters: ["i32", "i32", "buffer"], result: "i32" },
-  strerror: { parameters: ["i32"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
@@ -79,8 +79,7 @@ function errno(): number {
 
 /** strerror(3) text of an errno value ("Permission denied"). */
 export function errorText(code: number): string {
-  const ptr = lib().strerror(code);
-  return ptr ? Deno.UnsafePointerView.getCString(ptr) : `Unknown error ${code}`;
+  return strerror(code);
 }
 
 function fail(call: string): never {
